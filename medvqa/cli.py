@@ -1,0 +1,100 @@
+"""The `medvqa` command: zoo, models, ask."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .types import MedVQAError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medvqa", description="Medical visual question answering workbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    zoo = sub.add_parser("zoo", help="offline demo checkpoints")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    build = zoo_sub.add_parser("build", help="build the tiny demo zoo in checkpoints/")
+    build.add_argument("--untrained", action="store_true", help="random weights only (no training step)")
+    build.add_argument("--family", action="append", help="only these families (repeatable)")
+    build.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("models", help="list registered models")
+
+    ask = sub.add_parser("ask", help="ask one model a question about one image")
+    ask.add_argument("--model", required=True)
+    ask.add_argument("--image", required=True)
+    ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
+    ask.add_argument("--max-new-tokens", type=int, default=None)
+    ask.add_argument("question")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"zoo": _zoo, "models": _models, "ask": _ask}[args.command](args)
+    except MedVQAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _zoo(args) -> int:
+    from . import zoo
+
+    if not args.untrained:
+        print("error: training the zoo arrives with `medvqa train`; use `medvqa zoo build --untrained` for now",
+              file=sys.stderr)
+        return 2
+    specs = zoo.build_untrained(families=args.family, seed=args.seed)
+    print(f"built {len(specs)} checkpoints: {', '.join(s.name for s in specs)}")
+    return 0
+
+
+def _models(args) -> int:
+    from . import loaded_models, registry, weights
+
+    specs, problems = registry.scan()
+    loaded = set(loaded_models())
+    rows = [("name", "family", "base", "adapter", "quant", "loaded", "est. memory")]
+    for s in specs:
+        dtype = "float32" if s.dtype == "auto" else s.dtype
+        est = weights.estimate_bytes(s.resolved_base(), dtype, s.quantization)
+        if s.adapter and est:
+            est += weights.estimate_bytes(s.resolved_adapter(), dtype)  # the adapter's own (small) share
+        base = s.base if not s.base_is_local else os.path.relpath(s.resolved_base())
+        rows.append((s.name, s.family, base, "yes" if s.adapter else "-", s.quantization,
+                     "yes" if s.name in loaded else "no", _human(est) if est else "unknown (hub)"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    for p in problems:
+        print(f"skipped: {p.message}", file=sys.stderr)
+    if not specs:
+        print("no models registered: run `medvqa zoo build`", file=sys.stderr)
+    return 0
+
+
+def _ask(args) -> int:
+    from . import images, load_model
+
+    decoded = images.load_path(args.image)
+    model = load_model(args.model)
+    generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
+    answer = model.answer(decoded.image, args.question, **generation)
+    print(f"model:      {answer.model}")
+    print(f"answer:     {answer.text}")
+    print(f"confidence: {answer.score:.3f}")
+    if answer.candidates:
+        print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
+    print(f"latency:    {answer.latency_s * 1000:.0f} ms")
+    return 0
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Paths and settings, read from the environment each time they are asked for (tests change them)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """Project root holding checkpoints/ and data_cache/ (MEDVQA_HOME, default: the repository)."""
+    return Path(os.environ.get("MEDVQA_HOME", REPO_ROOT)).expanduser().resolve()
+
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get("MEDVQA_CHECKPOINTS", home() / "checkpoints")).expanduser().resolve()
+
+
+def data_cache_dir() -> Path:
+    return Path(os.environ.get("MEDVQA_DATA_CACHE", home() / "data_cache")).expanduser().resolve()
+
+
+def db_path() -> Path:
+    return Path(os.environ.get("MEDVQA_DB", data_cache_dir() / "medvqa.db")).expanduser().resolve()
+
+
+def device_setting() -> str:
+    """'auto' (cuda, then mps, then cpu) or a forced torch device string."""
+    return os.environ.get("MEDVQA_DEVICE", "auto").strip().lower() or "auto"
+
+
+def memory_budget_bytes() -> int | None:
+    """MEDVQA_MEMORY_BUDGET_GB caps resident model weights; None = the loader picks from the device."""
+    raw = os.environ.get("MEDVQA_MEMORY_BUDGET_GB", "").strip()
+    return int(float(raw) * 1024**3) if raw else None
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")

@@ -1,0 +1,192 @@
+"""The one model interface. Families fill preprocess / forward / postprocess; timing, locking, validation,
+length-sorted batching and adapter switching live here once."""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..prompts import MAX_QUESTION_CHARS, apply_strategy, trim_answer
+from ..types import Answer, MedVQAError, ModelSpec
+
+MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let one user stall the GPU
+
+
+class InputError(MedVQAError):
+    """A request the model cannot answer as given (empty question, no image, ...)."""
+
+
+@dataclass
+class LoadedBase:
+    """One resident copy of a base model, shared by every spec built on it (zero-shot base and its LoRA adapters)."""
+
+    key: tuple
+    model: Any  # a transformers model, or a peft PeftModel once an adapter is attached
+    processor: Any
+    device: str
+    dtype: str
+    effective: str  # what was really loaded, e.g. "float32 on cpu" or "4bit nf4 (compute bfloat16) on cuda"
+    notes: list[str] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    adapters: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    last_used: float = field(default_factory=time.monotonic)
+
+    def resident_bytes(self) -> int:
+        module = self.model
+        tensors = list(module.parameters()) + list(module.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class VQAModel:
+    """A spec bound to its loaded base. Subclasses set the class attributes and implement the three hooks."""
+
+    family = ""
+    transformers_class = ""  # name in `transformers`, loaded with from_pretrained
+    default_max_new_tokens = 8
+    padding_side = "left"  # decoder-only generation needs left padding; encoder inputs do not care
+
+    def __init__(self, spec: ModelSpec, base: LoadedBase, adapter_name: str | None = None):
+        self.spec = spec
+        self.base = base
+        self.adapter_name = adapter_name
+
+    # --- hooks -----------------------------------------------------------------------------------------
+    @classmethod
+    def configure_processor(cls, processor, spec: ModelSpec):
+        """Adjust a freshly loaded processor (padding side, image splitting, ...)."""
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.padding_side = cls.padding_side
+        return processor
+
+    @classmethod
+    def configure_model(cls, model, spec: ModelSpec):
+        """Adjust a freshly loaded model (fixes for upstream quirks); returns it."""
+        return model
+
+    def preprocess(self, images: list, questions: list[str]):
+        raise NotImplementedError
+
+    def forward(self, inputs, max_new_tokens: int):
+        raise NotImplementedError
+
+    def postprocess(self, outputs, inputs) -> list[tuple[str, float, list[tuple[str, float]]]]:
+        raise NotImplementedError
+
+    # --- public interface --------------------------------------------------------------------------------
+    @property
+    def model(self):
+        return self.base.model
+
+    @property
+    def processor(self):
+        return self.base.processor
+
+    @property
+    def device(self) -> str:
+        return self.base.device
+
+    def answer(self, image, question: str, **generation) -> Answer:
+        return self.answer_batch([(image, question)], batch_size=1, **generation)[0]
+
+    def answer_batch(self, requests, batch_size: int = 16, **generation) -> list[Answer]:
+        """Answers in request order; requests are grouped longest-first so padding stays small."""
+        strategy = generation.pop("prompt_strategy", None) or self.spec.prompt_strategy
+        max_new_tokens = int(generation.pop("max_new_tokens", None) or self.default_max_new_tokens)
+        if generation:
+            raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
+        max_new_tokens = max(1, min(max_new_tokens, MAX_NEW_TOKENS_CAP))
+        prepared = [(_check_image(image), apply_strategy(_check_question(q), strategy)) for image, q in requests]
+        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][1]))
+        results: list[Answer | None] = [None] * len(prepared)
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start : start + max(1, batch_size)]
+            began = time.perf_counter()
+            with self.activated():
+                inputs = self.preprocess([prepared[i][0] for i in chunk], [prepared[i][1] for i in chunk])
+                inputs = inputs.to(self.device)
+                with torch.inference_mode():
+                    outputs = self.forward(inputs, max_new_tokens)
+                decoded = self.postprocess(outputs, inputs)
+            latency = (time.perf_counter() - began) / len(chunk)  # a batch's time shared by its answers
+            for i, (text, score, candidates) in zip(chunk, decoded):
+                results[i] = Answer(trim_answer(text), float(min(1.0, max(0.0, score))), candidates, latency, self.spec.name)
+        return results  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def activated(self):
+        """Hold the base's lock with this spec's adapter (or none) active for the duration."""
+        with self.base.lock:
+            self.base.last_used = time.monotonic()
+            model = self.base.model
+            if not self.base.adapters:
+                yield
+            elif self.adapter_name is None:
+                with model.disable_adapter():
+                    yield
+            else:
+                if model.active_adapter != self.adapter_name:
+                    model.set_adapter(self.adapter_name, inference_mode=True)
+                yield
+
+
+class GenerativeVQA(VQAModel):
+    """Families that answer with `generate`: greedy, bounded, prompt stripped, confidence from token log-probs."""
+
+    def forward(self, inputs, max_new_tokens: int):
+        return self.model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+
+    def postprocess(self, outputs, inputs):
+        steps = len(outputs.logits)
+        generated = outputs.sequences[:, -steps:]  # the new tokens are always the last `steps` positions
+        logprobs = torch.stack(outputs.logits, 1).float().log_softmax(-1)
+        token_logprobs = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
+        valid = self._until_eos(generated)
+        pad_id = self._generation_config().pad_token_id or 0
+        texts = self.tokenizer.batch_decode(generated.masked_fill(~valid, pad_id), skip_special_tokens=True)
+        counts = valid.sum(-1).clamp(min=1)
+        scores = torch.exp((token_logprobs * valid).sum(-1) / counts)
+        return [(text, float(score), []) for text, score in zip(texts, scores)]
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def _generation_config(self):
+        return self.model.generation_config
+
+    def _until_eos(self, generated: torch.Tensor) -> torch.Tensor:
+        """Mask of real answer tokens: everything up to and including the first end-of-sequence token."""
+        eos = self._generation_config().eos_token_id
+        eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=generated.device)
+        is_eos = torch.isin(generated, eos_ids)
+        seen_before = (is_eos.cumsum(-1) - is_eos.long()) > 0
+        return ~seen_before
+
+
+def _check_question(question) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("The question is empty: type a question about the image.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+    return question
+
+
+def _check_image(image):
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        raise InputError(f"Expected a PIL image, got {type(image).__name__}; decode uploads with medvqa.images.decode.")
+    return image if image.mode == "RGB" else image.convert("RGB")

@@ -1,0 +1,36 @@
+"""Prompt templates per family and prompt strategy. Pure strings: no model code."""
+from __future__ import annotations
+
+EXPERT_PREFIX = (
+    "You are an expert radiologist evaluating the case, answer the question succinctly based on the medical image."
+)
+MAX_QUESTION_CHARS = 1000
+
+
+def apply_strategy(question: str, strategy: str = "plain") -> str:
+    """The question as the model sees it under a prompt strategy ('plain' or 'expert')."""
+    question = " ".join(str(question).split())
+    if strategy == "expert":
+        return f"{EXPERT_PREFIX} {question}"
+    if strategy != "plain":
+        raise ValueError(f"unknown prompt strategy {strategy!r}; expected 'plain' or 'expert'")
+    return question
+
+
+def blip2_prompt(question: str) -> str:
+    return f"Question: {question} Answer:"
+
+
+def chat_messages(question: str) -> list[dict]:
+    """One user turn with the image first, as the Idefics2 and LLaVA chat templates expect."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+
+
+def trim_answer(text: str) -> str:
+    """Keep the answer only: first line, no role echo, no surrounding whitespace or trailing full stop."""
+    text = text.strip()
+    for marker in ("Assistant:", "ASSISTANT:", "Answer:"):
+        if text.startswith(marker):
+            text = text[len(marker):]
+    text = text.strip().split("\n", 1)[0].strip()
+    return text[:-1].rstrip() if text.endswith(".") else text

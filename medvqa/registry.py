@@ -1,0 +1,127 @@
+"""Discovers checkpoints/*/medvqa.json -> ModelSpec, and maps family names to model classes lazily.
+
+Reading specs imports no torch: the dashboard draws its model pickers from this module alone.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .types import DTYPES, FAMILIES, PROMPT_STRATEGIES, QUANTIZATIONS, ModelSpec, SpecError, UnknownModelError
+
+SPEC_FILE = "medvqa.json"
+_REQUIRED = ("name", "family", "base")
+_FAMILY_CLASSES = {  # family -> "module:Class", imported only when a model of that family is loaded
+    "vilt": "medvqa.models.vilt:ViltVQA",
+    "blip": "medvqa.models.blip:BlipVQA",
+    "blip2": "medvqa.models.blip2:Blip2VQA",
+    "idefics2": "medvqa.models.idefics2:Idefics2VQA",
+    "llava": "medvqa.models.llava:LlavaVQA",
+}
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    path: Path
+    message: str
+
+
+def parse_spec(path: Path) -> ModelSpec:
+    """Read and validate one medvqa.json; SpecError names the file and the bad field."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a JSON object, found {type(raw).__name__}")
+    for key in _REQUIRED:
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise SpecError(f"{path}: field '{key}' is required and must be a non-empty string")
+    _check_choice(path, raw, "family", FAMILIES, None)
+    _check_choice(path, raw, "quantization", QUANTIZATIONS, "none")
+    _check_choice(path, raw, "dtype", DTYPES, "auto")
+    _check_choice(path, raw, "prompt_strategy", PROMPT_STRATEGIES, "plain")
+    adapter = raw.get("adapter")
+    if adapter is not None and (not isinstance(adapter, str) or not adapter.strip()):
+        raise SpecError(f"{path}: field 'adapter' must be a folder path or null")
+    trained_on = raw.get("trained_on", [])
+    if isinstance(trained_on, str):
+        trained_on = [trained_on]
+    if not isinstance(trained_on, list) or not all(isinstance(t, str) for t in trained_on):
+        raise SpecError(f"{path}: field 'trained_on' must be a list of dataset names")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{path}: field 'description' must be a string")
+    known = {"name", "family", "base", "adapter", "quantization", "dtype", "prompt_strategy", "description", "trained_on"}
+    return ModelSpec(
+        name=raw["name"].strip(),
+        family=raw["family"],
+        base=raw["base"],
+        adapter=adapter,
+        quantization=raw.get("quantization", "none"),
+        dtype=raw.get("dtype", "auto"),
+        prompt_strategy=raw.get("prompt_strategy", "plain"),
+        description=description,
+        trained_on=tuple(trained_on),
+        folder=Path(path).resolve().parent,
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def _check_choice(path: Path, raw: dict, key: str, choices: tuple, default) -> None:
+    value = raw.get(key, default)
+    if value not in choices:
+        raise SpecError(f"{path}: field '{key}' is {value!r}; expected one of {', '.join(choices)}")
+
+
+def scan(root: Path | None = None) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    """All valid specs under root (sorted by name) and one problem per unreadable or duplicate spec."""
+    root = Path(root) if root is not None else config.checkpoints_dir()
+    specs: dict[str, ModelSpec] = {}
+    problems: list[SpecProblem] = []
+    for path in sorted(root.glob(f"*/{SPEC_FILE}")) if root.is_dir() else []:
+        try:
+            spec = parse_spec(path)
+        except SpecError as exc:
+            problems.append(SpecProblem(path, str(exc)))
+            continue
+        if spec.name in specs:
+            problems.append(SpecProblem(path, f"{path}: name '{spec.name}' is already used by {specs[spec.name].folder}"))
+            continue
+        specs[spec.name] = spec
+    return sorted(specs.values(), key=lambda s: s.name), problems
+
+
+def list_models(root: Path | None = None) -> list[ModelSpec]:
+    return scan(root)[0]
+
+
+def get_spec(name: str, root: Path | None = None) -> ModelSpec:
+    specs, problems = scan(root)
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    for problem in problems:  # a broken spec of that name: say why it cannot load
+        if problem.path.parent.name == name:
+            raise SpecError(problem.message)
+    known = ", ".join(s.name for s in specs) or "none (run `medvqa zoo build`)"
+    raise UnknownModelError(f"no model named '{name}'. Registered models: {known}")
+
+
+def family_class(family: str):
+    """The model class for a family, imported on first use only."""
+    module_name, class_name = _FAMILY_CLASSES[family].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def write_spec(folder: Path, spec: ModelSpec) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SPEC_FILE
+    path.write_text(json.dumps(spec.to_json_dict(), indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,86 @@
+"""Plain data types shared by every layer. Imports no torch, so pages and the registry stay light."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAMILIES = ("vilt", "blip", "blip2", "idefics2", "llava")
+QUANTIZATIONS = ("none", "8bit", "4bit")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+PROMPT_STRATEGIES = ("plain", "expert")
+
+
+class MedVQAError(Exception):
+    """Base of every error the package raises on purpose; its message is meant for the user."""
+
+
+class SpecError(MedVQAError):
+    """A medvqa.json that cannot be read or has a bad field."""
+
+
+class CheckpointError(MedVQAError):
+    """Weights that are missing, corrupt, unsafe (pickle) or unreachable offline."""
+
+
+class UnknownModelError(MedVQAError):
+    """A name that no medvqa.json in the checkpoints folder declares."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint is, read from `checkpoints/<name>/medvqa.json` (data only, never code)."""
+
+    name: str
+    family: str
+    base: str  # hub id or local folder (relative paths are resolved against the spec's folder)
+    adapter: str | None = None  # local LoRA folder or None
+    quantization: str = "none"
+    dtype: str = "auto"
+    prompt_strategy: str = "plain"
+    description: str = ""
+    trained_on: tuple[str, ...] = ()
+    folder: Path | None = field(default=None, compare=False)
+    extra: dict = field(default_factory=dict, compare=False, hash=False)  # training hyper-parameters etc.
+
+    @property
+    def base_is_local(self) -> bool:
+        return _looks_local(self.base)
+
+    def resolved_base(self) -> str:
+        """Absolute path for a local base, the hub id otherwise."""
+        return _resolve(self.base, self.folder)
+
+    def resolved_adapter(self) -> str | None:
+        return None if self.adapter is None else _resolve(self.adapter, self.folder)
+
+    def to_json_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("folder")
+        out["trained_on"] = list(self.trained_on)
+        extra = out.pop("extra")
+        return {**extra, **out}
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
+
+
+def _resolve(ref: str, folder: Path | None) -> str:
+    if not _looks_local(ref) and not (folder is not None and (folder / ref).exists()):
+        return ref
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and folder is not None:
+        path = folder / path
+    return str(path.resolve())
+
+
+@dataclass
+class Answer:
+    """One model's answer to one question about one image."""
+
+    text: str
+    score: float  # 0..1: ViLT's sigmoid probability, or exp(mean token log-prob) for generative models
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    latency_s: float = 0.0
+    model: str = ""

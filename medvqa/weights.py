@@ -1,0 +1,85 @@
+"""Checks on weight files before anything is deserialised, and memory estimates from safetensors headers.
+
+No torch here: safetensors headers are plain JSON, so `medvqa models` can size a checkpoint without loading it.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from .types import CheckpointError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_TARGET_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def check_model_folder(folder: str | Path) -> Path:
+    """A local base must exist, hold a config and safetensors weights; pickle-only checkpoints are refused."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"checkpoint folder {folder} has no config.json: it is not a saved model")
+    _require_safetensors(folder, "model")
+    return folder
+
+
+def check_adapter_folder(folder: str | Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"adapter folder {folder} does not exist")
+    if not (folder / "adapter_config.json").is_file():
+        raise CheckpointError(f"adapter folder {folder} has no adapter_config.json: it is not a saved LoRA adapter")
+    _require_safetensors(folder, "adapter")
+    return folder
+
+
+def _require_safetensors(folder: Path, what: str) -> None:
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise CheckpointError(
+            f"{what} in {folder} is stored only as pickle ({', '.join(sorted(pickles))}); pickle files can run code "
+            "when loaded, so they are refused. Convert them to safetensors on a trusted machine first."
+        )
+    raise CheckpointError(f"{what} folder {folder} has no .safetensors weights")
+
+
+def read_header(path: Path) -> dict:
+    """The tensor table of one safetensors file (name -> dtype, shape, offsets)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        if len(raw) != 8:
+            raise CheckpointError(f"{path} is truncated: no safetensors header")
+        (length,) = struct.unpack("<Q", raw)
+        if length > 100 * 1024**2:
+            raise CheckpointError(f"{path} is corrupt: header length {length} is implausible")
+        try:
+            header = json.loads(fh.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is corrupt: unreadable safetensors header") from exc
+    header.pop("__metadata__", None)
+    return header
+
+
+def count_parameters(folder: str | Path) -> int:
+    total = 0
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        for entry in read_header(path).values():
+            n = 1
+            for dim in entry["shape"]:
+                n *= dim
+            total += n
+    return total
+
+
+def estimate_bytes(folder: str | Path, dtype: str = "float32", quantization: str = "none") -> int:
+    """Resident bytes of the weights once loaded in `dtype` (4-bit/8-bit count 0.5/1 byte a parameter)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    per_param = {"4bit": 0.5, "8bit": 1.0}.get(quantization, _TARGET_BYTES.get(dtype, 4))
+    return int(count_parameters(folder) * per_param)

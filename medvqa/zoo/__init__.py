@@ -1,0 +1,72 @@
+"""The offline demo zoo: tiny, architecture-faithful checkpoints of every family, built without any download."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .. import config, registry
+from ..types import ModelSpec
+
+# LoRA targets per family for the demo adapters (attention projections of the language side)
+LORA_TARGETS = {
+    "vilt": dict(target_modules=["query", "value"], modules_to_save=["classifier"]),
+    "idefics2": dict(target_modules=r".*text_model.*\.(q_proj|v_proj)$"),
+}
+
+
+def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print) -> list[ModelSpec]:
+    """Random-weight checkpoints of every family plus LoRA adapter specs that share a base with them."""
+    import torch
+
+    from .families import BUILDERS
+
+    root = Path(root) if root is not None else config.checkpoints_dir()
+    specs = []
+    for family in families or list(BUILDERS):
+        torch.manual_seed(seed)
+        name = f"{family}-tiny"
+        folder = root / name
+        progress(f"building {name} in {folder}")
+        if folder.exists():
+            shutil.rmtree(folder)
+        BUILDERS[family](folder)
+        spec = ModelSpec(name=name, family=family, base=".", description=f"tiny random-weight {family} (untrained)",
+                         folder=folder)
+        registry.write_spec(folder, spec)
+        specs.append(spec)
+        if family in LORA_TARGETS:
+            specs.append(build_random_adapter(root, spec, seed=seed + 1))
+            progress(f"building {specs[-1].name} (LoRA on {name})")
+    _write_readme(root)
+    return specs
+
+
+def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: int = 4) -> ModelSpec:
+    """A LoRA adapter with random (non-zero) weights, so it visibly changes its base's answers."""
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
+    name = f"{base_spec.name}-lora"
+    folder = Path(root) / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    family_cls = registry.family_class(base_spec.family)
+    model = getattr(transformers, family_cls.transformers_class).from_pretrained(base_spec.resolved_base(),
+                                                                               dtype=torch.float32)
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, init_lora_weights=False,
+                      **LORA_TARGETS[base_spec.family])
+    peft_model = get_peft_model(model, lora)
+    peft_model.save_pretrained(folder)
+    spec = ModelSpec(name=name, family=base_spec.family, base=f"../{base_spec.name}", adapter=".",
+                     description=f"random LoRA (r={rank}) on {base_spec.name}: shares its base weights",
+                     folder=folder)
+    registry.write_spec(folder, spec)
+    return spec
+
+
+def _write_readme(root: Path) -> None:
+    readme = Path(root) / "README.md"
+    if not readme.exists():
+        readme.write_text("Checkpoints: one folder per model, each with a medvqa.json. See the project README.\n")
