@@ -1,0 +1,70 @@
+import os
+
+# Nothing in the tests may wait on the network: hub ids must fail at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MEDVQA_DEVICE", "cpu")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory) -> Path:
+    """The untrained tiny zoo, built once per test session through `medvqa zoo build --untrained`'s code."""
+    from medvqa import zoo
+
+    root = tmp_path_factory.mktemp("zoo")
+    zoo.build_untrained(root, progress=lambda msg: None)
+    return root
+
+
+@pytest.fixture
+def zoo(zoo_dir, monkeypatch):
+    """Point the registry at the session zoo and start every test with an empty model cache."""
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(zoo_dir))
+    from medvqa.loader import CACHE
+
+    CACHE.unload_all()
+    yield zoo_dir
+    CACHE.unload_all()
+
+
+@pytest.fixture
+def scratch_zoo(zoo_dir, tmp_path, monkeypatch):
+    """A private copy of the zoo that a test may damage."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(zoo_dir, root)
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(root))
+    from medvqa.loader import CACHE
+
+    CACHE.unload_all()
+    yield root
+    CACHE.unload_all()
+
+
+def noise_image(seed: int, size=(72, 64)) -> Image.Image:
+    rng = np.random.RandomState(seed)
+    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype("uint8"))
+
+
+@pytest.fixture
+def images():
+    return [noise_image(seed, (64 + 3 * seed, 64)) for seed in range(8)]
+
+
+QUESTIONS = [
+    "Is there a mass in the left lung?",
+    "What organ is shown?",
+    "How many nodules are seen in the right upper lobe of the chest?",
+    "Is this a CT image?",
+    "Where is the lesion?",
+    "Which plane is this image taken in?",
+    "What colour is the stain on this slide?",
+    "Is it abnormal?",
+]

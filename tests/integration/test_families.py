@@ -1,0 +1,69 @@
+"""Every family through the public interface, on tiny checkpoints loaded exactly as hub checkpoints are."""
+import json
+import shutil
+
+import pytest
+
+import medvqa
+import medvqa.prompts
+from medvqa.types import FAMILIES
+from tests.conftest import QUESTIONS
+
+NAMES = [f"{family}-tiny" for family in FAMILIES]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_answer_is_text_with_a_probability(zoo, images, name):
+    model = medvqa.load_model(name)
+    answer = model.answer(images[0], QUESTIONS[0])
+    assert isinstance(answer.text, str) and answer.text.strip()
+    assert 0.0 <= answer.score <= 1.0
+    assert answer.latency_s > 0 and answer.model == name
+    if model.spec.family == "vilt":
+        probs = [p for _, p in answer.candidates]
+        assert len(answer.candidates) == 5 and probs == sorted(probs, reverse=True)
+        assert answer.candidates[0] == (answer.text, pytest.approx(answer.score))
+    else:
+        # only new tokens come back: no prompt, no role markers
+        assert QUESTIONS[0] not in answer.text and "Question:" not in answer.text and "ASSISTANT" not in answer.text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_answer_batch_equals_one_by_one(zoo, images, name):
+    model = medvqa.load_model(name)
+    requests = list(zip(images, QUESTIONS))
+    singles = [model.answer(image, question) for image, question in requests]
+    for batch_size in (3, 8):
+        batched = model.answer_batch(requests, batch_size=batch_size)
+        assert [a.text for a in batched] == [a.text for a in singles]
+        assert [a.score for a in batched] == pytest.approx([a.score for a in singles], abs=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_and_reload_reproduce_answers(zoo, images, tmp_path, monkeypatch, name):
+    model = medvqa.load_model(name)
+    requests = list(zip(images[:4], QUESTIONS[:4]))
+    before = [(a.text, a.score) for a in model.answer_batch(requests)]
+    copy = tmp_path / "copy"
+    model.model.save_pretrained(copy)
+    model.processor.save_pretrained(copy)
+    spec = json.loads((zoo / name / "medvqa.json").read_text())
+    (copy / "medvqa.json").write_text(json.dumps({**spec, "name": f"{name}-copy"}))
+    shutil.copytree(copy, tmp_path / "registry" / "copy")
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(tmp_path / "registry"))
+    reloaded = medvqa.load_model(f"{name}-copy")
+    assert reloaded.base is not model.base  # really read back from disk
+    after = [(a.text, a.score) for a in reloaded.answer_batch(requests)]
+    assert [t for t, _ in after] == [t for t, _ in before]
+    assert [s for _, s in after] == pytest.approx([s for _, s in before], abs=1e-5)
+
+
+def test_expert_prompt_and_generation_limits(zoo, images):
+    model = medvqa.load_model("idefics2-tiny")
+    plain = model.preprocess([images[0]], ["What organ?"])["input_ids"].shape[1]
+    expert = model.preprocess([images[0]], [medvqa.prompts.apply_strategy("What organ?", "expert")])["input_ids"].shape[1]
+    assert expert > plain + 10
+    short = model.answer(images[0], "What organ?", max_new_tokens=1)
+    assert len(model.tokenizer(short.text, add_special_tokens=False)["input_ids"]) <= 2
+    with pytest.raises(TypeError, match="temperature"):
+        model.answer(images[0], "What organ?", temperature=0.7)
