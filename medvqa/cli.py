@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--untrained", action="store_true", help="random weights only (no training step)")
     build.add_argument("--family", action="append", help="only these families (repeatable)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
 
     sub.add_parser("models", help="list registered models")
 
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _zoo(args) -> int:
-    from . import zoo
+    from . import list_models, zoo
 
+    if args.if_missing and list_models():
+        print(f"{len(list_models())} models already registered; nothing to build")
+        return 0
     if not args.untrained:
         print("error: training the zoo arrives with `medvqa train`; use `medvqa zoo build --untrained` for now",
               file=sys.stderr)

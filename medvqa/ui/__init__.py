@@ -1,0 +1,1 @@
+"""The only package that imports streamlit: cached accessors and widgets shared by pages."""
