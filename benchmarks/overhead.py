@@ -34,16 +34,17 @@ def raw_answer(model, image, question, max_new_tokens):
     """The transformers code a user would write by hand for one question: no validation, no scores, no locks."""
     family, proc, net = model.spec.family, model.processor, model.model
     if family == "vilt":
-        inputs = proc(images=image, text=question, return_tensors="pt")
+        inputs = proc(images=image, text=question, return_tensors="pt").to(net.device)
         return net.config.id2label[int(net(**inputs).logits.argmax(-1))]
     if family == "blip":
-        inputs = proc(images=image, text=question, return_tensors="pt")
+        inputs = proc(images=image, text=question, return_tensors="pt").to(net.device)
         return proc.decode(net.generate(**inputs, max_new_tokens=max_new_tokens)[0], skip_special_tokens=True)
     if family == "blip2":
         inputs = proc(images=image, text=blip2_prompt(question), return_tensors="pt")
     else:
         text = proc.apply_chat_template(chat_messages(question), add_generation_prompt=True)
         inputs = proc(text=[text], images=[[image]] if family == "idefics2" else [image], return_tensors="pt")
+    inputs = inputs.to(net.device)
     out = net.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     return proc.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
 
