@@ -22,16 +22,31 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("models", help="list registered models")
 
+    data = sub.add_parser("data", help="datasets: the phantom benchmark and the Med-VQA loaders")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    ph = data_sub.add_parser("phantom", help="generate the phantom benchmark into data_cache/phantom")
+    ph.add_argument("--n", type=int, default=None, help="training images (validation and test scale with it)")
+    ph.add_argument("--seed", type=int, default=0)
+    prep = data_sub.add_parser("prepare", help="prepare a dataset from a hub id or a local path")
+    prep.add_argument("name", help="vqa-rad, slake, pathvqa, roco, probe")
+    prep.add_argument("--source", default=None, help="hub id or local folder / parquet / arrow path")
+    show = data_sub.add_parser("show", help="print samples of a prepared dataset")
+    show.add_argument("name")
+    show.add_argument("--split", default="test")
+    show.add_argument("--limit", type=int, default=5)
+    show.add_argument("--seed", type=int, default=0)
+
     ask = sub.add_parser("ask", help="ask one model a question about one image")
     ask.add_argument("--model", required=True)
     ask.add_argument("--image", required=True)
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
     ask.add_argument("--max-new-tokens", type=int, default=None)
+    ask.add_argument("--window", default=None, help="DICOM window: lung, soft tissue, bone, brain, liver or CENTRE,WIDTH")
     ask.add_argument("question")
 
     args = parser.parse_args(argv)
     try:
-        return {"zoo": _zoo, "models": _models, "ask": _ask}[args.command](args)
+        return {"zoo": _zoo, "models": _models, "ask": _ask, "data": _data}[args.command](args)
     except MedVQAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -79,7 +94,11 @@ def _models(args) -> int:
 def _ask(args) -> int:
     from . import images, load_model
 
-    decoded = images.load_path(args.image)
+    window = args.window
+    if window and "," in window:
+        window = tuple(float(v) for v in window.split(","))
+    decoded = images.load_path(args.image, window=window) if images.is_dicom(b"", args.image) or window else \
+        images.load_path(args.image)
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)
@@ -90,6 +109,44 @@ def _ask(args) -> int:
         print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
     print(f"latency:    {answer.latency_s * 1000:.0f} ms")
     return 0
+
+
+def _data(args) -> int:
+    from tqdm import tqdm
+
+    from . import config, data
+
+    if args.data_command == "phantom":
+        from .data import phantom
+
+        sizes = None
+        if args.n:
+            sizes = {"train": args.n, "validation": max(1, args.n // 8), "test": max(1, args.n // 4)}
+        total = sum((sizes or phantom.DEFAULT_SIZES).values())
+        with tqdm(total=total, desc="phantom images", unit="img") as bar:
+            stats = phantom.build(config.data_cache_dir() / "phantom", sizes=sizes, seed=args.seed, progress=bar.update)
+        _print_phantom_stats(stats)
+        return 0
+    if args.data_command == "prepare":
+        print(f"prepared {args.name} in {data.prepare(args.name, args.source)}")
+        return 0
+    for s in data.load(args.name, split=args.split, limit=args.limit, seed=args.seed):
+        if hasattr(s, "question"):
+            print(f"{s.id}  [{s.answer_type}/{s.question_type or '-'}]  {s.question}  ->  {s.answer}")
+        else:
+            print(f"{s.id}  {s.caption}")
+    return 0
+
+
+def _print_phantom_stats(stats: dict) -> None:
+    print("images:    " + ", ".join(f"{k} {v}" for k, v in stats["images"].items()))
+    print("questions: " + ", ".join(f"{k} {v}" for k, v in stats["questions"].items()))
+    print("train questions per type: " + ", ".join(f"{k} {v}" for k, v in stats["question_type"].items()))
+    print("train answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_type"].items()))
+    print("yes share per closed template: " + ", ".join(f"{k} {v:.0%}" for k, v in stats["yes_share_per_template"].items()))
+    base = stats["text_only_baseline_test"]
+    print(f"text-only baseline on test (majority answer per template, learned on train): "
+          f"closed {base['closed']:.1%}, open {base['open']:.1%}")
 
 
 def _human(n: int) -> str:

@@ -84,3 +84,31 @@ class Answer:
     candidates: list[tuple[str, float]] = field(default_factory=list)
     latency_s: float = 0.0
     model: str = ""
+
+
+@dataclass
+class Sample:
+    """One question about one image, in the one schema every dataset loader returns."""
+
+    id: str
+    image: object  # PIL.Image.Image (RGB)
+    question: str
+    answer: str
+    answer_type: str  # "closed" (yes/no and other fixed-choice answers) or "open"
+    question_type: str = ""  # MODALITY, PLANE, ORGAN, PRES, POS, COUNT, SIZE, COLOR, ABN, ... ("" when unknown)
+    modality: str = ""
+    organ: str = ""
+    split: str = ""
+    dataset: str = ""
+    image_id: str = ""  # samples sharing an image share this (swap-images ablation, grouping in the browser)
+
+
+@dataclass
+class CaptionSample:
+    """An image with its caption (ROCO-style stage-1 corpus)."""
+
+    id: str
+    image: object
+    caption: str
+    split: str = ""
+    dataset: str = ""
