@@ -78,7 +78,8 @@ def _decode_picture(data: bytes, filename: str) -> DecodedImage:
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{filename or 'the image'} is too large to open safely ({exc}).") from exc
+        raise ImageTooLargeError(f"{filename or 'the image'} is too large to open safely: over the "
+                                 f"{MAX_PIXELS // 1_000_000} megapixels limit (a possible decompression bomb).") from exc
     except UnidentifiedImageError as exc:
         raise NotAnImageError(f"{filename or 'the file'} is not an image format we can read "
                                "(expected PNG, JPEG, TIFF, BMP or DICOM).") from exc

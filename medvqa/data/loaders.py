@@ -93,7 +93,13 @@ def _vqa_row(name: str, split: str, index: int, row: dict) -> dict:
     answer = str(row["answer"]).strip()
     raw_type = str(row.get("answer_type") or "").strip().lower()
     image_id = image_hash(row["image"])
-    return {"id": str(row.get("qid") or row.get("id") or f"{name}-{split}-{index:06d}"), "image_id": image_id,
+    if row.get("id") is not None:
+        sample_id = str(row["id"])
+    elif row.get("qid") is not None:
+        sample_id = f"{name}-{row['qid']}"
+    else:
+        sample_id = f"{name}-{split}-{index:06d}"
+    return {"id": sample_id, "image_id": image_id,
             "image": row["image"], "question": str(row["question"]).strip(), "answer": answer,
             "answer_type": raw_type if raw_type in ("open", "closed") else answer_type_of(answer),
             "question_type": str(row.get("content_type") or row.get("question_type") or ""), "template": "",
@@ -113,7 +119,7 @@ def _slake_official(path: Path) -> dict[str, list[dict]]:
         for r in rows:
             image_path = path / "imgs" / r["img_name"]
             converted.append(_vqa_row("slake", split, len(converted), {
-                **r, "image": {"bytes": image_path.read_bytes(), "path": r["img_name"]}, "id": f"slake-{r['qid']}"}))
+                **r, "image": {"bytes": image_path.read_bytes(), "path": r["img_name"]}}))
         out[split] = converted
     return out
 

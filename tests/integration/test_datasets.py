@@ -1,0 +1,148 @@
+"""Every loader on small fixture files in the real layouts, the phantom benchmark's guarantees, offline behaviour."""
+import hashlib
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medvqa import data
+from medvqa.data import phantom
+from medvqa.data.sources import DatasetSourceError
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def jpeg(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.RandomState(seed).randint(0, 255, (24, 24, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+QA = [("Is there a pneumothorax?", "yes"), ("What organ is this?", "lung"), ("Is the heart enlarged?", "No"),
+      ("Where is the lesion?", "right lower lobe")]
+
+
+def hub_parquet_layout(root, splits):
+    """The layout `hf download` gives for flaviagiammarino/vqa-rad and path-vqa: data/<split>-00000-of-00001.parquet."""
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+
+    features = Features({"image": ImageFeature(), "question": Value("string"), "answer": Value("string")})
+    (root / "data").mkdir(parents=True)
+    for split in splits:
+        rows = [{"image": {"bytes": jpeg(i), "path": None}, "question": q, "answer": a} for i, (q, a) in enumerate(QA)]
+        Dataset.from_list(rows, features=features).to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.mark.parametrize("name, splits", [("vqa-rad", ["train", "test"]), ("pathvqa", ["train", "validation", "test"]),
+                                          ("slake", ["train", "validation", "test"])])
+def test_parquet_layouts(cache, name, splits):
+    source = hub_parquet_layout(cache / name, splits)
+    data.prepare(name, str(source))
+    for split in splits:
+        samples = data.load(name, split=split)
+        assert [(s.question, s.answer) for s in samples] == QA
+        assert [s.answer_type for s in samples] == ["closed", "open", "closed", "open"]  # the yes/no rule
+        assert all(s.dataset == name and s.split == split and s.image.mode == "RGB" for s in samples)
+        assert samples[0].image_id == hashlib.sha1(jpeg(0)).hexdigest()[:16]
+
+
+def test_slake_official_json_keeps_english_and_its_labels(cache):
+    root = cache / "Slake1.0"
+    (root / "imgs" / "xmlab1").mkdir(parents=True)
+    (root / "imgs" / "xmlab1" / "source.jpg").write_bytes(jpeg(1))
+    row = {"img_id": 1, "img_name": "xmlab1/source.jpg", "location": "Lung", "modality": "CT",
+           "answer_type": "CLOSED", "base_type": "vqa", "content_type": "Abnormality"}
+    rows = [{**row, "qid": 10, "question": "Is the lung healthy?", "answer": "No", "q_lang": "en"},
+            {**row, "qid": 11, "question": "肺部健康吗?", "answer": "不", "q_lang": "zh"},
+            {**row, "qid": 12, "question": "Which organ is abnormal?", "answer": "Lung", "q_lang": "en",
+             "answer_type": "OPEN", "content_type": "Organ"}]
+    for file_name in ("train.json", "validate.json", "test.json"):
+        (root / file_name).write_text(json.dumps(rows, ensure_ascii=False))
+    data.prepare("slake", str(root))
+    samples = data.load("slake", split="validation")
+    assert [s.question for s in samples] == ["Is the lung healthy?", "Which organ is abnormal?"]
+    assert [(s.answer_type, s.question_type, s.modality, s.organ) for s in samples] == [
+        ("closed", "Abnormality", "CT", "Lung"), ("open", "Organ", "CT", "Lung")]
+    assert samples[0].id == "slake-10"
+
+
+def test_roco_imagefolder_captions(cache):
+    root = cache / "roco"
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        for i in range(3):
+            (root / split / f"img{i}.jpg").write_bytes(jpeg(i))
+        (root / split / "metadata.csv").write_text("file_name,caption\n" + "".join(
+            f"img{i}.jpg,CT scan showing finding {i}\n" for i in range(3)))
+    data.prepare("roco", str(root))
+    captions = data.load("roco", split="train")
+    assert sorted(c.caption for c in captions) == [f"CT scan showing finding {i}" for i in range(3)]
+
+
+def test_probe_attaches_nonsense_questions_to_real_images(cache):
+    samples = data.load("probe")
+    assert len(samples) >= 30 and {s.answer for s in samples} == {"unanswerable"}
+    assert {s.modality for s in samples} >= {"ct", "mr"}
+    assert all(s.question_type == "PROBE" for s in samples)
+
+
+def test_offline_hub_id_fails_fast_with_the_local_alternative(cache):
+    began = time.perf_counter()
+    with pytest.raises(DatasetSourceError, match=r"hf download flaviagiammarino/vqa-rad.*--source"):
+        data.prepare("vqa-rad")
+    assert time.perf_counter() - began < 1.0
+    with pytest.raises(DatasetSourceError, match="not prepared"):
+        data.load("pathvqa")
+
+
+def test_seeded_limit_and_prepared_once(cache):
+    data.prepare("pathvqa", str(hub_parquet_layout(cache / "pv", ["test"])))
+    a = [s.id for s in data.load("pathvqa", limit=2, seed=1)]
+    assert len(a) == 2 and a == [s.id for s in data.load("pathvqa", limit=2, seed=1)]
+    assert {tuple(s.id for s in data.load("pathvqa", limit=2, seed=k)) for k in range(6)} != {tuple(a)}
+    with pytest.raises(DatasetSourceError, match="no split 'train'"):
+        data.load("pathvqa", split="train")
+
+
+def test_phantom_is_deterministic_and_splits_share_no_image():
+    sizes = {"train": 40, "validation": 8, "test": 12}
+    first, again = phantom.generate(sizes, seed=3), phantom.generate(sizes, seed=3)
+    assert first == again
+    assert phantom.generate(sizes, seed=4)["test"]["qa"] != first["test"]["qa"]
+    hashes = {split: {hashlib.sha1(c["image"]["bytes"]).hexdigest() for c in rows["captions"]}
+              for split, rows in first.items()}
+    assert not (hashes["train"] & hashes["test"]) and not (hashes["train"] & hashes["validation"])
+    assert not (hashes["validation"] & hashes["test"])
+
+
+def test_phantom_balance_baseline_and_captions():
+    rows = phantom.generate({"train": 800, "validation": 10, "test": 240}, seed=0)
+    stats = phantom.statistics(rows)
+    assert all(0.35 <= share <= 0.65 for share in stats["yes_share_per_template"].values()), stats
+    assert stats["text_only_baseline_test"]["closed"] <= 0.60
+    assert set(stats["question_type"]) == {"MODALITY", "PLANE", "ORGAN", "PRES", "ABN", "COUNT", "POS", "SIZE", "COLOR"}
+    assert {r["modality"] for r in rows["train"]["qa"]} == {"x-ray", "ct", "mri", "pathology"}
+    # the caption and the answers describe the same image
+    by_image = {c["id"]: c["caption"] for c in rows["train"]["captions"]}
+    for r in rows["train"]["qa"]:
+        if r["template"] == "count-open" and r["answer"] != "0":
+            number = ["", "one", "two", "three"][int(r["answer"])]
+            assert f" {number} " in by_image[r["image_id"]]
+        if r["template"] == "position-open":
+            assert f"in the {r['answer']} part" in by_image[r["image_id"]]
+
+
+def test_phantom_build_and_load_through_the_one_schema(cache):
+    stats = phantom.build(cache / "cache" / "phantom", sizes={"train": 20, "validation": 4, "test": 8}, seed=0)
+    test = data.load("phantom", split="test")
+    assert len(test) == stats["questions"]["test"] and test[0].dataset == "phantom" and test[0].image.size == (128, 128)
+    captions = data.load("phantom-captions", split="train")
+    assert len(captions) == 20 and captions[0].caption.endswith(".")
