@@ -44,9 +44,32 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--window", default=None, help="DICOM window: lung, soft tissue, bone, brain, liver or CENTRE,WIDTH")
     ask.add_argument("question")
 
+    ev = sub.add_parser("eval", help="evaluate models on a dataset (batched, resumable, stored)")
+    ev.add_argument("--model", required=True, help="one name or several, comma-separated")
+    ev.add_argument("--dataset", default="phantom")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--ablation", default="none",
+                    help="none, swap-images, expert-prompt, ood, probe, zero-shot (comma-separated for several)")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--max-new-tokens", type=int, default=None)
+
+    rep = sub.add_parser("report", help="leaderboard of stored runs, or a paired test between two models")
+    rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
+    rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    rep.add_argument("--dataset", default="phantom")
+    rep.add_argument("--split", default="test")
+    rep.add_argument("--ablation", default="none")
+
+    exp = sub.add_parser("export", help="write one run's predictions as CSV or JSONL")
+    exp.add_argument("--run", type=int, required=True)
+    exp.add_argument("--out", required=True, help="path ending in .csv or .jsonl")
+
     args = parser.parse_args(argv)
     try:
-        return {"zoo": _zoo, "models": _models, "ask": _ask, "data": _data}[args.command](args)
+        return {"zoo": _zoo, "models": _models, "ask": _ask, "data": _data, "eval": _eval,
+                "report": _report, "export": _export}[args.command](args)
     except MedVQAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -108,6 +131,54 @@ def _ask(args) -> int:
     if answer.candidates:
         print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
     print(f"latency:    {answer.latency_s * 1000:.0f} ms")
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluation import evaluate
+
+    for model in args.model.split(","):
+        for ablation in args.ablation.split(","):
+            r = evaluate(model.strip(), args.dataset, split=args.split, limit=args.limit, ablation=ablation.strip(),
+                         batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens)
+            parts = [f"{k} {v['accuracy']:.3f}" for k, v in r.summary.items() if "accuracy" in v]
+            extra = f", hallucination rate {r.summary['all']['hallucination_rate']:.3f}" \
+                if "hallucination_rate" in r.summary.get("all", {}) else ""
+            print(f"run {r.run_id}: {r.model} on {r.dataset} ({r.ablation}): {r.total} samples, reused {r.reused}, "
+                  f"computed {r.computed}; accuracy " + ", ".join(parts) + extra)
+    return 0
+
+
+def _report(args) -> int:
+    from . import config, report
+
+    if args.compare:
+        c = report.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation)
+        pb, mc = c["paired_bootstrap"], c["mcnemar"]
+        print(f"{c['model_a']} vs {c['model_b']} on {c['dataset']}/{args.split} ({args.ablation}), {c['n']} paired "
+              f"samples: accuracy {c['accuracy_a']:.3f} vs {c['accuracy_b']:.3f}")
+        print(f"  difference {pb['difference']:+.3f}, 95% CI [{pb['ci_low']:+.3f}, {pb['ci_high']:+.3f}], "
+              f"paired bootstrap p = {pb['p_value']:.4f}")
+        print(f"  McNemar: only A right {mc['only_a']}, only B right {mc['only_b']}, exact p = {mc['p_value']:.4f}")
+        return 0
+    board = report.leaderboard()
+    if board.empty:
+        print("no finished runs in the store: run `medvqa eval` first")
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(board.to_string(index=False))
+    path = args.csv or str(config.data_cache_dir() / "leaderboard.csv")
+    board.to_csv(path, index=False)
+    print(f"written to {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from .store import Store
+
+    print(f"wrote {Store().export(args.run, args.out)}")
     return 0
 
 

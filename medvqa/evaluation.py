@@ -1,0 +1,168 @@
+"""Batched, resumable evaluation: every prediction is stored as its batch completes, keyed by (spec hash, sample id,
+image used, prompt, generation settings), so a killed run resumes where it stopped and nothing is computed twice."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import data, metrics, registry
+from .store import Store
+from .types import MedVQAError, ModelSpec, Sample
+
+ABLATIONS = ("none", "swap-images", "expert-prompt", "ood", "probe", "zero-shot")
+SUBSET_FIELDS = ("answer_type", "question_type", "modality", "organ")
+HEADLINE = ("accuracy", "exact_match", "contains", "token_f1", "token_recall", "bleu1", "bleu4", "meteor")
+
+
+@dataclass
+class EvalResult:
+    run_id: int
+    model: str
+    dataset: str
+    ablation: str
+    total: int
+    reused: int  # predictions found in the store (this run before a crash, or an identical earlier request)
+    computed: int
+    summary: dict  # subset "all"/"closed"/"open" -> metric -> value
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """Changes when the spec or its weights change (file names, sizes and modification times)."""
+    h = hashlib.sha256(json.dumps(spec.to_json_dict(), sort_keys=True).encode())
+    for ref in (spec.resolved_base(), spec.resolved_adapter()):
+        if ref and Path(ref).is_dir():
+            for f in sorted(Path(ref).glob("*")):
+                if f.is_file() and f.suffix in (".safetensors", ".json"):
+                    st = f.stat()
+                    h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def swap_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
+    """A seeded derangement: every question gets the image of another sample with a different image."""
+    if len({s.image_id for s in samples}) < 2:
+        raise MedVQAError("swap-images needs samples from at least two different images")
+    rng = random.Random(seed)
+    for _ in range(1000):
+        order = list(range(len(samples)))
+        rng.shuffle(order)
+        if all(samples[i].image_id != samples[j].image_id for i, j in enumerate(order)):
+            return [dataclasses.replace(s, image=samples[j].image, image_id=samples[j].image_id)
+                    for s, j in zip(samples, order)]
+    raise MedVQAError("could not derange the images (one image dominates the samples)")
+
+
+def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
+             batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
+             progress: bool = True) -> EvalResult:
+    if ablation not in ABLATIONS:
+        raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
+    store = store or Store()
+    spec = registry.get_spec(model_name)
+    if ablation == "probe":
+        dataset, split = "probe", "test"
+    if ablation == "ood" and dataset in spec.trained_on:
+        raise MedVQAError(f"{model_name} was trained on {dataset}: pick a dataset outside {list(spec.trained_on)}")
+    if ablation == "zero-shot" and spec.adapter is None:
+        raise MedVQAError(f"{model_name} has no adapter: it is already its own zero-shot base")
+    samples = data.load(dataset, split=split, limit=limit, seed=seed)
+    if ablation == "swap-images":
+        samples = swap_images(samples, seed)
+    prompt = "expert" if ablation == "expert-prompt" else spec.prompt_strategy
+    generation = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
+    model_hash = spec_hash(spec) + (":zero-shot" if ablation == "zero-shot" else "")
+    identity = {"model": model_name, "spec_hash": model_hash, "dataset": dataset, "split": split, "ablation": ablation,
+                "prompt": prompt, "generation": generation, "limit": limit, "seed": seed,
+                "ood": bool(spec.trained_on) and dataset not in spec.trained_on}
+    run_id, _ = store.open_run(identity)
+    key_of = {s.id: _cache_key(model_hash, s, prompt, generation) for s in samples}
+    done = store.done_sample_ids(run_id)
+    todo = [s for s in samples if s.id not in done]
+    cached = store.cached([key_of[s.id] for s in todo])
+    carried = [s for s in todo if key_of[s.id] in cached]
+    if carried:  # identical requests answered by another run: copy, do not recompute
+        store.add_predictions(run_id, [_row_from_cache(cached[key_of[s.id]], s) for s in carried])
+    remaining = sorted((s for s in todo if key_of[s.id] not in cached), key=lambda s: -len(s.question))
+    reused = len(samples) - len(remaining)
+    if remaining:
+        model = _model_for(model_name, ablation)
+        bar = _progress(progress, len(samples), reused, f"{model_name} on {dataset}/{split} ({ablation})")
+        for start in range(0, len(remaining), batch_size):
+            batch = remaining[start : start + batch_size]
+            answers = model.answer_batch([(s.image, s.question) for s in batch], batch_size=batch_size,
+                                         prompt_strategy=prompt, max_new_tokens=max_new_tokens)
+            store.add_predictions(run_id, [_row(s, a, key_of[s.id]) for s, a in zip(batch, answers)])
+            if bar:
+                bar.update(len(batch))
+        if bar:
+            bar.close()
+    rows = store.predictions(run_id)
+    metric_rows = aggregate(rows, probe=ablation == "probe")
+    store.finish_run(run_id, metric_rows)
+    summary = {}
+    for m in metric_rows:
+        if m["subset"] in ("all", "closed", "open"):
+            summary.setdefault(m["subset"], {})[m["metric"]] = m["value"]
+    return EvalResult(run_id, model_name, dataset, ablation, len(samples), reused, len(remaining), summary)
+
+
+def _model_for(name: str, ablation: str):
+    from . import load_model
+
+    model = load_model(name)
+    if ablation == "zero-shot":  # the same resident base with the adapter switched off
+        spec = dataclasses.replace(model.spec, name=f"{name}:zero-shot", adapter=None)
+        return type(model)(spec, model.base, None)
+    return model
+
+
+def _cache_key(model_hash: str, s: Sample, prompt: str, generation: dict) -> str:
+    raw = json.dumps([model_hash, s.dataset, s.id, s.image_id, s.question, prompt, generation], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _row(s: Sample, answer, key: str) -> dict:
+    values = metrics.score(answer.text, s.answer, s.answer_type)
+    return {"sample_id": s.id, "cache_key": key, "question": s.question, "answer": s.answer,
+            "prediction": answer.text, "score": answer.score, "latency_s": answer.latency_s,
+            "answer_type": s.answer_type, "question_type": s.question_type, "modality": s.modality, "organ": s.organ,
+            "image_id": s.image_id, "values_json": json.dumps(values)}
+
+
+def _row_from_cache(row, s: Sample) -> dict:
+    return {**{k: row[k] for k in row.keys() if k not in ("run_id", "created")}, "sample_id": s.id}
+
+
+def aggregate(rows, probe: bool = False) -> list[dict]:
+    """Metric rows (subset, metric, value, 95% bootstrap CI, n) over all samples and every breakdown."""
+    subsets = {"all": rows, "closed": rows[rows.answer_type == "closed"], "open": rows[rows.answer_type == "open"]}
+    for field in SUBSET_FIELDS:
+        for value, group in rows.groupby(field):
+            if value:
+                subsets[f"{field}={value}"] = group
+    meteor_name = "meteor" if metrics.meteor_backend()[1] == "METEOR" else "meteor_no_synonyms"
+    out = []
+    for subset, group in subsets.items():
+        if not len(group):
+            continue
+        columns = {"accuracy": group["correct"], **{m: group[m] for m in HEADLINE[1:] if m != "meteor"},
+                   meteor_name: group["meteor"]}
+        if probe:
+            columns["hallucination_rate"] = 1.0 - group["declined"]
+        cis = metrics.bootstrap_cis({name: values.tolist() for name, values in columns.items()})
+        for metric, values in columns.items():
+            out.append({"subset": subset, "metric": metric, "value": float(values.mean()), "ci_low": cis[metric][0],
+                        "ci_high": cis[metric][1], "n": int(len(values))})
+    return out
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="q", dynamic_ncols=True)

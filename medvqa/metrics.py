@@ -1,0 +1,196 @@
+"""Med-VQA metrics with the field's exact definitions (see README "Metrics" for sources and pitfalls avoided).
+
+All per-sample functions take one prediction and one gold answer and return a float in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from functools import lru_cache
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_YES_NO = re.compile(r"\b(yes|no)\b")
+DECLINES = ("unanswerable", "cannot be answered", "cannot answer", "can not be answered", "cannot be determined",
+            "cannot determine", "not possible to", "unable to", "i don't know", "i do not know", "unknown",
+            "not applicable", "not visible", "not shown", "no such", "n/a")
+
+
+def normalize(text: str) -> str:
+    """SQuAD v1.1: lowercase, delete punctuation (not replace), drop articles, collapse whitespace."""
+    text = "".join(c for c in str(text).lower() if c not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+def exact_match(pred: str, gold: str) -> float:
+    return float(normalize(pred) == normalize(gold))
+
+
+def contains_match(pred: str, gold: str) -> float:
+    """The gold answer inside the prediction (Med-Idefics' lenient score), as whole words: "no" is not in "normal"."""
+    p, g = tokens(pred), tokens(gold)
+    if not g:
+        return float(not p)
+    return float(any(p[i : i + len(g)] == g for i in range(len(p) - len(g) + 1)))
+
+
+def token_f1(pred: str, gold: str) -> float:
+    """SQuAD token F1 over multisets (Counter overlap), 0 when nothing overlaps; both empty counts as a match."""
+    p, g = tokens(pred), tokens(gold)
+    if not p or not g:
+        return float(p == g)
+    same = sum((Counter(p) & Counter(g)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_recall(pred: str, gold: str) -> float:
+    """LLaVA-Med open recall: share of gold tokens present in the prediction (never penalises verbosity)."""
+    g = tokens(gold)
+    if not g:
+        return 0.0
+    present = set(tokens(pred))
+    return sum(t in present for t in g) / len(g)
+
+
+def first_yes_no(pred: str) -> str | None:
+    match = _YES_NO.search(normalize(pred))
+    return match.group(1) if match else None
+
+
+def closed_correct(pred: str, gold: str) -> float:
+    """Yes/no gold: the prediction's first whole-word yes or no must equal it ("normal" is not "no", "yes, a nodule"
+    is yes). Other closed answers (SLAKE's "Left", "CT"): normalised exact match."""
+    g = normalize(gold)
+    if g in ("yes", "no"):
+        return float(first_yes_no(pred) == g)
+    return exact_match(pred, gold)
+
+
+def bleu(pred: str, gold: str, n: int = 1) -> float:
+    """Sentence-level BLEU-n as Med-VQA papers compute it: nltk, uniform weights, smoothing method1 (short answers)."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    p, g = tokens(pred), tokens(gold)
+    if not p or not g:
+        return 0.0
+    return float(sentence_bleu([g], p, weights=(1.0 / n,) * n, smoothing_function=SmoothingFunction().method1))
+
+
+@lru_cache(maxsize=1)
+def meteor_backend() -> tuple[object | None, str]:
+    """(wordnet, label): nltk's WordNet when installed, else a synonym-free stand-in labelled as such."""
+    try:
+        from nltk.corpus import wordnet
+
+        wordnet.ensure_loaded()
+        return wordnet, "METEOR"
+    except Exception:  # noqa: BLE001 - LookupError when the corpus is absent; never download at run time
+        class NoSynonyms:
+            def synsets(self, *args, **kwargs):
+                return []
+
+        return NoSynonyms(), "METEOR (no synonyms)"
+
+
+def meteor(pred: str, gold: str) -> float:
+    from nltk.translate.meteor_score import meteor_score
+
+    p, g = tokens(pred), tokens(gold)
+    if not p or not g:
+        return 0.0
+    return float(meteor_score([g], p, wordnet=meteor_backend()[0]))
+
+
+def declines(pred: str) -> bool:
+    """Whether an answer declines (for the probe: anything else asserts something about the image)."""
+    text = str(pred).lower()
+    return not text.strip() or any(phrase in text for phrase in DECLINES)
+
+
+def score(pred: str, gold: str, answer_type: str) -> dict[str, float]:
+    """Per-sample values stored with each prediction. `correct` is closed accuracy for closed questions and exact
+    match for open ones: the paired tests and the overall accuracy use it."""
+    values = {
+        "exact_match": exact_match(pred, gold),
+        "contains": contains_match(pred, gold),
+        "token_f1": token_f1(pred, gold),
+        "token_recall": token_recall(pred, gold),
+        "bleu1": bleu(pred, gold, 1),
+        "bleu4": bleu(pred, gold, 4),
+        "meteor": meteor(pred, gold),
+        "declined": float(declines(pred)),
+    }
+    values["correct"] = closed_correct(pred, gold) if answer_type == "closed" else values["exact_match"]
+    return values
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean."""
+    import numpy as np
+
+    data = np.asarray(list(values), dtype=float)
+    if data.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(n_resamples, data.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def bootstrap_cis(columns: dict[str, list], n_resamples: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile CIs of several per-sample metrics over the same samples, from one shared set of resamples."""
+    import numpy as np
+
+    names = list(columns)
+    data = np.asarray([list(columns[n]) for n in names], dtype=float)  # metrics x samples
+    if data.size == 0:
+        return {n: (float("nan"), float("nan")) for n in names}
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, data.shape[1], size=(n_resamples, data.shape[1]))
+    means = data[:, index].mean(axis=2)  # metrics x resamples
+    tail = (1 - level) / 2 * 100
+    lows, highs = np.percentile(means, tail, axis=1), np.percentile(means, 100 - tail, axis=1)
+    return {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)}
+
+
+def mcnemar(a_correct, b_correct) -> dict:
+    """Exact McNemar test on paired 0/1 outcomes: b01 = only B right, b10 = only A right."""
+    a, b = [bool(round(x)) for x in a_correct], [bool(round(x)) for x in b_correct]
+    if len(a) != len(b):
+        raise ValueError("McNemar needs the same samples for both models")
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    n = only_a + only_b
+    k = min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": p}
+
+
+def paired_bootstrap(a_values, b_values, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean difference A - B over the same samples, its 95% CI, and the two-sided bootstrap p-value."""
+    import numpy as np
+
+    a, b = np.asarray(list(a_values), float), np.asarray(list(b_values), float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("paired bootstrap needs the same non-empty samples for both models")
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(n_resamples, diff.size))].mean(axis=1)
+    p = 2 * min((means <= 0).mean(), (means >= 0).mean())
+    return {"difference": float(diff.mean()), "ci_low": float(np.percentile(means, 2.5)),
+            "ci_high": float(np.percentile(means, 97.5)), "p_value": float(min(1.0, p))}

@@ -1,0 +1,188 @@
+"""The results database (SQLite, WAL): runs, predictions, metrics, training logs, grades and votes.
+
+Every write is its own short transaction on a fresh connection, so concurrent threads and processes are safe and a
+crash loses at most the write in flight.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from . import config
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, identity TEXT UNIQUE NOT NULL, model TEXT NOT NULL, spec_hash TEXT NOT NULL,
+    dataset TEXT NOT NULL, split TEXT NOT NULL, ablation TEXT NOT NULL, prompt TEXT NOT NULL, generation TEXT NOT NULL,
+    sample_limit INTEGER, seed INTEGER, ood INTEGER, status TEXT NOT NULL, created REAL NOT NULL, finished REAL);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id INTEGER NOT NULL REFERENCES runs(id), sample_id TEXT NOT NULL, cache_key TEXT NOT NULL,
+    question TEXT, answer TEXT, prediction TEXT NOT NULL, score REAL, latency_s REAL, answer_type TEXT,
+    question_type TEXT, modality TEXT, organ TEXT, image_id TEXT, values_json TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (run_id, sample_id));
+CREATE INDEX IF NOT EXISTS predictions_cache ON predictions(cache_key);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id), subset TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    ci_low REAL, ci_high REAL, n INTEGER, PRIMARY KEY (run_id, subset, metric));
+CREATE TABLE IF NOT EXISTS training_logs (
+    id INTEGER PRIMARY KEY, run_name TEXT NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL,
+    learning_rate REAL, created REAL NOT NULL, UNIQUE (run_name, step, split));
+CREATE TABLE IF NOT EXISTS grades (
+    id INTEGER PRIMARY KEY, rater TEXT NOT NULL, run_id INTEGER, sample_id TEXT NOT NULL, model TEXT NOT NULL,
+    verdict TEXT NOT NULL, comment TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY, rater TEXT NOT NULL, model_a TEXT NOT NULL, model_b TEXT NOT NULL, winner TEXT NOT NULL,
+    question TEXT NOT NULL, image_hash TEXT NOT NULL, dataset TEXT, modality TEXT, saved_case TEXT,
+    created REAL NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else config.db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} has schema v{version}; this medvqa knows v{SCHEMA_VERSION}")
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at each commit against a process crash
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # --- runs and predictions ------------------------------------------------------------------------
+    def open_run(self, identity: dict) -> tuple[int, bool]:
+        """The run with this identity, created if new; returns (run id, whether it already existed)."""
+        key = json.dumps(identity, sort_keys=True)
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM runs WHERE identity = ?", (key,)).fetchone()
+            if row:
+                db.execute("UPDATE runs SET status = 'running' WHERE id = ?", (row["id"],))
+                return row["id"], True
+            cur = db.execute(
+                "INSERT INTO runs (identity, model, spec_hash, dataset, split, ablation, prompt, generation, "
+                "sample_limit, seed, ood, status, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,'running',?)",
+                (key, identity["model"], identity["spec_hash"], identity["dataset"], identity["split"],
+                 identity["ablation"], identity["prompt"], json.dumps(identity["generation"], sort_keys=True),
+                 identity.get("limit"), identity.get("seed"), int(bool(identity.get("ood"))), time.time()))
+            return cur.lastrowid, False
+
+    def done_sample_ids(self, run_id: int) -> set[str]:
+        with self.connect() as db:
+            return {r[0] for r in db.execute("SELECT sample_id FROM predictions WHERE run_id = ?", (run_id,))}
+
+    def cached(self, cache_keys: list[str]) -> dict[str, sqlite3.Row]:
+        """Predictions made before, by any run, for these (spec, sample, prompt, generation) keys."""
+        out = {}
+        with self.connect() as db:
+            for start in range(0, len(cache_keys), 500):
+                chunk = cache_keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.execute(f"SELECT * FROM predictions WHERE cache_key IN ({marks})", chunk):
+                    out.setdefault(row["cache_key"], row)
+        return out
+
+    def add_predictions(self, run_id: int, rows: list[dict]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO predictions (run_id, sample_id, cache_key, question, answer, prediction, score, "
+                "latency_s, answer_type, question_type, modality, organ, image_id, values_json, created) "
+                "VALUES (:run_id, :sample_id, :cache_key, :question, :answer, :prediction, :score, :latency_s, "
+                ":answer_type, :question_type, :modality, :organ, :image_id, :values_json, :created)",
+                [{**r, "run_id": run_id, "created": time.time()} for r in rows])
+
+    def finish_run(self, run_id: int, metric_rows: list[dict]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.executemany("INSERT INTO metrics (run_id, subset, metric, value, ci_low, ci_high, n) VALUES "
+                           "(:run_id, :subset, :metric, :value, :ci_low, :ci_high, :n)",
+                           [{**m, "run_id": run_id} for m in metric_rows])
+            db.execute("UPDATE runs SET status = 'done', finished = ? WHERE id = ?", (time.time(), run_id))
+
+    # --- reading ---------------------------------------------------------------------------------------
+    def runs(self):
+        import pandas as pd
+
+        with self.connect() as db:
+            return pd.read_sql_query("SELECT id, model, dataset, split, ablation, prompt, generation, sample_limit, "
+                                     "ood, status, created, finished FROM runs ORDER BY id", db)
+
+    def predictions(self, run_id: int):
+        import pandas as pd
+
+        with self.connect() as db:
+            frame = pd.read_sql_query("SELECT * FROM predictions WHERE run_id = ? ORDER BY sample_id", db,
+                                      params=(run_id,))
+        values = frame.pop("values_json").map(json.loads).apply(pd.Series) if len(frame) else pd.DataFrame()
+        return pd.concat([frame, values], axis=1)
+
+    def metrics(self):
+        import pandas as pd
+
+        with self.connect() as db:
+            return pd.read_sql_query(
+                "SELECT r.id AS run_id, r.model, r.dataset, r.split, r.ablation, r.prompt, m.subset, m.metric, "
+                "m.value, m.ci_low, m.ci_high, m.n FROM metrics m JOIN runs r ON r.id = m.run_id "
+                "WHERE r.status = 'done' ORDER BY r.model, r.dataset, r.ablation, m.subset, m.metric", db)
+
+    def export(self, run_id: int, path: str | Path) -> Path:
+        """One run's predictions (with every per-sample metric) as .csv or .jsonl."""
+        path = Path(path)
+        frame = self.predictions(run_id)
+        if path.suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_csv(path, index=False)
+        return path
+
+    # --- training and human judgment ------------------------------------------------------------------
+    def add_training_log(self, run_name: str, step: int, split: str, loss: float, learning_rate: float | None = None):
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO training_logs (run_name, step, split, loss, learning_rate, created) "
+                       "VALUES (?,?,?,?,?,?)", (run_name, step, split, loss, learning_rate, time.time()))
+
+    def add_vote(self, rater: str, model_a: str, model_b: str, winner: str, question: str, image_hash: str,
+                 dataset: str | None = None, modality: str | None = None, saved_case: str | None = None) -> int:
+        with self.transaction() as db:
+            return db.execute("INSERT INTO votes (rater, model_a, model_b, winner, question, image_hash, dataset, "
+                              "modality, saved_case, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                              (rater, model_a, model_b, winner, question, image_hash, dataset, modality, saved_case,
+                               time.time())).lastrowid
+
+    def add_grade(self, rater: str, sample_id: str, model: str, verdict: str, run_id: int | None = None,
+                  comment: str | None = None) -> int:
+        with self.transaction() as db:
+            return db.execute("INSERT INTO grades (rater, run_id, sample_id, model, verdict, comment, created) "
+                              "VALUES (?,?,?,?,?,?,?)", (rater, run_id, sample_id, model, verdict, comment,
+                                                          time.time())).lastrowid
+
+    def count(self, table: str) -> int:
+        if table not in ("runs", "predictions", "metrics", "training_logs", "grades", "votes"):
+            raise ValueError(table)
+        with self.connect() as db:
+            return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

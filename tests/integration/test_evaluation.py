@@ -1,0 +1,142 @@
+"""The evaluation runner: resumable after SIGKILL with nothing lost or recomputed, ablations, report, export."""
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from medvqa import report
+from medvqa.data import phantom
+from medvqa.evaluation import evaluate, swap_images
+from medvqa.store import Store
+from medvqa.types import MedVQAError
+
+
+@pytest.fixture(scope="session")
+def phantom_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data_cache")
+    phantom.build(root / "phantom", sizes={"train": 16, "validation": 4, "test": 48}, seed=0)
+    return root
+
+
+@pytest.fixture
+def env(zoo, phantom_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
+    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "medvqa.db"))
+    return tmp_path
+
+
+def run_cli(args, db, env_extra, **kw):
+    env = {**os.environ, **env_extra, "MEDVQA_DB": str(db)}
+    return subprocess.Popen([sys.executable, "-m", "medvqa.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def stored(db) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(env, zoo, phantom_cache):
+    extra = {"MEDVQA_CHECKPOINTS": str(zoo), "MEDVQA_DATA_CACHE": str(phantom_cache)}
+    args = ["eval", "--model", "llava-tiny,blip-tiny", "--dataset", "phantom", "--batch-size", "1"]
+    killed_db = env / "killed.db"
+    proc = run_cli(args, killed_db, extra)
+    deadline = time.time() + 120
+    while stored(killed_db) < 30 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    at_kill = stored(killed_db)
+    total_per_model = len(phantom.generate({"train": 16, "validation": 4, "test": 48}, seed=0)["test"]["qa"])
+    assert 30 <= at_kill < 2 * total_per_model, "the kill must land midway"
+
+    resumed = run_cli(args, killed_db, extra)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+) samples, reused (\d+), computed (\d+)", out)]
+    assert len(counts) == 2
+    assert sum(reused for _, reused, _ in counts) == at_kill  # every stored prediction reused
+    assert all(total == reused + computed == total_per_model for total, reused, computed in counts)
+    assert stored(killed_db) == 2 * total_per_model  # nothing lost, nothing duplicated
+
+    clean = run_cli(args, env / "clean.db", extra)
+    assert clean.wait(timeout=300) == 0
+    a = Store(killed_db).metrics().drop(columns="run_id")
+    b = Store(env / "clean.db").metrics().drop(columns="run_id")
+    assert len(a) > 50 and a.equals(b)
+
+
+def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
+    plain = evaluate("vilt-tiny", "phantom", progress=False)
+    swapped = evaluate("vilt-tiny", "phantom", ablation="swap-images", progress=False)
+    expert = evaluate("idefics2-tiny", "phantom", ablation="expert-prompt", limit=20, progress=False)
+    zero = evaluate("idefics2-tiny-lora", "phantom", ablation="zero-shot", limit=20, progress=False)
+    probe = evaluate("llava-tiny", "phantom", ablation="probe", progress=False)
+    assert len({plain.run_id, swapped.run_id, expert.run_id, zero.run_id, probe.run_id}) == 5
+    runs = Store().runs()
+    assert set(runs.ablation) == {"none", "swap-images", "expert-prompt", "zero-shot", "probe"}
+    assert runs.set_index("ablation").loc["expert-prompt", "prompt"] == "expert"
+    assert probe.dataset == "probe" and "hallucination_rate" in probe.summary["all"]
+    board = report.leaderboard()
+    vilt = board[board.model == "vilt-tiny"].set_index("ablation")
+    assert {"none", "swap-images"} <= set(vilt.index)
+    assert re.fullmatch(r"\[\d\.\d{3}, \d\.\d{3}\]", vilt.loc["none", "accuracy CI"])
+    # the store's value is what the board shows
+    metrics = Store().metrics()
+    stored_value = metrics[(metrics.run_id == plain.run_id) & (metrics.subset == "all") & (metrics.metric == "accuracy")]
+    assert vilt.loc["none", "accuracy"] == pytest.approx(stored_value.value.iloc[0])
+    assert any(s.startswith("question_type=") for s in metrics.subset)
+
+
+def test_swap_images_is_a_derangement(env):
+    from medvqa import data
+
+    samples = data.load("phantom", split="test")
+    swapped = swap_images(samples, seed=1)
+    assert [s.id for s in swapped] == [s.id for s in samples]
+    assert all(a.image_id != b.image_id for a, b in zip(samples, swapped))
+    assert swapped == swap_images(samples, seed=1)
+
+
+def test_identical_requests_are_reused_across_runs_and_export(env):
+    first = evaluate("blip2-tiny", "phantom", limit=12, progress=False)
+    wider = evaluate("blip2-tiny", "phantom", limit=None, progress=False)
+    assert first.computed == 12 and wider.reused >= 1 and wider.reused + wider.computed == wider.total
+    csv = Store().export(first.run_id, env / "run.csv")
+    jsonl = Store().export(first.run_id, env / "run.jsonl")
+    assert len(csv.read_text().splitlines()) == 13 and len(jsonl.read_text().splitlines()) == 12
+    assert "token_f1" in csv.read_text().splitlines()[0]
+
+
+def test_bad_ablation_requests(env):
+    with pytest.raises(MedVQAError, match="no adapter"):
+        evaluate("vilt-tiny", "phantom", ablation="zero-shot", progress=False)
+    with pytest.raises(MedVQAError, match="unknown ablation"):
+        evaluate("vilt-tiny", "phantom", ablation="dropout", progress=False)
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = Store(tmp_path / "votes.db")
+
+    def rater(k):
+        for i in range(50):
+            store.add_vote(f"rater{k}", "a", "b", "model_a", f"q{i}", "hash")
+            if i % 10 == 0:
+                store.add_grade(f"rater{k}", f"s{i}", "a", "correct")
+
+    threads = [threading.Thread(target=rater, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.count("votes") == 400 and store.count("grades") == 40
+    assert Store(tmp_path / "votes.db").count("votes") == 400  # durable: a new connection sees every row

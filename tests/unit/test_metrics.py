@@ -1,0 +1,103 @@
+"""Worked examples, computed by hand from the definitions (SQuAD v1.1 EM/F1; BLEU-1 = brevity penalty x clipped
+unigram precision), plus the field's known pitfalls."""
+import math
+
+import pytest
+from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+from medvqa import metrics as m
+
+# prediction, gold, EM, F1 (multiset), BLEU-1 by hand
+WORKED = [
+    ("yes", "yes", 1, 1.0, 1.0),
+    ("Yes.", "yes", 1, 1.0, 1.0),                          # punctuation deleted
+    ("the left lung", "left lung", 1, 1.0, 1.0),            # article dropped
+    ("An X-ray", "xray", 1, 1.0, 1.0),                      # hyphen deleted, not spaced
+    ("normal", "no", 0, 0.0, 0.0),                          # "no" is not inside "normal"
+    ("no", "normal", 0, 0.0, 0.0),
+    ("yes, a nodule", "yes", 0, 2 / 3, 0.5),               # P 1/2, R 1 -> F1 2/3; BLEU-1: BP 1 x 1/2
+    ("left", "left upper lobe", 0, 0.5, math.exp(-2) * 1.0),  # P 1, R 1/3; BP exp(1 - 3/1)
+    ("right upper lobe", "left upper lobe", 0, 2 / 3, 2 / 3),
+    ("", "yes", 0, 0.0, 0.0),                               # empty prediction scores zero, never dropped
+    ("ct", "CT", 1, 1.0, 1.0),
+    ("mri scan of the brain", "brain", 0, 0.4, 0.25),      # tokens mri scan of brain: P 1/4, R 1 -> F1 0.4
+    ("two", "2", 0, 0.0, 0.0),                              # SQuAD does not map number words
+    ("lung lung", "lung", 0, 2 / 3, 0.5),                   # multiset: one lung counts once; clipped precision 1/2
+    ("liver", "the liver", 1, 1.0, 1.0),
+    ("axial plane", "axial", 0, 2 / 3, 0.5),
+    ("pink", "purple", 0, 0.0, 0.0),
+    ("small mass", "large mass", 0, 0.5, 0.5),
+    ("cardiomegaly", "cardiomegaly", 1, 1.0, 1.0),
+    ("in the left lower lobe", "left lower lobe", 0, 6 / 7, 0.75),  # P 3/4, R 1 -> 6/7
+    ("no, there is none", "no", 0, 0.4, 0.25),              # tokens no there is none: P 1/4, R 1
+    ("The answer: yes", "yes", 0, 2 / 3, 0.5),              # "answer yes": P 1/2
+]
+
+
+@pytest.mark.parametrize("pred, gold, em, f1, bleu1", WORKED)
+def test_worked_examples(pred, gold, em, f1, bleu1):
+    assert m.exact_match(pred, gold) == em
+    assert m.token_f1(pred, gold) == pytest.approx(f1)
+    assert m.bleu(pred, gold, 1) == pytest.approx(bleu1, abs=1e-9)
+    # and BLEU-1 equals nltk's sentence BLEU with the same tokens and smoothing (what papers report)
+    p, g = m.tokens(pred), m.tokens(gold)
+    expected = sentence_bleu([g], p, weights=(1.0,), smoothing_function=SmoothingFunction().method1) if p else 0.0
+    assert m.bleu(pred, gold, 1) == pytest.approx(expected)
+
+
+def test_bleu4_is_nltk_sentence_bleu_with_smoothing():
+    p, g = m.tokens("right upper lobe nodule"), m.tokens("right upper lobe")
+    expected = sentence_bleu([g], p, weights=(0.25,) * 4, smoothing_function=SmoothingFunction().method1)
+    assert m.bleu("right upper lobe nodule", "right upper lobe", 4) == pytest.approx(expected)
+    assert 0 < expected < m.bleu("right upper lobe nodule", "right upper lobe", 1)
+
+
+@pytest.mark.parametrize("pred, gold, correct", [
+    ("yes", "yes", 1), ("Yes, a nodule is present.", "yes", 1), ("normal", "no", 0), ("note the nodule", "no", 0),
+    ("I don't know", "no", 0), ("No.", "no", 1), ("no, yes", "yes", 0),  # the first whole-word yes/no decides
+    ("", "yes", 0), ("Left", "left", 1), ("left lung", "left", 0),  # non-yes/no closed answers: exact match
+])
+def test_closed_accuracy(pred, gold, correct):
+    assert m.closed_correct(pred, gold) == correct
+
+
+def test_contains_is_whole_words_and_recall_ignores_verbosity():
+    assert m.contains_match("there is a nodule in the left lung", "left lung") == 1
+    assert m.contains_match("normal", "no") == 0 and m.contains_match("nodule", "no") == 0
+    assert m.token_recall("the mass is in the left upper lobe of the lung", "left upper lobe") == 1.0
+    assert m.token_recall("left", "left upper lobe") == pytest.approx(1 / 3)
+
+
+def test_meteor_is_labelled_by_its_backend():
+    value = m.meteor("tumour in the liver", "tumor in the liver")
+    label = m.meteor_backend()[1]
+    assert label in ("METEOR", "METEOR (no synonyms)")
+    assert 0 < value < 1
+    assert m.meteor("", "liver") == 0.0
+
+
+def test_bootstrap_and_paired_tests():
+    low, high = m.bootstrap_ci([1, 0] * 100)
+    assert low < 0.5 < high and high - low < 0.2
+    assert m.bootstrap_ci([1] * 20) == (1.0, 1.0)
+    # 12 samples only A gets right, 2 only B: exact McNemar p = 2 * P(X <= 2 | n=14, 1/2)
+    a = [1] * 12 + [0] * 2 + [1] * 10
+    b = [0] * 12 + [1] * 2 + [1] * 10
+    result = m.mcnemar(a, b)
+    expected = 2 * sum(math.comb(14, i) for i in range(3)) / 2**14
+    assert result == {"only_a": 12, "only_b": 2, "p_value": pytest.approx(expected)}
+    boot = m.paired_bootstrap(a, b)
+    assert boot["difference"] == pytest.approx(10 / 24) and boot["ci_low"] > 0 and boot["p_value"] < 0.05
+    assert m.mcnemar([1, 0], [1, 0])["p_value"] == 1.0
+
+
+def test_declines():
+    assert m.declines("Unanswerable") and m.declines("I don't know") and m.declines("")
+    assert not m.declines("left lung nodule")
+
+
+def test_joint_bootstrap_matches_single_metric_bootstrap():
+    values = [1, 0, 1, 1, 0, 1, 0, 1] * 10
+    joint = m.bootstrap_cis({"a": values, "b": [1 - v for v in values]})
+    assert joint["a"] == pytest.approx(m.bootstrap_ci(values))  # same seed, same resamples
+    assert joint["b"][0] == pytest.approx(1 - joint["a"][1])
