@@ -55,6 +55,34 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=None)
 
+    tr = sub.add_parser("train", help="fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)")
+    tr.add_argument("--config", default=None, help="a JSON file of these settings; flags override it")
+    tr.add_argument("--family", choices=["vilt", "blip", "blip2", "idefics2", "llava"])
+    tr.add_argument("--base", help="hub id or local checkpoint folder")
+    tr.add_argument("--output", help="checkpoint folder to write (default checkpoints/<name>)")
+    tr.add_argument("--name")
+    tr.add_argument("--method", choices=["full", "lora", "qlora"])
+    tr.add_argument("--task", choices=["vqa", "caption"])
+    tr.add_argument("--dataset")
+    tr.add_argument("--train-limit", type=int)
+    tr.add_argument("--val-limit", type=int)
+    tr.add_argument("--lora-r", type=int)
+    tr.add_argument("--lora-alpha", type=int)
+    tr.add_argument("--lora-dropout", type=float)
+    tr.add_argument("--target-modules", help="a regex, or comma-separated module names")
+    tr.add_argument("--optimizer", choices=["adamw", "rmsprop"])
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--epochs", type=float)
+    tr.add_argument("--max-steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--grad-accum", type=int)
+    tr.add_argument("--warmup", type=float)
+    tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--init-adapter", help="stage-1 adapter folder to continue from (two-stage training)")
+    tr.add_argument("--save-every", type=int)
+    tr.add_argument("--eval-every", type=int)
+
     rep = sub.add_parser("report", help="leaderboard of stored runs, or a paired test between two models")
     rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
@@ -69,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"zoo": _zoo, "models": _models, "ask": _ask, "data": _data, "eval": _eval,
-                "report": _report, "export": _export}[args.command](args)
+                "report": _report, "export": _export, "train": _train}[args.command](args)
     except MedVQAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -146,6 +174,25 @@ def _eval(args) -> int:
                 if "hallucination_rate" in r.summary.get("all", {}) else ""
             print(f"run {r.run_id}: {r.model} on {r.dataset} ({r.ablation}): {r.total} samples, reused {r.reused}, "
                   f"computed {r.computed}; accuracy " + ", ".join(parts) + extra)
+    return 0
+
+
+def _train(args) -> int:
+    from . import config
+    from .train import TrainConfig, run
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config") and v is not None}
+    if "target_modules" in settings and "," in settings["target_modules"]:
+        settings["target_modules"] = settings["target_modules"].split(",")
+    if not args.config and not ({"family", "base"} <= set(settings)):
+        print("error: give --family and --base (or --config FILE)", file=sys.stderr)
+        return 2
+    name = settings.get("name") or (f"{settings['family']}-{settings.get('method', 'full')}" if "family" in settings else None)
+    if "output" not in settings and name:
+        settings["output"] = str(config.checkpoints_dir() / name)
+    cfg = TrainConfig.from_file(args.config, **settings) if args.config else TrainConfig(**settings)
+    spec = run(cfg)
+    print(f"saved {spec.name} in {cfg.output} (medvqa.json written; it is now in `medvqa models`)")
     return 0
 
 

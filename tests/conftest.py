@@ -35,6 +35,16 @@ def zoo(zoo_dir, monkeypatch):
     CACHE.unload_all()
 
 
+@pytest.fixture(scope="session")
+def phantom_cache(tmp_path_factory):
+    """A small phantom benchmark in its own data cache (train 16 images, validation 4, test 48)."""
+    from medvqa.data import phantom
+
+    root = tmp_path_factory.mktemp("data_cache")
+    phantom.build(root / "phantom", sizes={"train": 16, "validation": 4, "test": 48}, seed=0)
+    return root
+
+
 @pytest.fixture
 def scratch_zoo(zoo_dir, tmp_path, monkeypatch):
     """A private copy of the zoo that a test may damage."""

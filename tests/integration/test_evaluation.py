@@ -17,13 +17,6 @@ from medvqa.store import Store
 from medvqa.types import MedVQAError
 
 
-@pytest.fixture(scope="session")
-def phantom_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data_cache")
-    phantom.build(root / "phantom", sizes={"train": 16, "validation": 4, "test": 48}, seed=0)
-    return root
-
-
 @pytest.fixture
 def env(zoo, phantom_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))

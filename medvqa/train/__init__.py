@@ -1,0 +1,11 @@
+"""Fine-tuning: one loop for every family (full, LoRA, QLoRA; VQA or captions; two-stage via init_adapter)."""
+from .config import LORA_TARGETS, TrainConfig
+
+
+def run(cfg: TrainConfig, store=None, progress: bool = True):
+    from .run import run as _run
+
+    return _run(cfg, store=store, progress=progress)
+
+
+__all__ = ["LORA_TARGETS", "TrainConfig", "run"]

@@ -1,0 +1,98 @@
+"""Batches with correct supervision for each family.
+
+- ViLT: soft multi-hot targets over an answer vocabulary built from the training answers.
+- BLIP: decoder inputs built explicitly ([DEC] answer [SEP]); padding masked with -100 in the labels.
+- BLIP-2 / Idefics2 / LLaVA: prompt + answer + end token in one sequence; prompt, image and padding positions -100,
+  so the loss is on the answer tokens only.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from ..prompts import blip2_prompt, chat_messages
+
+CAPTION_PROMPT = "Describe the image."
+DECODER_ONLY = ("blip2", "idefics2", "llava")
+
+
+def answer_vocabulary(answers: list[str], max_size: int = 512) -> list[str]:
+    """The most frequent training answers (lower-cased). Policy for answers outside it: their targets are all zero
+    during training, and at test time such a gold answer can never be predicted (it counts as wrong, never dropped)."""
+    return [a for a, _ in Counter(a.strip().lower() for a in answers).most_common(max_size)]
+
+
+def soft_scores(answer: str, label2id: dict[str, int], num_labels: int) -> torch.Tensor:
+    """VQA soft score min(1, count/3) per annotator answer; one annotator answer here, so it is 1/3 -> scaled to 1."""
+    target = torch.zeros(num_labels)
+    index = label2id.get(answer.strip().lower())
+    if index is not None:
+        target[index] = min(1.0, 3 / 3)
+    return target
+
+
+class Collator:
+    def __init__(self, family: str, processor, model_config=None, task: str = "vqa"):
+        self.family, self.processor, self.task = family, processor, task
+        self.config = model_config
+        tokenizer = getattr(processor, "tokenizer", None)
+        if family in DECODER_ONLY and tokenizer is not None:
+            tokenizer.padding_side = "right"  # training pads on the right; generation uses the left
+        if family == "vilt" and task != "vqa":
+            raise ValueError("ViLT classifies answers; it cannot be trained on captions")
+
+    def __call__(self, examples: list[tuple]) -> dict:
+        """examples: (image, question, answer) for vqa, (image, caption) for caption."""
+        if self.task == "caption":
+            examples = [(image, CAPTION_PROMPT, caption) for image, caption in examples]
+        images = [e[0] for e in examples]
+        questions = [e[1] for e in examples]
+        answers = [e[2] for e in examples]
+        return getattr(self, f"_{self.family}")(images, questions, answers)
+
+    def _vilt(self, images, questions, answers):
+        batch = self.processor(images=images, text=questions, padding=True, truncation=True, max_length=40,
+                               return_tensors="pt")
+        label2id, n = self.config.label2id, self.config.num_labels
+        batch["labels"] = torch.stack([soft_scores(a, label2id, n) for a in answers])
+        return batch
+
+    def _blip(self, images, questions, answers):
+        batch = self.processor(images=images, text=questions, padding=True, return_tensors="pt")
+        tok = self.processor.tokenizer
+        target = tok(answers, padding=True, return_tensors="pt")
+        decoder_ids = target["input_ids"].clone()
+        decoder_ids[:, 0] = tok.convert_tokens_to_ids("[DEC]")  # BLIP's decoder starts from [DEC], not [CLS]
+        batch["decoder_input_ids"] = decoder_ids
+        batch["decoder_attention_mask"] = target["attention_mask"]
+        batch["labels"] = decoder_ids.masked_fill(target["attention_mask"] == 0, -100)
+        return batch
+
+    def _prompts(self, questions):
+        if self.family == "blip2":
+            return [blip2_prompt(q) for q in questions]
+        return [self.processor.apply_chat_template(chat_messages(q), add_generation_prompt=True) for q in questions]
+
+    def _end_token(self) -> str:
+        tok = self.processor.tokenizer
+        return "<end_of_utterance>" if self.family == "idefics2" else tok.eos_token
+
+    def _images_arg(self, images):
+        return [[image] for image in images] if self.family == "idefics2" else images
+
+    def _decoder_only(self, images, questions, answers):
+        prompts = self._prompts(questions)
+        texts = [f"{p} {a}{self._end_token()}" for p, a in zip(prompts, answers)]
+        batch = self.processor(text=texts, images=self._images_arg(images), padding=True, return_tensors="pt")
+        labels = batch["input_ids"].clone()
+        labels[batch["attention_mask"] == 0] = -100
+        # prompts alone, padded on the right: each row's mask sum is its prompt length (image tokens included)
+        prompt_lengths = self.processor(text=prompts, images=self._images_arg(images), padding=True,
+                                        return_tensors="pt")["attention_mask"].sum(1)
+        for i, prompt_len in enumerate(prompt_lengths.tolist()):
+            labels[i, :prompt_len] = -100  # prompt and image tokens are context, not targets
+        batch["labels"] = labels
+        return batch
+
+    _blip2 = _idefics2 = _llava = _decoder_only

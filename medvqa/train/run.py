@@ -1,0 +1,209 @@
+"""The training loop behind `medvqa train`: one loop for every family and method, resumable after a kill."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+from .. import data, registry
+from ..store import Store
+from ..types import ModelSpec
+from .collate import Collator, answer_vocabulary
+from .config import LORA_MODULES_TO_SAVE, TrainConfig
+
+RESUME_DIR = "_resume"
+
+
+def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> ModelSpec:
+    import torch
+    from tqdm import tqdm
+
+    store = store or Store()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows, val_rows = _examples(cfg, cfg.split, cfg.train_limit), _examples(cfg, cfg.val_split, cfg.val_limit)
+    model, processor = _load(cfg, [r[-1] for r in train_rows])
+    collate = Collator(cfg.family, processor, model.config, cfg.task)
+    device = next(p for p in model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
+                 else torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+    per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum))
+    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+    warmup = int(cfg.warmup * total) if cfg.warmup < 1 else int(cfg.warmup)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    start = _resume(out, cfg, model, optimizer, schedule)
+    autocast = _autocast(cfg, device)
+    model.train()
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="step", disable=not progress)
+    for step in range(start, total):
+        for micro in range(cfg.grad_accum):
+            batch = collate(_batch_rows(train_rows, cfg, step * cfg.grad_accum + micro)).to(device)
+            with autocast:
+                loss = model(**batch).loss / cfg.grad_accum
+            loss.backward()
+        loss = loss.item()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        store.add_training_log(cfg.name, step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss * cfg.grad_accum:.3f}")
+        if val_rows and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
+            store.add_training_log(cfg.name, step + 1, "validation", _validation_loss(model, collate, val_rows, cfg,
+                                                                                      device, autocast))
+        if (step + 1) % cfg.save_every == 0 and step + 1 < total:
+            _save_resume(out, cfg, model, optimizer, schedule, step + 1)
+    bar.close()
+    return _save_final(cfg, model, processor, out, total)
+
+
+def _examples(cfg: TrainConfig, split: str, limit: int | None) -> list[tuple]:
+    if cfg.task == "caption":
+        name = "phantom-captions" if cfg.dataset == "phantom" else cfg.dataset
+        return [(s.image, s.caption) for s in data.load(name, split=split, limit=limit, seed=cfg.seed)]
+    return [(s.image, s.question, s.answer) for s in data.load(cfg.dataset, split=split, limit=limit, seed=cfg.seed)]
+
+
+def _batch_rows(rows: list, cfg: TrainConfig, batch_index: int) -> list:
+    """The same batches in the same order on every run (so a resumed run continues the exact sequence)."""
+    per_epoch = math.ceil(len(rows) / cfg.batch_size)
+    epoch, offset = divmod(batch_index, per_epoch)
+    order = list(range(len(rows)))
+    random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+    return [rows[i] for i in order[offset * cfg.batch_size : (offset + 1) * cfg.batch_size]]
+
+
+def _load(cfg: TrainConfig, answers: list[str]):
+    import torch
+    import transformers
+    from transformers import AutoProcessor
+
+    family = registry.family_class(cfg.family)
+    local = Path(cfg.base).exists()
+    processor = AutoProcessor.from_pretrained(cfg.base, trust_remote_code=False, local_files_only=local)
+    cuda = torch.cuda.is_available()
+    kwargs = dict(trust_remote_code=False, local_files_only=local, use_safetensors=True, dtype=torch.float32)
+    if cfg.method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        kwargs.update(dtype=compute, device_map={"": "cuda" if cuda else "cpu"}, quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=True))
+    if cfg.family == "vilt":  # a classification head over the training answers
+        vocab = answer_vocabulary(answers, cfg.answer_vocab_size)
+        kwargs.update(id2label=dict(enumerate(vocab)), label2id={a: i for i, a in enumerate(vocab)},
+                      ignore_mismatched_sizes=True)
+    model = family.configure_model(getattr(transformers, family.transformers_class).from_pretrained(cfg.base, **kwargs),
+                                   None)
+    if cfg.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    elif cuda:
+        model = model.to("cuda")
+    if cfg.method != "full":
+        model = _with_lora(cfg, model)
+    return model, processor
+
+
+def _with_lora(cfg: TrainConfig, model):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if cfg.init_adapter:  # stage 2 continues the stage-1 adapter, trainable
+        return PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.targets, init_lora_weights="gaussian",
+                      modules_to_save=cfg.modules_to_save or LORA_MODULES_TO_SAVE.get(cfg.family))
+    return get_peft_model(model, lora)
+
+
+def _autocast(cfg: TrainConfig, device):
+    import contextlib
+
+    import torch
+
+    if device.type != "cuda" or cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if cfg.precision == "fp16" else torch.bfloat16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _validation_loss(model, collate, rows, cfg, device, autocast) -> float:
+    import torch
+
+    model.eval()
+    losses = []
+    with torch.no_grad(), autocast:
+        for start in range(0, len(rows), cfg.batch_size):
+            losses.append(float(model(**collate(rows[start : start + cfg.batch_size]).to(device)).loss))
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def _trainable_state(model) -> dict:
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_resume(out: Path, cfg, model, optimizer, schedule, step: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = out / (RESUME_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_trainable_state(model), str(tmp / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "config": cfg.to_dict()}))
+    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+    os.replace(tmp, out / RESUME_DIR)  # a kill during saving leaves the previous resume point intact
+
+
+def _resume(out: Path, cfg, model, optimizer, schedule) -> int:
+    import torch
+    from safetensors.torch import load_file
+
+    folder = out / RESUME_DIR
+    if not (folder / "state.json").exists():
+        return 0
+    state = json.loads((folder / "state.json").read_text())
+    if state["config"] != cfg.to_dict():
+        raise ValueError(f"{folder} belongs to a run with other settings; delete it to start afresh")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in load_file(str(folder / "trainable.safetensors")).items():
+            params[name].copy_(tensor)
+    saved = torch.load(folder / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    print(f"resuming {cfg.name} from step {state['step']}")
+    return int(state["step"])
+
+
+def _save_final(cfg: TrainConfig, model, processor, out: Path, steps: int) -> ModelSpec:
+    model.eval()
+    model.save_pretrained(out)
+    if cfg.method == "full":
+        processor.save_pretrained(out)
+        base, adapter = ".", None
+    else:
+        base = os.path.relpath(Path(cfg.base).resolve(), out.resolve()) if Path(cfg.base).exists() else cfg.base
+        adapter = "."
+    spec = ModelSpec(name=cfg.name, family=cfg.family, base=base, adapter=adapter,
+                     quantization="4bit" if cfg.method == "qlora" else "none",
+                     description=cfg.description or f"{cfg.family} {cfg.method} on {cfg.dataset} ({cfg.task})",
+                     trained_on=(cfg.dataset,), folder=out,
+                     extra={"method": cfg.method, "task": cfg.task, "steps": steps, "trained_at": time.time(),
+                            "hyperparameters": {k: v for k, v in cfg.to_dict().items()
+                                                if k not in ("family", "base", "output", "name", "description")}})
+    registry.write_spec(out, spec)
+    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+    return spec

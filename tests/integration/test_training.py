@@ -1,0 +1,119 @@
+"""Fine-tuning every family: supervision masks, loss going down, QLoRA, two-stage, resume after SIGKILL, registry."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import medvqa
+from medvqa import data
+from medvqa.store import Store
+from medvqa.train import TrainConfig, run
+from medvqa.train.collate import Collator
+
+
+@pytest.fixture
+def env(scratch_zoo, phantom_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
+    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "medvqa.db"))
+    return scratch_zoo
+
+
+def losses(name, split="train"):
+    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
+        return [r[0] for r in db.execute("SELECT loss FROM training_logs WHERE run_name = ? AND split = ? ORDER BY step",
+                                          (name, split))]
+
+
+def train(env, family, method="full", name=None, **kw):
+    settings = dict(family=family, base=str(env / f"{family}-tiny"), output=str(env / (name or f"{family}-{method}")),
+                    method=method, train_limit=16, val_limit=8, batch_size=8, max_steps=12, lr=3e-3, eval_every=6,
+                    warmup=0, seed=0, lora_r=8, lora_alpha=16, lora_dropout=0.0)
+    return run(TrainConfig(**{**settings, **kw}), progress=False)
+
+
+@pytest.mark.parametrize("family", ["idefics2", "llava", "blip2"])
+def test_decoder_only_labels_cover_the_answer_only(env, family):
+    model = medvqa.load_model(f"{family}-tiny")
+    samples = data.load("phantom", split="train", limit=4)
+    batch = Collator(family, model.processor, model.model.config)([(s.image, s.question, s.answer) for s in samples])
+    tokenizer = model.processor.tokenizer
+    for labels, sample in zip(batch["labels"], samples):
+        target = tokenizer.decode(labels[labels != -100])
+        assert target.strip().startswith(sample.answer) and sample.question not in target
+        end = "<end_of_utterance>" if family == "idefics2" else tokenizer.eos_token
+        assert target.endswith(end)
+    image_token = model.processor.image_token_id if family != "blip2" else model.model.config.image_token_index
+    assert not ((batch["input_ids"] == image_token) & (batch["labels"] != -100)).any()
+
+
+def test_blip_decoder_inputs_start_with_dec_and_mask_padding(env):
+    model = medvqa.load_model("blip-tiny")
+    samples = data.load("phantom", split="train", limit=6)
+    batch = Collator("blip", model.processor, model.model.config)([(s.image, s.question, s.answer) for s in samples])
+    dec = model.processor.tokenizer.convert_tokens_to_ids("[DEC]")
+    assert (batch["decoder_input_ids"][:, 0] == dec).all()
+    assert ((batch["labels"] == -100) == (batch["decoder_attention_mask"] == 0)).all()
+
+
+@pytest.mark.parametrize("family, method", [("vilt", "full"), ("blip", "full"), ("blip2", "lora"),
+                                            ("idefics2", "lora"), ("llava", "full")])
+def test_training_reduces_loss_and_registers_a_working_checkpoint(env, family, method):
+    spec = train(env, family, method)
+    train_losses = losses(spec.name)
+    assert len(train_losses) == 12 and sum(train_losses[-3:]) / 3 < sum(train_losses[:3]) / 3 - 0.1
+    assert len(losses(spec.name, "validation")) == 2
+    listed = {s.name: s for s in medvqa.list_models()}
+    assert spec.name in listed and listed[spec.name].trained_on == ("phantom",)
+    assert listed[spec.name].extra["method"] == method and listed[spec.name].extra["hyperparameters"]["lr"] == 3e-3
+    if family == "vilt":  # the head was rebuilt over the training answers
+        answers = {s.answer.lower() for s in data.load("phantom", split="train", limit=16, seed=0)}
+        assert set(medvqa.load_model(spec.name).model.config.label2id) == answers
+    image = data.load("phantom", split="test", limit=1)[0].image
+    answer = medvqa.load_model(spec.name).answer(image, "what modality is this?")
+    assert isinstance(answer.text, str) and 0 <= answer.score <= 1 and answer.model == spec.name
+
+
+def test_qlora_steps_reduce_loss(env):
+    spec = train(env, "idefics2", "qlora", max_steps=10)
+    train_losses = losses(spec.name)
+    assert train_losses[-1] < train_losses[0]
+    model = medvqa.load_model(spec.name)
+    assert spec.quantization == "4bit" and model.base.effective.startswith("4bit")
+
+
+def test_two_stage_caption_then_vqa(env):
+    stage1 = train(env, "idefics2", "lora", name="idefics2-captions", task="caption", max_steps=6)
+    stage2 = train(env, "idefics2", "lora", name="idefics2-two-stage", init_adapter=str(env / "idefics2-captions"),
+                   max_steps=6)
+    assert stage1.extra["task"] == "caption" and stage2.extra["hyperparameters"]["init_adapter"].endswith("captions")
+    model = medvqa.load_model("idefics2-two-stage")
+    assert model.base is medvqa.load_model("idefics2-tiny").base  # shares the base with the zero-shot variant
+
+
+def test_training_killed_midway_resumes_from_its_last_saved_step(env):
+    args = [sys.executable, "-m", "medvqa.cli", "train", "--family", "llava", "--base", str(env / "llava-tiny"),
+            "--output", str(env / "llava-resume"), "--train-limit", "16", "--batch-size", "4", "--max-steps", "40",
+            "--save-every", "5", "--eval-every", "100", "--lr", "1e-3"]
+    proc = subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = env / "llava-resume" / "_resume" / "state.json"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "the run must be killed after its first save"
+    before = len(losses("llava-resume"))
+    assert 5 <= before < 40
+    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming llava-resume from step" in again.stdout
+    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
+        steps = [r[0] for r in db.execute("SELECT step FROM training_logs WHERE run_name = 'llava-resume' "
+                                          "AND split = 'train' ORDER BY step")]
+    assert steps == list(range(1, 41))  # every step logged once
+    assert not (env / "llava-resume" / "_resume").exists() and (env / "llava-resume" / "medvqa.json").exists()
