@@ -3,7 +3,7 @@ from .config import LORA_TARGETS, TrainConfig
 
 
 def run(cfg: TrainConfig, store=None, progress: bool = True):
-    from .run import run as _run
+    from .loop import run as _run
 
     return _run(cfg, store=store, progress=progress)
 
