@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--family", action="append", help="only these families (repeatable)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
+    build.add_argument("--steps", type=int, default=300, help="training steps per model")
 
     sub.add_parser("models", help="list registered models")
 
@@ -109,11 +110,12 @@ def _zoo(args) -> int:
     if args.if_missing and list_models():
         print(f"{len(list_models())} models already registered; nothing to build")
         return 0
-    if not args.untrained:
-        print("error: training the zoo arrives with `medvqa train`; use `medvqa zoo build --untrained` for now",
-              file=sys.stderr)
-        return 2
-    specs = zoo.build_untrained(families=args.family, seed=args.seed)
+    if args.untrained:
+        specs = zoo.build_untrained(families=args.family, seed=args.seed)
+    else:
+        from .zoo.trained import build_trained
+
+        specs = build_trained(steps=args.steps)
     print(f"built {len(specs)} checkpoints: {', '.join(s.name for s in specs)}")
     return 0
 
@@ -125,10 +127,7 @@ def _models(args) -> int:
     loaded = set(loaded_models())
     rows = [("name", "family", "base", "adapter", "quant", "loaded", "est. memory")]
     for s in specs:
-        dtype = "float32" if s.dtype == "auto" else s.dtype
-        est = weights.estimate_bytes(s.resolved_base(), dtype, s.quantization)
-        if s.adapter and est:
-            est += weights.estimate_bytes(s.resolved_adapter(), dtype)  # the adapter's own (small) share
+        est = weights.spec_bytes(s)
         base = s.base if not s.base_is_local else os.path.relpath(s.resolved_base())
         rows.append((s.name, s.family, base, "yes" if s.adapter else "-", s.quantization,
                      "yes" if s.name in loaded else "no", _human(est) if est else "unknown (hub)"))
@@ -148,8 +147,7 @@ def _ask(args) -> int:
     window = args.window
     if window and "," in window:
         window = tuple(float(v) for v in window.split(","))
-    decoded = images.load_path(args.image, window=window) if images.is_dicom(b"", args.image) or window else \
-        images.load_path(args.image)
+    decoded = images.load_path(args.image, **({"window": window} if window else {}))
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 
@@ -103,7 +104,7 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
     name = filename or "the DICOM file"
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, struct_error()) as exc:
+    except (InvalidDicomError, EOFError, OSError, ValueError, struct.error) as exc:
         raise ImageDecodeError(f"{name} is not a readable DICOM file ({type(exc).__name__}).") from exc
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DicomNoPixelsError(f"{name} holds no image (DICOM {ds.get('Modality', 'object')} without pixel data: "
@@ -170,9 +171,3 @@ def _window(ds, values, window) -> tuple[float, float, str]:
             return first(centre), first(width), "file"
     lo, hi = np.percentile(values, [0.5, 99.5])
     return float((lo + hi) / 2), float(max(hi - lo, 1.0)), "auto"
-
-
-def struct_error():
-    import struct
-
-    return struct.error

@@ -37,16 +37,6 @@ def pick_dtype(requested: str, device: str) -> str:
     return "float32"
 
 
-def device_summary() -> str:
-    """One line for the dashboard: GPU name and free memory, or CPU."""
-    import torch
-
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        return f"{torch.cuda.get_device_name(0)}: {free / 1024**3:.1f} of {total / 1024**3:.1f} GiB free"
-    return f"CPU ({os.cpu_count()} cores)"
-
-
 def _default_budget(device: str) -> int:
     import torch
 

@@ -83,3 +83,14 @@ def estimate_bytes(folder: str | Path, dtype: str = "float32", quantization: str
         return 0
     per_param = {"4bit": 0.5, "8bit": 1.0}.get(quantization, _TARGET_BYTES.get(dtype, 4))
     return int(count_parameters(folder) * per_param)
+
+
+def spec_bytes(spec) -> int:
+    """Estimated resident bytes of a spec (its base plus its adapter); 0 when the base is a hub id (unknown here)."""
+    if not spec.base_is_local:
+        return 0
+    dtype = "float32" if spec.dtype == "auto" else spec.dtype
+    total = estimate_bytes(spec.resolved_base(), dtype, spec.quantization)
+    if spec.adapter:
+        total += estimate_bytes(spec.resolved_adapter(), dtype)
+    return total

@@ -11,8 +11,7 @@ def registry_frame() -> tuple[pd.DataFrame, list[str]]:
     loaded = set(loaded_models())
     rows = []
     for s in specs:
-        dtype = "float32" if s.dtype == "auto" else s.dtype
-        est = weights.estimate_bytes(s.resolved_base(), dtype, s.quantization) if s.base_is_local else 0
+        est = weights.spec_bytes(s)
         rows.append({"model": s.name, "family": s.family, "base": s.base if not s.base_is_local else s.resolved_base().rsplit("/", 1)[-1],
                      "adapter": "LoRA" if s.adapter else "", "quantization": s.quantization,
                      "loaded": s.name in loaded, "est. MiB": round(est / 1024**2, 2) if est else None,

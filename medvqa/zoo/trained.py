@@ -1,0 +1,55 @@
+"""`medvqa zoo build`: the untrained bases, then every family trained on the phantom benchmark with `medvqa train`,
+a two-stage Idefics2 (captions, then VQA) beside a single-stage one, and each evaluated with the runner."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import config, data
+from ..types import ModelSpec
+
+# name, family, method, extra settings. LoRA specs share their family's untrained base, which stays as the zero-shot
+# variant. Full fine-tunes write their own weights.
+RECIPES = [
+    ("vilt-phantom", "vilt", "full", dict(lr=1e-3)),
+    ("blip-phantom", "blip", "full", dict(lr=2e-3)),
+    ("blip2-phantom", "blip2", "full", dict(lr=2e-3)),
+    ("llava-phantom", "llava", "full", dict(lr=3e-3)),
+    ("idefics2-phantom", "idefics2", "lora", dict(lr=3e-3, lora_r=16, lora_alpha=32, lora_dropout=0.0)),
+    ("idefics2-phantom-captions", "idefics2", "lora", dict(lr=3e-3, lora_r=16, lora_alpha=32, lora_dropout=0.0,
+                                                           task="caption")),
+    ("idefics2-phantom-2stage", "idefics2", "lora", dict(lr=3e-3, init_adapter="idefics2-phantom-captions")),
+]
+
+
+def build_trained(root: Path | None = None, steps: int = 300, batch_size: int = 32, eval_limit: int | None = 400,
+                  progress=print) -> list[ModelSpec]:
+    from . import build_untrained
+    from ..evaluation import evaluate
+    from ..train import TrainConfig, run
+
+    root = Path(root) if root is not None else config.checkpoints_dir()
+    began = time.perf_counter()
+    if not data.is_prepared("phantom"):
+        progress("generating the phantom benchmark")
+        data.prepare("phantom")
+    specs = build_untrained(root, progress=progress)
+    for name, family, method, extra in RECIPES:
+        settings = dict(extra)
+        if "init_adapter" in settings:
+            settings["init_adapter"] = str(root / settings["init_adapter"])
+        progress(f"training {name} ({family}, {method}, {steps} steps)")
+        specs.append(run(TrainConfig(family=family, base=str(root / f"{family}-tiny"), output=str(root / name),
+                                     method=method, max_steps=steps, batch_size=batch_size, warmup=0.05,
+                                     eval_every=max(1, steps // 4), save_every=max(1, steps // 2),
+                                     description=f"tiny {family} trained on the phantom benchmark ({method})",
+                                     **settings), progress=False))
+    for name, family, method, extra in RECIPES:
+        if extra.get("task") == "caption":
+            continue
+        for ablation in ("none", "swap-images"):
+            r = evaluate(name, "phantom", limit=eval_limit, ablation=ablation, progress=False)
+            acc = {k: round(v["accuracy"], 3) for k, v in r.summary.items() if "accuracy" in v}
+            progress(f"evaluated {name} ({ablation}): accuracy {acc}")
+    progress(f"zoo built in {time.perf_counter() - began:.0f} s")
+    return specs
