@@ -146,3 +146,19 @@ def test_phantom_build_and_load_through_the_one_schema(cache):
     assert len(test) == stats["questions"]["test"] and test[0].dataset == "phantom" and test[0].image.size == (128, 128)
     captions = data.load("phantom-captions", split="train")
     assert len(captions) == 20 and captions[0].caption.endswith(".")
+
+
+def test_no_patient_tag_in_stored_rows(cache):
+    import pydicom
+
+    from medvqa import gallery
+    from medvqa.data.loaders import folder_for
+
+    data.prepare("probe")
+    stored = b"".join(p.read_bytes() for p in folder_for("probe").rglob("*") if p.is_file())
+    for item in gallery.available():
+        ds = pydicom.dcmread(item.path())
+        for tag in ("PatientName", "PatientID", "PatientBirthDate"):
+            value = str(ds.get(tag, "")).strip()
+            if len(value) >= 4:
+                assert value.encode() not in stored, f"{tag} of {item.file} leaked into the prepared dataset"
