@@ -58,6 +58,16 @@ def scratch_zoo(zoo_dir, tmp_path, monkeypatch):
     CACHE.unload_all()
 
 
+def add_variant(root: Path, base_name: str, name: str, **fields) -> str:
+    """A new spec on an existing checkpoint's base (e.g. the same weights loaded in 4-bit); returns its name."""
+    import json
+
+    spec = json.loads((root / base_name / "medvqa.json").read_text())
+    (root / name).mkdir()
+    (root / name / "medvqa.json").write_text(json.dumps({**spec, "name": name, "base": f"../{base_name}", **fields}))
+    return name
+
+
 def noise_image(seed: int, size=(72, 64)) -> Image.Image:
     rng = np.random.RandomState(seed)
     return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype("uint8"))

@@ -1,7 +1,7 @@
 """Checks only a GPU can make; run on the device machine (`pytest tests/gpu`), skipped elsewhere."""
-import json
-
 import pytest
+
+from tests.conftest import add_variant
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -21,11 +21,6 @@ def test_four_bit_on_cuda(scratch_zoo, monkeypatch, images):
     import medvqa
 
     monkeypatch.setenv("MEDVQA_DEVICE", "auto")
-    spec = json.loads((scratch_zoo / "idefics2-tiny" / "medvqa.json").read_text())
-    folder = scratch_zoo / "idefics2-tiny-4bit"
-    folder.mkdir()
-    (folder / "medvqa.json").write_text(json.dumps({**spec, "name": "idefics2-tiny-4bit", "base": "../idefics2-tiny",
-                                                    "quantization": "4bit"}))
-    model = medvqa.load_model("idefics2-tiny-4bit")
+    model = medvqa.load_model(add_variant(scratch_zoo, "idefics2-tiny", "idefics2-tiny-4bit", quantization="4bit"))
     assert model.base.effective == "4bit (nf4, compute bfloat16) on cuda"
     assert model.answer(images[0], "Is there a mass?").text

@@ -11,7 +11,7 @@ import medvqa
 from medvqa.loader import CACHE
 from medvqa.models.base import InputError
 from medvqa.types import CheckpointError, SpecError
-from tests.conftest import QUESTIONS, noise_image
+from tests.conftest import QUESTIONS, add_variant, noise_image
 
 
 def test_lora_spec_shares_its_base_and_switches_adapters(zoo, images):
@@ -127,12 +127,7 @@ def test_hub_id_offline_fails_fast_with_the_local_alternative(scratch_zoo):
 
 
 def test_four_bit_quantization_through_bitsandbytes(scratch_zoo, images):
-    spec = json.loads((scratch_zoo / "idefics2-tiny" / "medvqa.json").read_text())
-    folder = scratch_zoo / "idefics2-tiny-4bit"
-    folder.mkdir()
-    (folder / "medvqa.json").write_text(json.dumps({**spec, "name": "idefics2-tiny-4bit", "base": "../idefics2-tiny",
-                                                    "quantization": "4bit"}))
-    model = medvqa.load_model("idefics2-tiny-4bit")
+    model = medvqa.load_model(add_variant(scratch_zoo, "idefics2-tiny", "idefics2-tiny-4bit", quantization="4bit"))
     assert model.base.effective.startswith("4bit")
     assert any("Linear4bit" in type(m).__name__ for m in model.model.modules())
     answer = model.answer(images[0], QUESTIONS[0])
