@@ -20,4 +20,8 @@ def home():
         st.warning(f"Skipped a checkpoint: {message}")
 
 
-st.navigation([st.Page(home, title="Home", icon="🩻", default=True)]).run()
+st.navigation([
+    st.Page(home, title="Home", icon="🩻", default=True),
+    st.Page("pages/ask.py", title="Ask", icon="❓"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+]).run()

@@ -24,10 +24,15 @@ def test_home_warns_about_a_broken_spec(scratch_zoo):
     assert any("blip-tiny/medvqa.json" in w.value for w in at.warning)
 
 
-def test_pages_import_no_torch():
+def test_pages_import_no_torch(zoo, phantom_cache):
+    import os
     import subprocess
 
-    code = ("import sys, runpy; from streamlit.testing.v1 import AppTest; AppTest.from_file('Home.py').run(); "
+    code = ("import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
+            "default_timeout=60); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py')]; "
+            "assert not at.exception, at.exception; "
             "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not heavy, heavy")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {**os.environ, "MEDVQA_DATA_CACHE": str(phantom_cache)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=Path(HOME).parent)
     assert out.returncode == 0, out.stderr[-2000:]

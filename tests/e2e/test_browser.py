@@ -25,11 +25,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard(zoo_dir):
+def dashboard(zoo_dir, phantom_cache):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     port = free_port()
-    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir)}
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -70,3 +70,41 @@ def test_home_shows_the_registered_models(page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
     assert (SCREENSHOTS / "home.png").stat().st_size > 10_000
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from tests.conftest import noise_image
+
+    png = tmp_path / "scan.png"
+    noise_image(3, (96, 96)).save(png)
+    page.goto(f"{dashboard}/ask")
+    page.get_by_role("heading", name="Ask").wait_for(timeout=30_000)
+    page.get_by_text("Upload", exact=True).click()
+    for path, label, caption in ((str(png), "png", "scan.png (format PNG"),
+                                 (get_testdata_file("CT_small.dcm"), "dicom", "CT_small.dcm (format DICOM, modality CT")):
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(path)
+        page.get_by_text(caption).wait_for(timeout=30_000)  # decoded and shown (DICOM: windowed, no patient data)
+        page.get_by_label("Question").fill("Is there a mass in the left lung?")
+        page.get_by_label("Question").press("Enter")
+        page.get_by_role("button", name="Ask").click()
+        page.locator('[data-testid="stMetric"]').first.wait_for(timeout=60_000)
+        shot(page, f"ask-{label}")
+    assert page.locator('[data-testid="stMetric"]').count() == 1
+
+
+def test_compare_shows_five_models_side_by_side(page, dashboard):
+    page.goto(f"{dashboard}/compare")
+    page.get_by_role("heading", name="Compare").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Compare").click()
+    metrics = page.locator('[data-testid="stMetric"]')
+    metrics.nth(4).wait_for(timeout=90_000)
+    assert metrics.count() == 5
+    assert page.get_by_text("Ground truth:").count() == 1
+    shot(page, "compare")

@@ -1,0 +1,75 @@
+"""Ask and Compare pages: the answers shown are the models' answers; nothing reloads between questions."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import medvqa
+import medvqa.registry
+from medvqa import data
+from medvqa.loader import CACHE
+
+HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
+
+
+@pytest.fixture
+def app(zoo, phantom_cache, monkeypatch):
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
+    import streamlit as st
+
+    st.cache_data.clear()
+    return AppTest.from_file(HOME, default_timeout=120)
+
+
+def first_sample():
+    return data.load("phantom", split="test", limit=200, seed=0)[0]
+
+
+def shown(metric) -> str:
+    return metric.value.replace(" ✅", "").replace(" ❌", "")
+
+
+def test_ask_shows_the_models_answer_for_a_phantom_sample(app):
+    sample = first_sample()
+    app.switch_page("pages/ask.py").run()
+    assert app.text_input(key="ask-question").value == sample.question
+    app.selectbox(key="ask-model").set_value("llava-tiny").run()
+    app.button(key="ask-go").click().run()
+    assert not app.exception
+    expected = medvqa.load_model("llava-tiny").answer(sample.image, sample.question).text
+    assert shown(app.metric[0]) == (expected or "(empty)")
+    assert any(f"Ground truth: **{sample.answer}**" in c.value for c in app.caption)
+
+
+def test_ask_with_vilt_shows_candidates_and_a_bad_upload_shows_an_error(app):
+    app.switch_page("pages/ask.py").run()
+    app.selectbox(key="ask-model").set_value("vilt-tiny").run()
+    app.button(key="ask-go").click().run()
+    assert list(app.dataframe[0].value.columns) == ["candidate", "probability"]
+    app.radio(key="ask-src").set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(("scan.png", b"not an image", "image/png")).run()
+    assert any("not an image format" in e.value for e in app.error)
+
+
+def test_compare_shows_every_family_and_reloads_nothing(app):
+    sample = first_sample()
+    app.switch_page("pages/compare.py").run()
+    names = app.multiselect(key="compare-models").value
+    assert sorted(medvqa.registry.get_spec(n).family for n in names) == ["blip", "blip2", "idefics2", "llava", "vilt"]
+    app.button(key="compare-go").click().run()
+    assert not app.exception
+    for name, metric in zip(names, app.metric):
+        expected = medvqa.load_model(name).answer(sample.image, sample.question).text
+        assert shown(metric) == (expected or "(empty)")
+    loads = CACHE.load_count
+    app.text_input(key="compare-question").set_value("What organ is shown?").run()
+    app.button(key="compare-go").click().run()
+    assert len(app.metric) == 5 and CACHE.load_count == loads  # a second question loads no model
+
+
+def test_gallery_dicom_with_a_window_preset(app):
+    app.switch_page("pages/compare.py").run()
+    app.radio(key="compare-src").set_value("Gallery (real DICOM)").run()
+    app.selectbox(key="compare-win").set_value("lung").run()
+    assert not app.exception and not app.error
+    assert "format DICOM, modality CT" in app.image[0].proto.imgs[0].caption
