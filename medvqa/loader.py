@@ -110,9 +110,6 @@ class ModelCache:
         with self._lock:
             return sorted(self._models)
 
-    def loaded(self, name: str):
-        return self._models.get(name)
-
     def resident_bytes(self) -> int:
         with self._lock:
             return sum(b.resident_bytes() for b in self._bases.values())
@@ -135,7 +132,7 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _quantization_config(quantization: str, dtype: str, device: str, notes: list[str]):
+def quantization_config(quantization: str, dtype: str, device: str, notes: list[str]):
     """A BitsAndBytesConfig when the request can be honoured; None (with a note saying why) otherwise."""
     if quantization == "none":
         return None
@@ -169,7 +166,7 @@ def _load_base(family, spec: ModelSpec, key: tuple, device: str, dtype: str):
         weights.check_model_folder(source)
     common = dict(trust_remote_code=False, local_files_only=local or config.offline())
     notes: list[str] = []
-    quant = _quantization_config(spec.quantization, dtype, device, notes)
+    quant = quantization_config(spec.quantization, dtype, device, notes)
     kwargs = dict(common, dtype=getattr(torch, dtype), use_safetensors=True)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": device})

@@ -75,6 +75,11 @@ def closed_correct(pred: str, gold: str) -> float:
     return exact_match(pred, gold)
 
 
+def correct(pred: str, gold: str, answer_type: str) -> float:
+    """The per-sample verdict behind `accuracy`: closed accuracy for closed questions, exact match for open ones."""
+    return closed_correct(pred, gold) if answer_type == "closed" else exact_match(pred, gold)
+
+
 def bleu(pred: str, gold: str, n: int = 1) -> float:
     """Sentence-level BLEU-n as Med-VQA papers compute it: nltk, uniform weights, smoothing method1 (short answers)."""
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
@@ -129,7 +134,7 @@ def score(pred: str, gold: str, answer_type: str) -> dict[str, float]:
         "meteor": meteor(pred, gold),
         "declined": float(declines(pred)),
     }
-    values["correct"] = closed_correct(pred, gold) if answer_type == "closed" else values["exact_match"]
+    values["correct"] = correct(pred, gold, answer_type)
     return values
 
 

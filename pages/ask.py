@@ -19,6 +19,6 @@ if picked is not None:
         expert = st.toggle("Expert-radiologist prompt", key="ask-expert")
         if st.button("Ask", type="primary", key="ask-go"):
             answer = ask([model], picked.image, question, expert)[model]
-            answer_card(model, answer, picked.ground_truth)
+            answer_card(model, answer, picked.ground_truth, picked.answer_type)
             if picked.ground_truth is not None:
                 st.caption(f"Ground truth: **{picked.ground_truth}**")

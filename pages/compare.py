@@ -18,4 +18,4 @@ if picked is not None:
             st.caption(f"Ground truth: **{picked.ground_truth}**")
         for column, name in zip(st.columns(len(names)), names):
             with column:
-                answer_card(name, answers[name], picked.ground_truth, majority)
+                answer_card(name, answers[name], picked.ground_truth, picked.answer_type, majority)

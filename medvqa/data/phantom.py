@@ -121,7 +121,6 @@ TEMPLATES = [
     Template("colour-closed", "COLOR", "closed", ("is the staining {colour}?", "is the tissue stained {colour}?"),
              lambda t: t.style == "pathology", _stain_closed),
 ]
-TEMPLATES_BY_KEY = {t.key: t for t in TEMPLATES}
 
 
 def caption(t: Truth) -> str:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .. import data, registry
+from ..loader import pick_device, pick_dtype, quantization_config
 from ..store import Store
 from ..types import ModelSpec
 from .collate import Collator, answer_vocabulary
@@ -90,14 +91,14 @@ def _load(cfg: TrainConfig, answers: list[str]):
     family = registry.family_class(cfg.family)
     local = Path(cfg.base).exists()
     processor = AutoProcessor.from_pretrained(cfg.base, trust_remote_code=False, local_files_only=local)
-    cuda = torch.cuda.is_available()
+    device = pick_device()
     kwargs = dict(trust_remote_code=False, local_files_only=local, use_safetensors=True, dtype=torch.float32)
-    if cfg.method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
-        kwargs.update(dtype=compute, device_map={"": "cuda" if cuda else "cpu"}, quantization_config=BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=True))
+    if cfg.method == "qlora":  # the loader's 4-bit settings, so training and serving quantize alike
+        compute, notes = pick_dtype("auto", device), []
+        quant = quantization_config("4bit", compute, device, notes)
+        if quant is None:
+            raise ValueError(f"QLoRA needs 4-bit weights: {'; '.join(notes)}")
+        kwargs.update(dtype=getattr(torch, compute), device_map={"": device}, quantization_config=quant)
     if cfg.family == "vilt":  # a classification head over the training answers
         vocab = answer_vocabulary(answers, cfg.answer_vocab_size)
         kwargs.update(id2label=dict(enumerate(vocab)), label2id={a: i for i, a in enumerate(vocab)},
@@ -108,8 +109,8 @@ def _load(cfg: TrainConfig, answers: list[str]):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    elif cuda:
-        model = model.to("cuda")
+    elif device != "cpu":
+        model = model.to(device)
     if cfg.method != "full":
         model = _with_lora(cfg, model)
     return model, processor

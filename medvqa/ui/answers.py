@@ -6,7 +6,7 @@ from collections import Counter
 import streamlit as st
 
 from .. import list_models, load_model
-from ..metrics import closed_correct, exact_match
+from ..metrics import correct
 from ..types import MedVQAError
 
 
@@ -33,18 +33,15 @@ def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
     return out
 
 
-def is_right(text: str, truth: str) -> bool:
-    return bool(closed_correct(text, truth) if truth.strip().lower() in ("yes", "no") else exact_match(text, truth))
-
-
-def answer_card(name: str, answer, ground_truth: str | None = None, majority: str | None = None) -> None:
+def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",
+                majority: str | None = None) -> None:
     st.markdown(f"**{name}**")
     if isinstance(answer, str):
         st.error(answer)
         return
     mark = ""
     if ground_truth is not None:
-        mark = " ✅" if is_right(answer.text, ground_truth) else " ❌"
+        mark = " ✅" if correct(answer.text, ground_truth, answer_type) else " ❌"
     st.metric("Answer", (answer.text or "(empty)") + mark)
     st.caption(f"confidence {answer.score:.2f} · {answer.latency_s * 1000:.0f} ms"
                + (" · agrees with the majority" if majority and answer.text.lower() == majority else ""))

@@ -1,8 +1,8 @@
 """The image picker shared by Ask and Compare: upload (PNG/JPEG/TIFF/BMP/DICOM), the gallery, or a dataset sample."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -17,7 +17,7 @@ class Picked:
     caption: str
     question: str = ""  # a dataset sample brings its question ...
     ground_truth: str | None = None  # ... and its answer
-    image_hash: str = ""
+    answer_type: str = "open"
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -43,12 +43,12 @@ def pick_image(key: str) -> Picked | None:
     elif source == "Gallery (real DICOM)":
         choices = {g.title: g for g in gallery.available()}
         item = choices[st.selectbox("Gallery image", list(choices), key=f"{key}-gallery")]
-        raw, name = open(item.path(), "rb").read(), item.file
+        raw, name = Path(item.path()).read_bytes(), item.file
     else:
         samples = _samples("phantom", 200)
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
         s = samples[int(index)]
-        return Picked(s.image, f"{s.id} ({s.modality}, {s.organ})", s.question, s.answer, s.image_id)
+        return Picked(s.image, f"{s.id} ({s.modality}, {s.organ})", s.question, s.answer, s.answer_type)
     window, invert = None, False
     if images.is_dicom(raw, name):
         preset = st.selectbox("DICOM window", ["file default", *images.WINDOW_PRESETS, "custom"], key=f"{key}-win")
@@ -65,4 +65,4 @@ def pick_image(key: str) -> Picked | None:
         st.error(str(exc))
         return None
     details = ", ".join(f"{k} {v}" for k, v in meta.items() if k in ("format", "modality", "width", "height") and v)
-    return Picked(image, f"{name} ({details})", image_hash=hashlib.sha256(raw).hexdigest()[:16])
+    return Picked(image, f"{name} ({details})")

@@ -7,8 +7,9 @@ from pathlib import Path
 from .. import config, registry
 from ..types import ModelSpec
 
-# LoRA targets per family for the demo adapters (attention projections of the language side)
-LORA_TARGETS = {
+# Random demo adapters, narrower than the training defaults (medvqa.train.LORA_TARGETS): they only have to change
+# their base's answers while staying small, so the base + adapter memory test stays meaningful
+DEMO_ADAPTER_TARGETS = {
     "vilt": dict(target_modules=["query", "value"], modules_to_save=["classifier"]),
     "idefics2": dict(target_modules=r".*text_model.*\.(q_proj|v_proj)$"),
 }
@@ -34,7 +35,7 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
                          folder=folder)
         registry.write_spec(folder, spec)
         specs.append(spec)
-        if family in LORA_TARGETS:
+        if family in DEMO_ADAPTER_TARGETS:
             specs.append(build_random_adapter(root, spec, seed=seed + 1))
             progress(f"building {specs[-1].name} (LoRA on {name})")
     _write_readme(root)
@@ -56,7 +57,7 @@ def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: 
                                                                                dtype=torch.float32)
     torch.manual_seed(seed)
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, init_lora_weights=False,
-                      **LORA_TARGETS[base_spec.family])
+                      **DEMO_ADAPTER_TARGETS[base_spec.family])
     peft_model = get_peft_model(model, lora)
     peft_model.save_pretrained(folder)
     spec = ModelSpec(name=name, family=base_spec.family, base=f"../{base_spec.name}", adapter=".",
