@@ -2,6 +2,8 @@
 import streamlit as st
 
 from medvqa import config
+from medvqa.ui.home_view import datasets_frame, device_line, first_launch_panel, leaderboard_snapshot
+from medvqa.ui.judgment import rater_sidebar
 from medvqa.ui.registry_view import registry_frame
 
 st.set_page_config(page_title="MedVQA Workbench", layout="wide")
@@ -9,19 +11,45 @@ st.set_page_config(page_title="MedVQA Workbench", layout="wide")
 
 def home():
     st.title("MedVQA Workbench")
-    st.caption("Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them.")
+    st.caption("Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them, judge them.")
+    first_launch_panel()
+    st.markdown(f"**Device:** {device_line()}")
     frame, problems = registry_frame()
     st.subheader(f"Registered models ({len(frame)})")
     if frame.empty:
-        st.info(f"No models in {config.checkpoints_dir()}. Build the offline demo zoo with `medvqa zoo build --untrained`.")
+        st.info(f"No models in {config.checkpoints_dir()} yet.")
     else:
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch", key="home-registry")
     for message in problems:
         st.warning(f"Skipped a checkpoint: {message}")
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Datasets")
+        st.dataframe(datasets_frame(), hide_index=True, width="stretch", key="home-datasets")
+    with right:
+        st.subheader("Leaderboard snapshot")
+        board = leaderboard_snapshot()
+        if board.empty:
+            st.info("No evaluation results yet (`medvqa eval`).")
+        else:
+            st.dataframe(board, hide_index=True, width="stretch", key="home-leaderboard")
 
 
-st.navigation([
-    st.Page(home, title="Home", icon="🩻", default=True),
-    st.Page("pages/ask.py", title="Ask", icon="❓"),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-]).run()
+rater_sidebar()
+st.navigation({
+    "Answers": [
+        st.Page(home, title="Home", icon="🩻", default=True),
+        st.Page("pages/ask.py", title="Ask", icon="❓"),
+        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    ],
+    "Evaluation": [
+        st.Page("pages/metrics.py", title="Metrics", icon="📈"),
+        st.Page("pages/samples.py", title="Samples", icon="🖼️"),
+        st.Page("pages/models.py", title="Models", icon="🧠"),
+    ],
+    "Human judgment": [
+        st.Page("pages/grade.py", title="Grade", icon="📝"),
+        st.Page("pages/arena.py", title="Arena", icon="⚔️"),
+        st.Page("pages/leaderboard.py", title="Leaderboard", icon="🏆"),
+    ],
+}).run()

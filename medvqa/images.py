@@ -171,3 +171,13 @@ def _window(ds, values, window) -> tuple[float, float, str]:
             return first(centre), first(width), "file"
     lo, hi = np.percentile(values, [0.5, 99.5])
     return float((lo + hi) / 2), float(max(hi - lo, 1.0)), "auto"
+
+
+def pixel_hash(image) -> str:
+    """SHA-256 of the decoded pixels (mode, size, bytes): identifies an image in votes without storing it, and,
+    for DICOM, without any header tag."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{image.mode}:{image.size}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()

@@ -110,6 +110,11 @@ class ModelCache:
         with self._lock:
             return sorted(self._models)
 
+    def resident_by_model(self) -> dict[str, int]:
+        """Loaded model -> bytes its base holds (siblings on one base report the same, shared, bytes)."""
+        with self._lock:
+            return {name: model.base.resident_bytes() for name, model in self._models.items()}
+
     def resident_bytes(self) -> int:
         with self._lock:
             return sum(b.resident_bytes() for b in self._bases.values())

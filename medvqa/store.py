@@ -181,6 +181,29 @@ class Store:
                               "VALUES (?,?,?,?,?,?,?)", (rater, run_id, sample_id, model, verdict, comment,
                                                           time.time())).lastrowid
 
+    def training_logs(self, run_name: str | None = None):
+        return self._frame("SELECT run_name, step, split, loss, learning_rate FROM training_logs"
+                           + (" WHERE run_name = ?" if run_name else "") + " ORDER BY run_name, split, step",
+                           (run_name,) if run_name else ())
+
+    def votes(self):
+        """Arena votes in the public Chatbot Arena battle format (model_a, model_b, winner) plus our context."""
+        return self._frame("SELECT id, rater, model_a, model_b, winner, question, image_hash, dataset, modality, "
+                           "saved_case, created FROM votes ORDER BY id")
+
+    def grades(self):
+        """Grades with the graded prediction's context (dataset, modality, answer type) where a run is known."""
+        return self._frame(
+            "SELECT g.id, g.rater, g.run_id, g.sample_id, g.model, g.verdict, g.comment, g.created, r.dataset, "
+            "p.modality, p.answer_type, p.question_type FROM grades g LEFT JOIN runs r ON r.id = g.run_id "
+            "LEFT JOIN predictions p ON p.run_id = g.run_id AND p.sample_id = g.sample_id ORDER BY g.id")
+
+    def _frame(self, sql: str, params=()):
+        import pandas as pd
+
+        with self.connect() as db:
+            return pd.read_sql_query(sql, db, params=params)
+
     def count(self, table: str) -> int:
         if table not in ("runs", "predictions", "metrics", "training_logs", "grades", "votes"):
             raise ValueError(table)

@@ -5,6 +5,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MEDVQA_DEVICE", "cpu")
+os.environ.setdefault("MEDVQA_FIRST_LAUNCH", "off")  # the dashboard's first-launch build only where a test asks
 
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -12,6 +13,13 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def private_store(tmp_path, monkeypatch):
+    """Every test writes results to its own database, never the repository's."""
+    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "medvqa.db"))
+    return tmp_path / "medvqa.db"
 
 
 @pytest.fixture(scope="session")

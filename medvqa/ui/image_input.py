@@ -18,6 +18,8 @@ class Picked:
     question: str = ""  # a dataset sample brings its question ...
     ground_truth: str | None = None  # ... and its answer
     answer_type: str = "open"
+    dataset: str = "upload"  # where the image came from (votes record it; never the pixels)
+    modality: str | None = None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -31,8 +33,38 @@ def _samples(dataset: str, limit: int):
     return data.load(dataset, split="test", limit=limit, seed=0)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading samples...")
+def samples_by_id(dataset: str, split: str) -> dict:
+    """Every sample of a split by id (images decoded once per process; shared by Samples, Grade and Compare)."""
+    return {s.id: s for s in data.load(dataset, split=split, seed=0)}
+
+
+def _from_sample(s) -> Picked:
+    return Picked(s.image, f"{s.id} ({s.modality}, {s.organ})", s.question, s.answer, s.answer_type, s.dataset,
+                  s.modality)
+
+
+def open_in(page_key: str, dataset: str, split: str, sample_id: str) -> None:
+    """Make the next pick_image(page_key) show this sample (the Samples page's "open in Compare")."""
+    st.session_state[f"{page_key}-preset"] = (dataset, split, sample_id)
+    st.session_state.pop(f"{page_key}-question", None)  # the question box takes the sample's question
+
+
 def pick_image(key: str) -> Picked | None:
     """Widgets for choosing an image; returns the decoded image, or None with a message shown."""
+    preset = st.session_state.get(f"{key}-preset")
+    if preset is not None:
+        dataset, split, sample_id = preset
+        sample = samples_by_id(dataset, split).get(sample_id)
+        if sample is not None:
+            left, right = st.columns([4, 1])
+            left.info(f"Sample **{sample_id}** from {dataset}/{split}, opened from Samples.")
+            if right.button("Pick another image", key=f"{key}-clear-preset"):
+                st.session_state.pop(f"{key}-preset", None)
+                st.session_state.pop(f"{key}-question", None)
+                st.rerun()
+            return _from_sample(sample)
+        st.session_state.pop(f"{key}-preset", None)
     source = st.radio("Image", ["Phantom sample", "Gallery (real DICOM)", "Upload"], horizontal=True, key=f"{key}-src")
     if source == "Upload":
         upload = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM", type=UPLOAD_TYPES, key=f"{key}-upload")
@@ -47,8 +79,7 @@ def pick_image(key: str) -> Picked | None:
     else:
         samples = _samples("phantom", 200)
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
-        s = samples[int(index)]
-        return Picked(s.image, f"{s.id} ({s.modality}, {s.organ})", s.question, s.answer, s.answer_type)
+        return _from_sample(samples[int(index)])
     window, invert = None, False
     if images.is_dicom(raw, name):
         preset = st.selectbox("DICOM window", ["file default", *images.WINDOW_PRESETS, "custom"], key=f"{key}-win")
@@ -65,4 +96,5 @@ def pick_image(key: str) -> Picked | None:
         st.error(str(exc))
         return None
     details = ", ".join(f"{k} {v}" for k, v in meta.items() if k in ("format", "modality", "width", "height") and v)
-    return Picked(image, f"{name} ({details})")
+    return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
+                  modality=meta.get("modality"))

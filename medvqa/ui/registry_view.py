@@ -17,3 +17,11 @@ def registry_frame() -> tuple[pd.DataFrame, list[str]]:
                      "loaded": s.name in loaded, "est. MiB": round(est / 1024**2, 2) if est else None,
                      "description": s.description})
     return pd.DataFrame(rows), [p.message for p in problems]
+
+
+def resident_mib() -> dict[str, float]:
+    """Loaded model -> MiB its base holds; empty (and no torch import) when nothing was ever loaded."""
+    import sys
+
+    loader = sys.modules.get("medvqa.loader")
+    return {k: v / 1024**2 for k, v in loader.CACHE.resident_by_model().items()} if loader else {}

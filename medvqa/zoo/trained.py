@@ -23,7 +23,7 @@ RECIPES = [
 
 
 def build_trained(root: Path | None = None, steps: int = 300, batch_size: int = 32, eval_limit: int | None = 400,
-                  progress=print) -> list[ModelSpec]:
+                  progress=print, rebuild_bases: bool = True) -> list[ModelSpec]:
     from . import build_untrained
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
@@ -33,7 +33,12 @@ def build_trained(root: Path | None = None, steps: int = 300, batch_size: int = 
     if not data.is_prepared("phantom"):
         progress("generating the phantom benchmark")
         data.prepare("phantom")
-    specs = build_untrained(root, progress=progress)
+    if rebuild_bases or not all((root / f"{family}-tiny" / "medvqa.json").exists() for _, family, _, _ in RECIPES):
+        specs = build_untrained(root, progress=progress)
+    else:
+        from .. import registry
+
+        specs = [s for s in registry.list_models(root) if s.name.endswith(("-tiny", "-tiny-lora"))]
     for name, family, method, extra in RECIPES:
         settings = dict(extra)
         if "init_adapter" in settings:

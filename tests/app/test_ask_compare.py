@@ -1,24 +1,8 @@
 """Ask and Compare pages: the answers shown are the models' answers; nothing reloads between questions."""
-from pathlib import Path
-
-import pytest
-from streamlit.testing.v1 import AppTest
-
 import medvqa
 import medvqa.registry
 from medvqa import data
 from medvqa.loader import CACHE
-
-HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
-
-
-@pytest.fixture
-def app(zoo, phantom_cache, monkeypatch):
-    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
-    import streamlit as st
-
-    st.cache_data.clear()
-    return AppTest.from_file(HOME, default_timeout=120)
 
 
 def first_sample():

@@ -1,0 +1,92 @@
+"""Plotly figures for the dashboard, built from store frames (pure functions: no streamlit, no torch)."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+ABLATION_ORDER = ["none", "swap-images", "expert-prompt", "zero-shot", "ood", "probe"]
+
+
+def _with_errors(frame: pd.DataFrame, value: str = "value", low: str = "ci_low", high: str = "ci_high"):
+    return frame.assign(err_plus=frame[high] - frame[value], err_minus=frame[value] - frame[low])
+
+
+def _empty(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=240)
+    return fig
+
+
+def metric_bars(metrics: pd.DataFrame, metric: str, subset: str = "all") -> go.Figure:
+    """Model x dataset bars of one metric with 95% bootstrap CI error bars (plain runs only)."""
+    rows = metrics[(metrics.metric == metric) & (metrics.subset == subset) & (metrics.ablation == "none")]
+    if rows.empty:
+        return _empty(f"no {metric} on '{subset}' in the store yet")
+    fig = px.bar(_with_errors(rows), x="model", y="value", color="dataset", barmode="group",
+                 error_y="err_plus", error_y_minus="err_minus", hover_data=["n", "ci_low", "ci_high"],
+                 labels={"value": metric})
+    fig.update_layout(yaxis_range=[0, 1.05] if rows.value.max() <= 1 else None, height=380)
+    return fig
+
+
+def breakdown_bars(metrics: pd.DataFrame, field: str, metric: str) -> go.Figure:
+    """One metric per value of a breakdown field (answer_type, question_type, modality, organ), a bar per model."""
+    prefix = f"{field}="
+    rows = metrics[metrics.subset.str.startswith(prefix) & (metrics.metric == metric) & (metrics.ablation == "none")]
+    if rows.empty:
+        return _empty(f"no {field} breakdown of {metric} yet")
+    rows = rows.assign(**{field: rows.subset.str[len(prefix):]})
+    fig = px.bar(_with_errors(rows), x=field, y="value", color="model", barmode="group", error_y="err_plus",
+                 error_y_minus="err_minus", hover_data=["dataset", "n"], labels={"value": metric})
+    fig.update_layout(height=380)
+    return fig
+
+
+def ablation_deltas(metrics: pd.DataFrame, metric: str, subset: str = "all") -> go.Figure:
+    """Each ablation's value minus the plain run's, per model and dataset: what swapping images, the expert prompt
+    or switching the adapter off costs or gains."""
+    rows = metrics[(metrics.metric == metric) & (metrics.subset == subset)]
+    plain = rows[rows.ablation == "none"].set_index(["model", "dataset"]).value
+    other = rows[~rows.ablation.isin(["none", "probe"])].copy()
+    other["delta"] = [v - plain.get((m, d), float("nan")) for m, d, v in zip(other.model, other.dataset, other.value)]
+    other = other.dropna(subset=["delta"])
+    if other.empty:
+        return _empty("no ablation runs beside a plain run yet (medvqa eval --ablation none,swap-images)")
+    fig = px.bar(other, x="model", y="delta", color="ablation", barmode="group", hover_data=["dataset", "value", "n"],
+                 category_orders={"ablation": ABLATION_ORDER}, labels={"delta": f"Δ {metric} vs plain"})
+    fig.add_hline(y=0, line_color="grey")
+    fig.update_layout(height=380)
+    return fig
+
+
+def loss_curves(logs: pd.DataFrame) -> go.Figure:
+    if logs.empty:
+        return _empty("no training logs yet (medvqa train)")
+    fig = px.line(logs, x="step", y="loss", color="run_name", line_dash="split", markers=False,
+                  hover_data=["learning_rate"])
+    fig.update_layout(height=400, yaxis_type="log")
+    return fig
+
+
+def rating_intervals(board: pd.DataFrame, value: str, label: str) -> go.Figure:
+    """Horizontal points with 95% CIs, best at the top (arena ratings or human-eval scores)."""
+    if board.empty:
+        return _empty(f"no {label} yet")
+    count = "battles" if "battles" in board else "grades"
+    rows = _with_errors(board.sort_values(value), value=value)
+    fig = px.scatter(rows, x=value, y="model", error_x="err_plus", error_x_minus="err_minus",
+                     hover_data=["ci_low", "ci_high", count], labels={value: label}, text=count)
+    fig.update_traces(textposition="top center", marker_size=10)
+    fig.update_layout(height=max(220, 60 * len(rows)))
+    return fig
+
+
+def win_rate_heatmap(matrix: pd.DataFrame) -> go.Figure:
+    if matrix.empty:
+        return _empty("no battles yet")
+    fig = px.imshow(matrix, text_auto=".2f", zmin=0, zmax=1, color_continuous_scale="RdBu",
+                    labels={"x": "opponent", "y": "model", "color": "win rate"})
+    fig.update_layout(height=max(260, 70 * len(matrix)))
+    return fig

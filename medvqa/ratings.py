@@ -1,0 +1,175 @@
+"""Human judgments turned into ratings: Bradley-Terry arena ratings with bootstrap CIs, win rates, human-eval
+scores and inter-rater agreement.
+
+Votes use the public Chatbot Arena battle format (columns model_a, model_b, winner with winner in
+{"model_a", "model_b", "tie", "tie (bothbad)"}), so published arena logs can be read as they are. As in FastChat's
+`rating_systems.py`, ties and "both bad" count as half a win for each side and ratings are on the Elo scale
+(400 points = 10:1 odds, mean 1000).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .metrics import bootstrap_ci
+
+WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+SCALE, BASE, INIT = 400.0, 10.0, 1000.0
+VERDICT_SCORES = {"correct": 1.0, "partially correct": 0.5, "incorrect": 0.0}
+
+
+def _check_votes(votes: pd.DataFrame) -> pd.DataFrame:
+    missing = {"model_a", "model_b", "winner"} - set(votes.columns)
+    if missing:
+        raise ValueError(f"votes need the columns model_a, model_b, winner; missing {sorted(missing)}")
+    bad = set(votes["winner"]) - set(WINNERS)
+    if bad:
+        raise ValueError(f"unknown winner values {sorted(bad)}; expected one of {WINNERS}")
+    return votes[votes["model_a"] != votes["model_b"]]
+
+
+def _encode(votes: pd.DataFrame, models: list[str]):
+    """Model indices of each side and side A's score (win 1, tie or both bad 0.5, loss 0)."""
+    index = {m: k for k, m in enumerate(models)}
+    return (votes["model_a"].map(index).to_numpy(), votes["model_b"].map(index).to_numpy(),
+            votes["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}).to_numpy())
+
+
+def _pair_wins(a, b, score_a, k: int, weights=None) -> np.ndarray:
+    """wins[i, j]: battles model i won against model j, ties counted half to each; `weights` repeat battles."""
+    weights = np.ones(len(a)) if weights is None else weights
+    wins = np.zeros((k, k))
+    np.add.at(wins, (a, b), weights * score_a)
+    np.add.at(wins, (b, a), weights * (1 - score_a))
+    return wins
+
+
+def _fit(wins: np.ndarray, ridge: float = 1e-4, iterations: int = 100) -> np.ndarray:
+    """Maximum-likelihood Bradley-Terry strengths (natural-log scale, mean 0) by Newton's method. A small ridge keeps a
+    model that never won (or never lost) finite."""
+    k = wins.shape[0]
+    games = wins + wins.T
+    theta = np.zeros(k)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))  # p[i, j] = P(i beats j)
+        grad = (wins - games * p).sum(axis=1) - ridge * theta
+        w = games * p * (1 - p)
+        hessian = -np.diag(w.sum(axis=1)) + w - ridge * np.eye(k)
+        step = np.linalg.solve(hessian, grad)
+        theta -= step
+        theta -= theta.mean()
+        if np.abs(step).max() < 1e-10:
+            break
+    return theta
+
+
+def _to_elo(theta: np.ndarray) -> np.ndarray:
+    return INIT + SCALE / math.log(BASE) * theta
+
+
+def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Ratings per model: model, rating, ci_low, ci_high (percentile bootstrap over battles), battles; best first."""
+    votes = _check_votes(votes)
+    columns = ["model", "rating", "ci_low", "ci_high", "battles"]
+    if votes.empty:
+        return pd.DataFrame(columns=columns)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    a, b, score_a = _encode(votes, models)
+    rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models))))
+    rng = np.random.default_rng(seed)
+    # each bootstrap round re-draws the battles as multinomial counts (FastChat's compute_bootstrap_bt)
+    counts = rng.multinomial(len(votes), np.full(len(votes), 1 / len(votes)), size=n_bootstrap)
+    samples = np.array([_to_elo(_fit(_pair_wins(a, b, score_a, len(models), c))) for c in counts])
+    tail = (1 - level) / 2 * 100
+    battles = pd.concat([votes["model_a"], votes["model_b"]]).value_counts()
+    frame = pd.DataFrame({"model": models, "rating": rating,
+                          "ci_low": np.percentile(samples, tail, axis=0),
+                          "ci_high": np.percentile(samples, 100 - tail, axis=0),
+                          "battles": [int(battles[m]) for m in models]})
+    return frame.sort_values("rating", ascending=False, ignore_index=True)
+
+
+def win_rate_matrix(votes: pd.DataFrame) -> pd.DataFrame:
+    """Share of battles the row model won against the column model (ties half); NaN where they never met."""
+    votes = _check_votes(votes)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    wins = _pair_wins(*_encode(votes, models), len(models))
+    games = wins + wins.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(games > 0, wins / games, np.nan)
+    return pd.DataFrame(share, index=pd.Index(models, name="model"), columns=models)
+
+
+def human_eval_score(grades: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Mean verdict per model (correct 1, partially correct 0.5, incorrect 0) with a bootstrap CI and the number of
+    grades behind it. `grades` needs the columns model and verdict."""
+    columns = ["model", "score", "ci_low", "ci_high", "grades"]
+    if grades.empty:
+        return pd.DataFrame(columns=columns)
+    bad = set(grades["verdict"]) - set(VERDICT_SCORES)
+    if bad:
+        raise ValueError(f"unknown verdicts {sorted(bad)}; expected one of {list(VERDICT_SCORES)}")
+    rows = []
+    for model, group in grades.groupby("model"):
+        values = group["verdict"].map(VERDICT_SCORES).tolist()
+        low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+        rows.append((model, float(np.mean(values)), low, high, len(values)))
+    return pd.DataFrame(rows, columns=columns).sort_values("score", ascending=False, ignore_index=True)
+
+
+def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_id", "model")) -> dict:
+    """Cohen's kappa between two raters on the items both graded (an item is a sample's answer by one model; a rater's
+    latest verdict counts). Returns kappa, observed and chance agreement and the number of shared items; kappa is NaN
+    when chance agreement is 1 (both raters used one and the same verdict throughout)."""
+    item = list(item)
+    latest = grades.sort_values("created") if "created" in grades else grades
+
+    def verdicts(rater):
+        return latest[latest["rater"] == rater].groupby(item)["verdict"].last()
+
+    both = pd.concat([verdicts(rater_a).rename("a"), verdicts(rater_b).rename("b")], axis=1, join="inner")
+    n = len(both)
+    if n == 0:
+        return {"kappa": float("nan"), "observed": float("nan"), "chance": float("nan"), "items": 0}
+    observed = float((both["a"] == both["b"]).mean())
+    share_a, share_b = both["a"].value_counts(normalize=True), both["b"].value_counts(normalize=True)
+    chance = float(sum(share_a.get(c, 0.0) * share_b.get(c, 0.0) for c in set(share_a.index) | set(share_b.index)))
+    kappa = (observed - chance) / (1 - chance) if chance < 1 else float("nan")
+    return {"kappa": kappa, "observed": observed, "chance": chance, "items": n}
+
+
+def automatic_accuracy(metrics: pd.DataFrame, datasets=None, modalities=None) -> pd.DataFrame:
+    """Accuracy of each model's plain runs per dataset (column "accuracy · <dataset>"), restricted to the chosen
+    modalities by pooling their breakdown subsets weighted by their sample counts."""
+    rows = metrics[(metrics.metric == "accuracy") & (metrics.ablation == "none") & (metrics.dataset != "probe")]
+    if datasets:
+        rows = rows[rows.dataset.isin(datasets)]
+    subsets = [f"modality={m}" for m in modalities] if modalities else ["all"]
+    rows = rows[rows.subset.isin(subsets)]
+    if rows.empty:
+        return pd.DataFrame(columns=["model"])
+    rows = rows.sort_values("run_id").groupby(["model", "dataset", "subset"], as_index=False).last()  # newest run
+    pooled = rows.assign(hits=rows.value * rows.n).groupby(["model", "dataset"])[["hits", "n"]].sum()
+    table = (pooled.hits / pooled.n).unstack("dataset")
+    table.columns = [f"accuracy · {d}" for d in table.columns]
+    return table.reset_index()
+
+
+def side_by_side(arena: pd.DataFrame, human: pd.DataFrame, automatic: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: arena rating [CI] (battles), human-eval score [CI] (grades), automatic accuracies."""
+    parts = [
+        arena.rename(columns={"ci_low": "arena ci_low", "ci_high": "arena ci_high", "rating": "arena rating"}),
+        human.rename(columns={"score": "human score", "ci_low": "human ci_low", "ci_high": "human ci_high"}),
+        automatic,
+    ]
+    table = None
+    for part in parts:
+        if part.empty:
+            continue
+        table = part if table is None else table.merge(part, on="model", how="outer")
+    if table is None:
+        return pd.DataFrame(columns=["model"])
+    order = [c for c in ("arena rating", "human score") if c in table]
+    return table.sort_values(order or "model", ascending=not order, ignore_index=True, na_position="last")

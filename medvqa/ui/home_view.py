@@ -1,0 +1,68 @@
+"""Home page pieces: the first-launch zoo build, prepared datasets, a leaderboard snapshot and the device."""
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import streamlit as st
+
+from .. import data, hardware, report
+from ..data.loaders import folder_for
+from ..store import Store
+from ..zoo import first_launch
+
+
+def first_launch_panel() -> None:
+    """Start the demo-zoo build when nothing is registered and show its progress until it is done."""
+    build = first_launch.ensure_started()
+    if build.phase == "idle":
+        return
+    if build.running:
+        label = ("Building the demo zoo: untrained checkpoints (a few seconds)" if build.phase == "untrained" else
+                 "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
+                 "the untrained models are usable meanwhile")
+        with st.status(label, expanded=build.phase == "untrained", state="running"):
+            st.code("\n".join(build.log[-12:]) or "starting...", language=None)
+        _refresh_while(build)
+    elif build.phase == "failed":
+        with st.status(f"Building the demo zoo failed: {build.error}", state="error"):
+            st.code("\n".join(build.log[-20:]), language=None)
+    elif build.finished and time.perf_counter() - build.finished < 600:
+        with st.status(f"Demo zoo built in {build.finished - build.started:.0f} s", state="complete", expanded=False):
+            st.code("\n".join(build.log[-20:]), language=None)
+
+
+def _refresh_while(build) -> None:
+    @st.fragment(run_every=3)
+    def poll():
+        if not build.running:
+            st.rerun()  # the whole page: the registry table now lists what was built
+
+    poll()
+
+
+def datasets_frame() -> pd.DataFrame:
+    rows = []
+    for name in (*data.VQA_DATASETS, *data.CAPTION_DATASETS):
+        folder = folder_for(name)
+        splits = ""
+        if data.is_prepared(name):
+            splits = ", ".join(json.loads((folder / "dataset_dict.json").read_text()).get("splits", []))
+        rows.append({"dataset": name, "prepared": bool(splits), "splits": splits,
+                     "folder": str(folder) if splits else ""})
+    return pd.DataFrame(rows)
+
+
+def leaderboard_snapshot(limit: int = 10) -> pd.DataFrame:
+    board = report.leaderboard(Store())
+    if board.empty:
+        return board
+    board = board[board.ablation == "none"]
+    keep = [c for c in ("model", "dataset", "split", "n", "accuracy", "closed accuracy", "open token_recall")
+            if c in board]
+    return board.sort_values("accuracy", ascending=False)[keep].head(limit)
+
+
+def device_line() -> str:
+    return hardware.summary()

@@ -1,0 +1,82 @@
+"""Rater identity, blind arena battles and grading widgets (every judgment is committed to the store at once)."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from .. import config, list_models
+from ..images import pixel_hash
+from ..store import Store
+
+VERDICTS = {"correct": "✅ Correct", "partially correct": "◐ Partially correct", "incorrect": "❌ Incorrect"}
+VOTES = {"model_a": "👈 A is better", "model_b": "👉 B is better", "tie": "🤝 Tie", "tie (bothbad)": "👎 Both are bad"}
+
+
+def rater_sidebar() -> None:
+    """The rater name, kept for the browser session (the entry point renders it on every page)."""
+    if "rater-name" in st.session_state:  # re-assert so the value survives pages that do not draw the widget
+        st.session_state["rater-name"] = st.session_state["rater-name"]
+    st.sidebar.text_input("Rater name", key="rater-name", placeholder="e.g. dr-lee",
+                          help="Every grade and arena vote records it.")
+
+
+def rater() -> str:
+    return str(st.session_state.get("rater-name", "")).strip()
+
+
+def require_rater() -> str | None:
+    name = rater()
+    if not name:
+        st.warning("Enter your rater name in the sidebar to record judgments.")
+        return None
+    return name
+
+
+@dataclass
+class Battle:
+    """Two anonymous models on one image and question; sides are the order of `models`."""
+    models: tuple[str, str]
+    question: str
+    image_hash: str
+    dataset: str
+    modality: str | None
+    answers: dict = field(default_factory=dict)  # side ("model_a"/"model_b") -> Answer or error text
+    winner: str | None = None
+
+
+def draw_pair(names: list[str], rng: random.Random | None = None) -> tuple[str, str]:
+    """Two distinct models at random, in random order (which side each gets is part of the draw)."""
+    rng = rng or random.SystemRandom()
+    a, b = rng.sample(names, 2)
+    return a, b
+
+
+def start_battle(picked, question: str) -> Battle | None:
+    from .answers import ask
+
+    names = [s.name for s in list_models()]
+    if len(names) < 2:
+        st.warning("The arena needs at least two registered models.")
+        return None
+    pair = draw_pair(names)
+    answers = ask(list(pair), picked.image, question)
+    return Battle(pair, question, pixel_hash(picked.image), picked.dataset, picked.modality,
+                  {"model_a": answers[pair[0]], "model_b": answers[pair[1]]})
+
+
+def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: bool = False,
+                store: Store | None = None) -> int:
+    """Store the vote: rater, both models in side order, verdict, question and the pixel hash; the image itself only
+    when the rater asked to save the case (as a PNG, which carries no DICOM header)."""
+    saved = None
+    if save_case and picked is not None:
+        folder = config.home() / "saved_cases"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{battle.image_hash[:16]}.png"
+        picked.image.save(path)
+        saved = str(path)
+    battle.winner = winner
+    return (store or Store()).add_vote(name, battle.models[0], battle.models[1], winner, battle.question,
+                                       battle.image_hash, battle.dataset, battle.modality, saved)

@@ -1,0 +1,32 @@
+"""Blind battle: two random models answer the same image and question; names are revealed after the vote."""
+import streamlit as st
+
+from medvqa.ui.answers import answer_card
+from medvqa.ui.image_input import pick_image
+from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
+
+st.title("Arena")
+st.caption("Two models drawn at random answer anonymously. Vote for the better answer; the names appear afterwards. "
+           "Votes keep a hash of the image, never its pixels, unless you save the case.")
+picked = pick_image("arena")
+if picked is not None:
+    st.image(picked.image, caption=picked.caption, width=320)
+    question = st.text_input("Question", value=picked.question, max_chars=1000, key="arena-question")
+    if st.button("⚔️ New battle", type="primary", key="arena-go", disabled=not question.strip()):
+        st.session_state["arena-battle"] = start_battle(picked, question)
+    battle = st.session_state.get("arena-battle")
+    if battle is not None:
+        for column, side, label in zip(st.columns(2), ("model_a", "model_b"), ("Model A", "Model B")):
+            with column:
+                revealed = f" — {battle.models[0 if side == 'model_a' else 1]}" if battle.winner else ""
+                answer_card(label + revealed, battle.answers[side])
+        if battle.winner is None:
+            name = require_rater()
+            save_case = st.checkbox("Save this case (stores the image as a PNG)", key="arena-save")
+            for column, (winner, label) in zip(st.columns(4), VOTES.items()):
+                if column.button(label, key=f"arena-vote-{winner}", disabled=name is None, width="stretch"):
+                    record_vote(battle, winner, name, picked, save_case)
+                    st.rerun()
+        else:
+            st.success(f"Vote recorded: {VOTES[battle.winner]}. Model A was **{battle.models[0]}**, "
+                       f"Model B was **{battle.models[1]}**. Press *New battle* for another round.")

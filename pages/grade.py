@@ -1,0 +1,49 @@
+"""Grade stored predictions: one click per item; open questions and model disagreements come first."""
+import streamlit as st
+
+from medvqa.browse import grading_queue, latest_runs
+from medvqa.store import Store
+from medvqa.ui.image_input import samples_by_id
+from medvqa.ui.judgment import VERDICTS, require_rater
+
+st.title("Grade")
+store = Store()
+runs = latest_runs(store)
+runs = runs[runs.dataset != "probe"]
+if runs.empty:
+    st.info("No finished evaluation runs yet: run `medvqa eval` (the demo zoo build evaluates its models).")
+    st.stop()
+c1, c2 = st.columns(2)
+dataset = c1.selectbox("Dataset", sorted(runs.dataset.unique()), key="grade-dataset")
+split = c2.selectbox("Split", sorted(runs[runs.dataset == dataset].split.unique()), key="grade-split")
+chosen = runs[(runs.dataset == dataset) & (runs.split == split)]
+models = st.multiselect("Models", list(chosen.model), default=list(chosen.model)[:3], key="grade-models")
+name = require_rater()
+if name is None or not models:
+    st.stop()
+skipped = st.session_state.setdefault("grade-skipped", set())
+queue = grading_queue(store, [int(i) for i in chosen[chosen.model.isin(models)].id], name)
+queue = queue[[(r, s) not in skipped for r, s in zip(queue.run_id, queue.sample_id)]]
+st.caption(f"{len(queue)} answers left to grade for **{name}** (open questions and disagreements first).")
+if queue.empty:
+    st.success("Nothing left to grade here. Thank you!")
+    st.stop()
+item = queue.iloc[0]
+sample = samples_by_id(dataset, split).get(item.sample_id)
+left, right = st.columns([1, 1])
+if sample is not None:
+    left.image(sample.image, caption=f"{item.sample_id} ({item.modality})", width="stretch")
+with right:
+    st.markdown(f"**Question:** {item.question}")
+    st.markdown(f"**Ground truth:** {item.answer}")
+    st.markdown(f"**Answer of {item.model}:** {item.prediction or '(empty)'}")
+    if item.disagreement:
+        st.caption("The chosen models disagree on this sample.")
+    comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")
+    for column, (verdict, label) in zip(st.columns(3), VERDICTS.items()):
+        if column.button(label, key=f"grade-{verdict}", width="stretch"):
+            store.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
+            st.rerun()
+    if st.button("Skip", key="grade-skip"):
+        skipped.add((int(item.run_id), item.sample_id))
+        st.rerun()

@@ -1,0 +1,53 @@
+"""Arena ratings, human-eval scores and automatic metrics side by side, with the votes behind each figure."""
+import itertools
+
+import pandas as pd
+import streamlit as st
+
+from medvqa import plots, ratings
+from medvqa.store import Store
+
+st.title("Leaderboard")
+store = Store()
+votes, grades, metrics = store.votes(), store.grades(), store.metrics()
+datasets = sorted(set(votes.dataset.dropna()) | set(grades.dataset.dropna()) | set(metrics.dataset) - {"probe"})
+modalities = sorted(set(votes.modality.dropna()) | set(grades.modality.dropna())
+                    | {s.split("=", 1)[1] for s in metrics.subset if s.startswith("modality=")})
+with st.sidebar:
+    chosen_datasets = st.multiselect("Datasets", datasets, key="lb-datasets")
+    chosen_modalities = st.multiselect("Modalities", [m for m in modalities if m], key="lb-modalities")
+
+
+def keep(frame: pd.DataFrame) -> pd.DataFrame:
+    if chosen_datasets:
+        frame = frame[frame.dataset.isin(chosen_datasets)]
+    if chosen_modalities:
+        frame = frame[frame.modality.isin(chosen_modalities)]
+    return frame
+
+
+votes, grades = keep(votes), keep(grades)
+arena = ratings.bradley_terry(votes)
+human = ratings.human_eval_score(grades)
+automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)
+st.caption(f"{len(votes)} arena votes by {votes.rater.nunique()} raters · {len(grades)} grades by "
+           f"{grades.rater.nunique()} raters · ratings on the Elo scale (Bradley-Terry, ties count half), "
+           "95% bootstrap intervals")
+table = ratings.side_by_side(arena, human, automatic)
+st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
+             column_config={"arena rating": st.column_config.NumberColumn(format="%.0f"),
+                            "human score": st.column_config.NumberColumn(format="%.2f")})
+left, right = st.columns(2)
+with left:
+    st.subheader("Arena rating")
+    st.plotly_chart(plots.rating_intervals(arena, "rating", "arena rating"), key="lb-arena")
+    st.plotly_chart(plots.win_rate_heatmap(ratings.win_rate_matrix(votes)), key="lb-winrate")
+with right:
+    st.subheader("Human evaluation")
+    st.plotly_chart(plots.rating_intervals(human, "score", "human-eval score"), key="lb-human")
+    raters = sorted(grades.rater.unique())
+    agreement = [{"rater A": a, "rater B": b, **ratings.cohen_kappa(grades, a, b)}
+                 for a, b in itertools.combinations(raters, 2)]
+    if agreement:
+        st.markdown("**Agreement between raters** (Cohen's kappa on items both graded)")
+        st.dataframe(pd.DataFrame(agreement), hide_index=True, key="lb-kappa")

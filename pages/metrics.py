@@ -1,0 +1,48 @@
+"""Evaluation results from the store: metrics with confidence intervals, breakdowns, ablations and loss curves."""
+import streamlit as st
+
+from medvqa import plots
+from medvqa.store import Store
+
+st.title("Metrics")
+store = Store()
+metrics = store.metrics()
+logs = store.training_logs()
+if metrics.empty and logs.empty:
+    st.info("The store is empty: run `medvqa eval --model NAME` (or build the demo zoo) and come back.")
+    st.stop()
+with st.sidebar:
+    st.markdown("**Filters**")
+    datasets = st.multiselect("Datasets", sorted(metrics.dataset.unique()), key="metrics-datasets")
+    splits = st.multiselect("Splits", sorted(metrics.split.unique()), key="metrics-splits")
+    models = st.multiselect("Models", sorted(metrics.model.unique()), key="metrics-models")
+    metric_names = sorted(metrics.metric.unique())
+    metric = st.selectbox("Metric", metric_names, index=metric_names.index("accuracy") if "accuracy" in metric_names
+                          else 0, key="metrics-metric")
+    subset = st.selectbox("Questions", ["all", "closed", "open"], key="metrics-subset")
+shown = metrics
+for column, chosen in (("dataset", datasets), ("split", splits), ("model", models)):
+    if chosen:
+        shown = shown[shown[column].isin(chosen)]
+overview, breakdowns, ablations, training, table = st.tabs(
+    ["Overview", "Breakdowns", "Ablations", "Training", "Table"])
+with overview:
+    st.plotly_chart(plots.metric_bars(shown, metric, subset), key="metrics-overview")
+    st.caption("Bars: plain runs; whiskers: 95% bootstrap confidence intervals.")
+with breakdowns:
+    field = st.radio("Break down by", ["answer_type", "question_type", "modality", "organ"], horizontal=True,
+                     key="metrics-field")
+    st.plotly_chart(plots.breakdown_bars(shown, field, metric), key="metrics-breakdown")
+with ablations:
+    st.plotly_chart(plots.ablation_deltas(shown, metric, subset), key="metrics-ablations")
+    st.caption("Below zero: the ablation costs accuracy. Swapped images should cost a model that reads the image.")
+with training:
+    runs = sorted(logs.run_name.unique()) if not logs.empty else []
+    picked = st.multiselect("Training runs", runs, default=runs[:8], key="metrics-train-runs")
+    st.plotly_chart(plots.loss_curves(logs[logs.run_name.isin(picked)] if picked else logs.iloc[0:0]),
+                    key="metrics-loss")
+with table:
+    wide = shown[shown.subset == subset] if subset else shown
+    st.dataframe(wide, hide_index=True, width="stretch", key="metrics-table")
+    st.download_button("Download CSV", wide.to_csv(index=False).encode(), "medvqa-metrics.csv", "text/csv",
+                       key="metrics-csv")

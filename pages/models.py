@@ -1,0 +1,39 @@
+"""The registry: load and unload models, and the memory each holds (siblings on one base share it)."""
+import streamlit as st
+
+from medvqa import load_model, loaded_models, unload_model
+from medvqa.types import MedVQAError
+from medvqa.ui.registry_view import registry_frame, resident_mib
+
+st.title("Models")
+frame, problems = registry_frame()
+for message in problems:
+    st.warning(f"Skipped a checkpoint: {message}")
+if frame.empty:
+    st.info("No models registered yet.")
+    st.stop()
+resident = resident_mib()
+st.caption(f"{len(loaded_models())} loaded · {sum(resident.values()) if resident else 0:.1f} MiB of weights resident "
+           "(shared bases counted once per model below)")
+for row in frame.to_dict("records"):
+    name = row["model"]
+    with st.container(border=True):
+        info, memory, action = st.columns([4, 1, 1])
+        info.markdown(f"**{name}** · {row['family']} · base `{row['base']}`"
+                      + (" · LoRA adapter" if row["adapter"] else "")
+                      + (f" · {row['quantization']}" if row["quantization"] != "none" else "")
+                      + f"  \n{row['description']}")
+        memory.metric("Resident MiB" if name in resident else "Est. MiB",
+                      f"{resident[name]:.1f}" if name in resident else (row["est. MiB"] or "?"))
+        if name in resident:
+            if action.button("Unload", key=f"models-unload-{name}"):
+                unload_model(name)
+                st.rerun()
+        elif action.button("Load", key=f"models-load-{name}", type="primary"):
+            try:
+                with st.spinner(f"Loading {name}..."):
+                    load_model(name)
+            except MedVQAError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()

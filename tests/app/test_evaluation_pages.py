@@ -1,0 +1,77 @@
+"""Metrics, Samples, Models and Home: what they show equals what the store and the registry hold."""
+import medvqa
+from medvqa.browse import sample_table
+from medvqa.loader import CACHE
+
+
+def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
+    app.switch_page("pages/metrics.py").run()
+    assert not app.exception
+    shown = app.dataframe[0].value
+    stored = evaluated.metrics()
+    stored = stored[stored.subset == "all"]
+    assert len(shown) == len(stored)
+    merged = shown.merge(stored, on=["run_id", "metric"], suffixes=("", "_db"))
+    assert len(merged) == len(stored) and (merged.value == merged.value_db).all()
+    assert (merged.ci_low == merged.ci_low_db).all()
+    app.multiselect(key="metrics-models").set_value(["llava-tiny"]).run()
+    assert set(app.dataframe[0].value.model) == {"llava-tiny"}
+    app.selectbox(key="metrics-subset").set_value("closed").run()
+    assert set(app.dataframe[0].value.subset) == {"closed"}
+    charts = [c for c in app.get("plotly_chart")]
+    assert len(charts) == 4  # overview, breakdown, ablations, loss curves
+    assert "swap-images" in charts[2].proto.spec and "vilt-demo" in charts[3].proto.spec
+    assert app.get("download_button")
+
+
+def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
+    table, models = sample_table(evaluated, "phantom", "test")
+    assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16
+    app.switch_page("pages/samples.py").run()
+    assert not app.exception
+    assert app.caption[0].value.startswith("16 of 16 samples")
+    first = table.iloc[0]
+    text = " ".join(m.value for m in app.markdown)
+    assert first.question in text and f"vilt-tiny: `{first['vilt-tiny'] or '(empty)'}`" in text
+    wrong = int((table["vilt-tiny correct"] == 0).sum())
+    app.selectbox(key="samples-wrong").set_value("vilt-tiny").run()
+    assert app.caption[0].value.startswith(f"{wrong} of 16 samples")
+    app.selectbox(key="samples-wrong").set_value("(any)").run()
+    app.multiselect(key="samples-atype").set_value(["closed"]).run()
+    closed = int((table.answer_type == "closed").sum())
+    assert app.caption[0].value.startswith(f"{closed} of 16 samples")
+
+
+def test_open_a_sample_in_compare(app, evaluated):
+    table, _ = sample_table(evaluated, "phantom", "test")
+    app.switch_page("pages/samples.py").run()
+    app.button(key=f"samples-open-{table.sample_id.iloc[0]}").click().run()
+    app.switch_page("pages/compare.py").run()  # AppTest does not follow st.switch_page; the state carries over
+    assert not app.exception
+    assert app.text_input(key="compare-question").value == table.question.iloc[0]
+    assert any(table.sample_id.iloc[0] in i.value for i in app.info)
+
+
+def test_models_page_loads_and_unloads(app):
+    app.switch_page("pages/models.py").run()
+    assert not app.exception and CACHE.loaded_names() == []
+    app.button(key="models-load-vilt-tiny").click().run()
+    assert medvqa.loaded_models() == ["vilt-tiny"]
+    assert any(m.label == "Resident MiB" for m in app.metric)
+    app.button(key="models-unload-vilt-tiny").click().run()
+    assert medvqa.loaded_models() == []
+
+
+def test_home_shows_datasets_leaderboard_and_device(app, evaluated):
+    app.run()
+    assert not app.exception
+    datasets = app.dataframe[1].value.set_index("dataset")
+    assert datasets.loc["phantom", "prepared"] and "test" in datasets.loc["phantom", "splits"]
+    assert not datasets.loc["vqa-rad", "prepared"]
+    board = app.dataframe[2].value
+    stored = evaluated.metrics()
+    for row in board.itertuples():
+        expected = stored[(stored.model == row.model) & (stored.ablation == "none") & (stored.subset == "all")
+                          & (stored.metric == "accuracy")].value.iloc[0]
+        assert row.accuracy == expected
+    assert any("**Device:** CPU" in m.value for m in app.markdown)

@@ -1,0 +1,116 @@
+"""Grade, Arena and Leaderboard: judgments reach the store at once, names stay hidden until the vote."""
+import time
+
+from medvqa import images, registry
+from medvqa.browse import grading_queue
+from medvqa.store import Store
+
+
+def set_rater(app, name):
+    # AppTest drops the entry point's sidebar widgets on non-default pages; the browser test types the name there
+    app.session_state["rater-name"] = name
+    app.run()
+
+
+def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluated):
+    app.switch_page("pages/grade.py").run()
+    assert any("rater name" in w.value for w in app.warning)  # nothing is recorded without a name
+    set_rater(app, "dr-a")
+    app.multiselect(key="grade-models").set_value(["vilt-tiny", "llava-tiny"]).run()
+    queue = grading_queue(evaluated, sorted(evaluated.runs().query("ablation == 'none'").id), "dr-a")
+    assert len(queue) == 32 and (queue.answer_type.iloc[:1] == "open").all()  # open questions come first
+    first = queue.iloc[0]
+    assert any(first.question in m.value for m in app.markdown)
+    app.button(key="grade-correct").click().run()
+    grades = evaluated.grades()
+    assert len(grades) == 1 and grades.iloc[0].rater == "dr-a" and grades.iloc[0].verdict == "correct"
+    assert (grades.iloc[0].sample_id, grades.iloc[0].model) == (first.sample_id, first.model)
+    assert any(m.value.startswith("31 answers left") for m in app.caption)
+    second = queue.iloc[1]
+    assert any(f"Answer of {second.model}" in m.value for m in app.markdown)
+    app.button(key="grade-skip").click().run()
+    assert any(m.value.startswith("30 answers left") for m in app.caption) and len(evaluated.grades()) == 1
+    app.button(key="grade-incorrect").click().run()
+    assert evaluated.grades().verdict.tolist() == ["correct", "incorrect"]
+    # another rater still sees every item; the first rater's graded items stay out of their queue
+    assert len(grading_queue(evaluated, list(queue.run_id.unique()), "dr-b")) == 32
+    assert len(grading_queue(evaluated, list(queue.run_id.unique()), "dr-a")) == 30
+
+
+def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_store):
+    names = [s.name for s in registry.list_models()]
+    app.switch_page("pages/arena.py").run()
+    set_rater(app, "dr-a")
+    app.button(key="arena-go").click().run()
+    assert not app.exception
+    shown = " ".join(m.value for m in app.markdown)
+    assert "Model A" in shown and "Model B" in shown
+    assert not any(name in shown for name in names)  # blind
+    app.button(key="arena-vote-model_b").click().run()
+    votes = Store(private_store).votes()
+    assert len(votes) == 1
+    vote = votes.iloc[0]
+    assert vote.rater == "dr-a" and vote.winner == "model_b" and vote.model_a != vote.model_b
+    revealed = " ".join(m.value for m in app.markdown) + " ".join(s.value for s in app.success)
+    assert f"Model A was **{vote.model_a}**" in revealed and f"Model B was **{vote.model_b}**" in revealed
+    sample_image = app.session_state["arena-battle"]
+    assert vote.image_hash == sample_image.image_hash and len(vote.image_hash) == 64
+    assert vote.saved_case is None and vote.dataset == "phantom"
+
+
+def test_arena_sides_are_random():
+    from medvqa.ui.judgment import draw_pair
+    import random
+
+    rng = random.Random(0)
+    pairs = [draw_pair(["a", "b", "c"], rng) for _ in range(300)]
+    assert all(x != y for x, y in pairs)
+    firsts = [x for x, _ in pairs]
+    assert all(60 < firsts.count(m) < 140 for m in "abc")  # every model takes side A about a third of the time
+
+
+def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_store):
+    store = Store(private_store)
+    for winner in ["model_a"] * 6 + ["model_b"] * 2 + ["tie"]:
+        store.add_vote("dr-a", "llava-tiny", "vilt-tiny", winner, "what organ?", "0" * 64, "phantom", "ct")
+    for verdict in ("correct", "incorrect"):
+        store.add_grade("dr-a", "s1", "llava-tiny", verdict, None)
+    app.switch_page("pages/leaderboard.py").run()
+    assert not app.exception
+    assert app.caption[0].value.startswith("9 arena votes by 1 raters · 2 grades")
+    table = app.dataframe[0].value.set_index("model")
+    assert table.loc["llava-tiny", "arena rating"] > table.loc["vilt-tiny", "arena rating"]
+    assert table.loc["llava-tiny", "battles"] == 9 and table.loc["llava-tiny", "human score"] == 0.5
+    stored = evaluated.metrics()
+    accuracy = stored[(stored.model == "vilt-tiny") & (stored.ablation == "none") & (stored.subset == "all")
+                      & (stored.metric == "accuracy")].value.iloc[0]
+    assert table.loc["vilt-tiny", "accuracy · phantom"] == accuracy
+    store.add_vote("dr-b", "vilt-tiny", "llava-tiny", "model_a", "what organ?", "1" * 64, "phantom", "mri")
+    app.run()
+    assert app.caption[0].value.startswith("10 arena votes by 2 raters")
+    app.multiselect(key="lb-modalities").set_value(["mri"]).run()
+    assert app.caption[0].value.startswith("1 arena votes by 1 raters")
+
+
+def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from medvqa.zoo import first_launch
+
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("MEDVQA_FIRST_LAUNCH", "untrained")
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=60).run()
+    assert not at.exception
+    status = [x for x in at.main.children.values() if type(x).__name__ == "Status"]
+    assert status and "Building the demo zoo" in status[0].label
+    build = first_launch.current()
+    deadline = time.time() + 120
+    while build.running and time.time() < deadline:
+        time.sleep(0.5)
+    assert build.phase == "done", build.log
+    at.run()
+    models = set(at.dataframe[0].value["model"])
+    assert {"vilt-tiny", "blip-tiny", "blip2-tiny", "idefics2-tiny", "llava-tiny"} <= models
+    assert any("building vilt-tiny" in line for line in build.log)
