@@ -46,9 +46,10 @@ def _pair_wins(a, b, score_a, k: int, weights=None) -> np.ndarray:
     return wins
 
 
-def _fit(wins: np.ndarray, ridge: float = 1e-4, iterations: int = 100) -> np.ndarray:
-    """Maximum-likelihood Bradley-Terry strengths (natural-log scale, mean 0) by Newton's method. A small ridge keeps a
-    model that never won (or never lost) finite."""
+def _fit(wins: np.ndarray, ridge: float = 0.1, iterations: int = 100) -> np.ndarray:
+    """Bradley-Terry strengths (natural-log scale, mean 0) by Newton's method, with a weak Gaussian prior (ridge) so a
+    model that never won or never lost stays finite: one single win puts two models ~420 Elo points apart instead of
+    infinitely far; with hundreds of battles the prior's pull is a few points."""
     k = wins.shape[0]
     games = wins + wins.T
     theta = np.zeros(k)
@@ -56,7 +57,7 @@ def _fit(wins: np.ndarray, ridge: float = 1e-4, iterations: int = 100) -> np.nda
         p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))  # p[i, j] = P(i beats j)
         grad = (wins - games * p).sum(axis=1) - ridge * theta
         w = games * p * (1 - p)
-        hessian = -np.diag(w.sum(axis=1)) + w - ridge * np.eye(k)
+        hessian = -np.diag(w.sum(axis=1)) + w - (ridge + 1e-9) * np.eye(k)  # + 1e-9: ratings are only defined up to a shift
         step = np.linalg.solve(hessian, grad)
         theta -= step
         theta -= theta.mean()
@@ -69,19 +70,21 @@ def _to_elo(theta: np.ndarray) -> np.ndarray:
     return INIT + SCALE / math.log(BASE) * theta
 
 
-def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Ratings per model: model, rating, ci_low, ci_high (percentile bootstrap over battles), battles; best first."""
+def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, level: float = 0.95,
+                  prior: float = 0.1) -> pd.DataFrame:
+    """Ratings per model: model, rating, ci_low, ci_high (percentile bootstrap over battles), battles; best first.
+    `prior` is the ridge of `_fit` (0: the plain maximum-likelihood fit, infinite for a model that never lost)."""
     votes = _check_votes(votes)
     columns = ["model", "rating", "ci_low", "ci_high", "battles"]
     if votes.empty:
         return pd.DataFrame(columns=columns)
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
     a, b, score_a = _encode(votes, models)
-    rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models))))
+    rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models)), prior))
     rng = np.random.default_rng(seed)
     # each bootstrap round re-draws the battles as multinomial counts (FastChat's compute_bootstrap_bt)
     counts = rng.multinomial(len(votes), np.full(len(votes), 1 / len(votes)), size=n_bootstrap)
-    samples = np.array([_to_elo(_fit(_pair_wins(a, b, score_a, len(models), c))) for c in counts])
+    samples = np.array([_to_elo(_fit(_pair_wins(a, b, score_a, len(models), c), prior)) for c in counts])
     tail = (1 - level) / 2 * 100
     battles = pd.concat([votes["model_a"], votes["model_b"]]).value_counts()
     frame = pd.DataFrame({"model": models, "rating": rating,
@@ -94,6 +97,8 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
 def win_rate_matrix(votes: pd.DataFrame) -> pd.DataFrame:
     """Share of battles the row model won against the column model (ties half); NaN where they never met."""
     votes = _check_votes(votes)
+    if votes.empty:
+        return pd.DataFrame()
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
     wins = _pair_wins(*_encode(votes, models), len(models))
     games = wins + wins.T

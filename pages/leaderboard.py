@@ -35,8 +35,10 @@ st.caption(f"{len(votes)} arena votes by {votes.rater.nunique()} raters · {len(
            "95% bootstrap intervals")
 table = ratings.side_by_side(arena, human, automatic)
 st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
-             column_config={"arena rating": st.column_config.NumberColumn(format="%.0f"),
-                            "human score": st.column_config.NumberColumn(format="%.2f")})
+             column_config={**{c: st.column_config.NumberColumn(format="%.0f")
+                               for c in ("arena rating", "arena ci_low", "arena ci_high")},
+                            **{c: st.column_config.NumberColumn(format="%.2f")
+                               for c in table.columns if c.startswith(("human", "accuracy"))}})
 left, right = st.columns(2)
 with left:
     st.subheader("Arena rating")

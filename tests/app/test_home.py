@@ -29,7 +29,8 @@ def test_pages_import_no_torch(zoo, phantom_cache):
     import subprocess
 
     code = ("import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
-            "default_timeout=60); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py')]; "
+            "default_timeout=60); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py', 'pages/metrics.py', "
+            "'pages/samples.py', 'pages/models.py', 'pages/grade.py', 'pages/arena.py', 'pages/leaderboard.py')]; "
             "assert not at.exception, at.exception; "
             "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not heavy, heavy")
     env = {**os.environ, "MEDVQA_DATA_CACHE": str(phantom_cache)}

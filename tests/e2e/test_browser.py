@@ -29,7 +29,16 @@ def dashboard(zoo_dir, phantom_cache):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     port = free_port()
-    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache)}
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache),
+           "MEDVQA_DB": str(phantom_cache / "e2e.db")}
+    with pytest.MonkeyPatch.context() as mp:  # results for Metrics, Samples and Grade to show
+        for key in ("MEDVQA_CHECKPOINTS", "MEDVQA_DATA_CACHE", "MEDVQA_DB"):
+            mp.setenv(key, env[key])
+        from medvqa.evaluation import evaluate
+
+        for model in ("vilt-tiny", "llava-tiny"):
+            for ablation in ("none", "swap-images"):
+                evaluate(model, "phantom", limit=16, ablation=ablation, progress=False)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -108,3 +117,48 @@ def test_compare_shows_five_models_side_by_side(page, dashboard):
     assert metrics.count() == 5
     assert page.get_by_text("Ground truth:").count() == 1
     shot(page, "compare")
+
+
+def nav(page, title: str) -> None:
+    """Follow the sidebar link (a page.goto would start a new session and forget the rater)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for(timeout=30_000)
+
+
+def test_metrics_samples_and_models_pages(page, dashboard):
+    page.goto(dashboard)
+    nav(page, "Metrics")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # plotly draws after mounting
+    assert page.locator(".js-plotly-plot .bars, .js-plotly-plot .point").count() > 0
+    shot(page, "metrics")
+    nav(page, "Samples")
+    page.get_by_text("16 of 16 samples").wait_for(timeout=30_000)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+    shot(page, "samples")
+    nav(page, "Models")
+    page.get_by_role("button", name="Load").first.click()
+    page.get_by_text("Resident MiB").first.wait_for(timeout=60_000)
+    shot(page, "models")
+
+
+def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
+    page.goto(dashboard)
+    page.get_by_role("textbox", name="Rater name").fill("dr-e2e")
+    page.get_by_role("textbox", name="Rater name").press("Enter")
+    nav(page, "Grade")
+    page.get_by_text("32 answers left").wait_for(timeout=30_000)
+    page.get_by_role("button", name="✅ Correct").click()
+    page.get_by_text("31 answers left").wait_for(timeout=30_000)
+    shot(page, "grade")
+    nav(page, "Arena")
+    page.get_by_role("button", name="New battle").click()
+    page.get_by_text("Model B", exact=True).wait_for(timeout=90_000)
+    page.get_by_role("button", name="B is better").click()
+    page.get_by_text("Vote recorded").wait_for(timeout=30_000)
+    shot(page, "arena")
+    nav(page, "Leaderboard")
+    page.get_by_text("1 arena votes by 1 raters · 1 grades by 1 raters").wait_for(timeout=30_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    shot(page, "leaderboard")

@@ -42,20 +42,24 @@ def test_bradley_terry_ties_count_half_and_symmetry():
     assert board["rating"].tolist() == pytest.approx([1000.0, 1000.0])  # one win each: equal
     # 3 wins of x and 1 tie out of 4: x scores 3.5 of 4, so P(x beats y) = 0.875 -> 400*log10(7) apart
     votes = pd.DataFrame({"model_a": ["x"] * 4, "model_b": ["y"] * 4, "winner": ["model_a"] * 3 + ["tie"]})
-    board = ratings.bradley_terry(votes, n_bootstrap=20).set_index("model")
+    board = ratings.bradley_terry(votes, n_bootstrap=20, prior=0).set_index("model")  # the exact MLE
     assert board.loc["x", "rating"] - board.loc["y", "rating"] == pytest.approx(400 * math.log10(7), abs=0.5)
+    shrunk = ratings.bradley_terry(votes, n_bootstrap=20).set_index("model")  # the default weak prior pulls in a little
+    assert 300 < shrunk.loc["x", "rating"] - shrunk.loc["y", "rating"] < 400 * math.log10(7)
 
 
 def test_bradley_terry_rejects_unknown_winner_and_handles_empty():
     with pytest.raises(ValueError, match="unknown winner"):
         ratings.bradley_terry(pd.DataFrame({"model_a": ["x"], "model_b": ["y"], "winner": ["left"]}))
-    assert ratings.bradley_terry(pd.DataFrame(columns=["model_a", "model_b", "winner"])).empty
+    no_votes = pd.DataFrame(columns=["model_a", "model_b", "winner"])
+    assert ratings.bradley_terry(no_votes).empty and ratings.win_rate_matrix(no_votes).empty
 
 
 def test_bradley_terry_stays_finite_when_a_model_never_wins():
     votes = pd.DataFrame({"model_a": ["x"] * 5, "model_b": ["y"] * 5, "winner": ["model_a"] * 5})
     board = ratings.bradley_terry(votes, n_bootstrap=20)
     assert np.isfinite(board["rating"]).all() and board["model"].tolist() == ["x", "y"]
+    assert board["rating"].iloc[0] - board["rating"].iloc[1] < 800  # not hundreds of Elo per vote
 
 
 def test_win_rate_matrix():
