@@ -14,17 +14,12 @@ from ..zoo import first_launch
 
 
 def first_launch_panel() -> None:
-    """Start the demo-zoo build when nothing is registered and show its progress until it is done."""
+    """Start the demo-zoo build when nothing is registered and show its progress, live, until it is done."""
     build = first_launch.ensure_started()
     if build.phase == "idle":
         return
     if build.running:
-        label = ("Building the demo zoo: untrained checkpoints (a few seconds)" if build.phase == "untrained" else
-                 "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
-                 "the untrained models are usable meanwhile")
-        with st.status(label, expanded=build.phase == "untrained", state="running"):
-            st.code("\n".join(build.log[-12:]) or "starting...", language=None)
-        _refresh_while(build)
+        _live_status(build, build.phase)
     elif build.phase == "failed":
         with st.status(f"Building the demo zoo failed: {build.error}", state="error"):
             st.code("\n".join(build.log[-20:]), language=None)
@@ -33,13 +28,16 @@ def first_launch_panel() -> None:
             st.code("\n".join(build.log[-20:]), language=None)
 
 
-def _refresh_while(build) -> None:
-    @st.fragment(run_every=3)
-    def poll():
-        if not build.running:
-            st.rerun()  # the whole page: the registry table now lists what was built
-
-    poll()
+@st.fragment(run_every=2)
+def _live_status(build, rendered_phase: str) -> None:
+    """Redraws the log every 2 s; reruns the whole page when a phase ends, so the registry lists what was built."""
+    if build.phase != rendered_phase:
+        st.rerun()
+    label = ("Building the demo zoo: untrained checkpoints (a few seconds)" if build.phase == "untrained" else
+             "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
+             "the untrained models are usable meanwhile")
+    with st.status(label, expanded=True, state="running"):
+        st.code("\n".join(build.log[-12:]) or "starting...", language=None)
 
 
 def datasets_frame() -> pd.DataFrame:

@@ -6,6 +6,14 @@ from medvqa.browse import grading_queue
 from medvqa.store import Store
 
 
+def find(node, kind: str) -> list:
+    """Every element of a type anywhere under an AppTest block (fragments nest their elements)."""
+    found = [node] if type(node).__name__ == kind else []
+    for child in getattr(node, "children", {}).values():
+        found += find(child, kind)
+    return found
+
+
 def set_rater(app, name):
     # AppTest drops the entry point's sidebar widgets on non-default pages; the browser test types the name there
     app.session_state["rater-name"] = name
@@ -103,7 +111,7 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
     monkeypatch.setenv("MEDVQA_FIRST_LAUNCH", "untrained")
     at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=60).run()
     assert not at.exception
-    status = [x for x in at.main.children.values() if type(x).__name__ == "Status"]
+    status = find(at.main, "Status")
     assert status and "Building the demo zoo" in status[0].label
     build = first_launch.current()
     deadline = time.time() + 120
