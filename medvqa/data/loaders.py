@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import threading
 from pathlib import Path
 
 from .. import config
@@ -16,6 +17,7 @@ HUB_IDS = {"vqa-rad": "flaviagiammarino/vqa-rad", "pathvqa": "flaviagiammarino/p
 VQA_DATASETS = ("phantom", "vqa-rad", "slake", "pathvqa", "probe")
 CAPTION_DATASETS = ("roco", "phantom-captions")
 YES_NO = {"yes", "no"}
+_PREPARING = threading.RLock()  # one preparation at a time per process (the dashboard's build thread vs a page)
 
 
 def qa_features():
@@ -57,12 +59,22 @@ def prepare(name: str, source: str | None = None, progress=None) -> Path:
     """Read `source` (hub id or local path; default: the dataset's hub id) and save it in the unified schema."""
     if name in HUB_IDS and not sources.is_local(source or HUB_IDS[name]) and sources.offline():
         raise sources.hub_offline_error(name, source or HUB_IDS[name])  # before any heavy import: fail at once
+    with _PREPARING:
+        return _prepare(name, source, progress)
+
+
+def _prepare(name: str, source: str | None, progress) -> Path:
     from datasets import Dataset, DatasetDict
 
     if name in ("phantom", "phantom-captions"):
         from . import phantom
 
-        phantom.build(config.data_cache_dir() / "phantom", progress=progress)
+        target = config.data_cache_dir() / "phantom"
+        tmp = target.with_name("phantom.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        phantom.build(tmp, progress=progress)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)  # readers never see a half-written benchmark
         return folder_for(name)
     if name == "probe":
         from . import probe
@@ -132,7 +144,9 @@ def load(name: str, split: str = "test", limit: int | None = None, seed: int = 0
         if not prepare_missing or name not in ("phantom", "phantom-captions", "probe"):
             raise DatasetSourceError(f"dataset '{name}' is not prepared: run `medvqa data prepare {name} --source "
                                      f"PATH_OR_HUB_ID`" + (" or `medvqa data phantom`" if "phantom" in name else ""))
-        prepare(name)
+        with _PREPARING:
+            if not is_prepared(name):  # another thread may have prepared it while this one waited
+                prepare(name)
     dsd = load_from_disk(str(folder_for(name)))
     if split not in dsd:
         raise DatasetSourceError(f"dataset '{name}' has no split '{split}'; it has {', '.join(dsd)}")

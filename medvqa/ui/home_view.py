@@ -33,9 +33,10 @@ def _live_status(build, rendered_phase: str) -> None:
     """Redraws the log every 2 s; reruns the whole page when a phase ends, so the registry lists what was built."""
     if build.phase != rendered_phase:
         st.rerun()
-    label = ("Building the demo zoo: untrained checkpoints (a few seconds)" if build.phase == "untrained" else
-             "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
-             "the untrained models are usable meanwhile")
+    label = {"untrained": "Building the demo zoo: untrained checkpoints (a few seconds)",
+             "data": "Building the demo zoo: generating the phantom benchmark (about 20 s)",
+             }.get(build.phase, "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
+                                "every page works meanwhile with the untrained models")
     with st.status(label, expanded=True, state="running"):
         st.code("\n".join(build.log[-12:]) or "starting...", language=None)
 

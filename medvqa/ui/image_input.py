@@ -77,6 +77,12 @@ def pick_image(key: str) -> Picked | None:
         item = choices[st.selectbox("Gallery image", list(choices), key=f"{key}-gallery")]
         raw, name = Path(item.path()).read_bytes(), item.file
     else:
+        from ..zoo import first_launch
+
+        if not data.is_prepared("phantom") and first_launch.current().running:
+            st.info("The phantom benchmark is being generated (first launch, about 20 s): use the gallery or an "
+                    "upload meanwhile, or come back in a moment.")
+            return None
         samples = _samples("phantom", 200)
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
         return _from_sample(samples[int(index)])

@@ -1,5 +1,6 @@
 """The dashboard's first launch: build the demo zoo in a background thread so a page rerun or a closed tab never
-interrupts it. Untrained checkpoints first (seconds: the dashboard is usable at once), then the trained zoo.
+interrupts it. Untrained checkpoints first (seconds), then the phantom benchmark (the pages' samples; about 20 s),
+then the trained zoo.
 
 MEDVQA_FIRST_LAUNCH: "trained" (default) builds both phases, "untrained" only the first, "off" nothing.
 """
@@ -16,7 +17,7 @@ from .. import config, registry
 
 @dataclass
 class Build:
-    phase: str = "idle"  # idle | untrained | trained | done | failed
+    phase: str = "idle"  # idle | untrained | data | trained | done | failed
     log: list[str] = field(default_factory=list)
     error: str | None = None
     started: float = 0.0
@@ -24,7 +25,7 @@ class Build:
 
     @property
     def running(self) -> bool:
-        return self.phase in ("untrained", "trained")
+        return self.phase in ("untrained", "data", "trained")
 
     def say(self, message: str) -> None:
         self.log.append(f"{time.perf_counter() - self.started:6.0f} s  {message}")
@@ -61,6 +62,13 @@ def _run(build: Build, wanted: str) -> None:
     try:
         build.say(f"building the untrained zoo in {root}")
         build_untrained(root, progress=build.say)
+        from .. import data
+
+        if not data.is_prepared("phantom"):
+            build.phase = "data"
+            build.say("generating the phantom benchmark (train, validation and test splits)")
+            data.prepare("phantom")
+            build.say("phantom benchmark ready")
         if wanted == "trained":
             build.phase = "trained"
             from .trained import build_trained
