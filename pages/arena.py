@@ -1,6 +1,8 @@
 """Blind battle: two random models answer the same image and question; names are revealed after the vote."""
 import streamlit as st
 
+from medvqa.images import pixel_hash
+
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
@@ -15,6 +17,8 @@ if picked is not None:
     if st.button("⚔️ New battle", type="primary", key="arena-go", disabled=not question.strip()):
         st.session_state["arena-battle"] = start_battle(picked, question)
     battle = st.session_state.get("arena-battle")
+    if battle is not None and (battle.question != question or battle.image_hash != pixel_hash(picked.image)):
+        battle = st.session_state["arena-battle"] = None  # another image or question: that battle is over
     if battle is not None:
         for column, side, label in zip(st.columns(2), ("model_a", "model_b"), ("Model A", "Model B")):
             with column:
