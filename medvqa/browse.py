@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .metrics import normalize
 from .store import Store
 
 SAMPLE_FIELDS = ["sample_id", "image_id", "question", "answer", "answer_type", "question_type", "modality", "organ"]
@@ -42,8 +43,6 @@ def sample_table(store: Store, dataset: str, split: str, ablation: str = "none")
 
 def disagree(table: pd.DataFrame, models: list[str]) -> pd.Series:
     """True where the models that answered gave more than one distinct (normalised) answer."""
-    from .metrics import normalize
-
     if len(models) < 2:
         return pd.Series(False, index=table.index)
     answers = table[models].apply(lambda col: col.map(lambda a: normalize(a) if isinstance(a, str) else None))
@@ -81,8 +80,6 @@ def grading_queue(store: Store, run_ids: list[int], rater: str) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=[*SAMPLE_FIELDS, "prediction", "correct", "run_id", "model"])
     items = pd.concat(frames, ignore_index=True)
-    from .metrics import normalize
-
     distinct = items.assign(norm=items.prediction.map(normalize)).groupby("sample_id")["norm"].nunique()
     items["disagreement"] = items.sample_id.map(distinct) > 1
     graded = store.grades()
