@@ -1,8 +1,8 @@
 """MedVQA Workbench: the dashboard's entry point (layout only; no torch at page load)."""
 import streamlit as st
 
-from medvqa import config
-from medvqa.ui.home_view import datasets_frame, device_line, first_launch_panel, leaderboard_snapshot
+from medvqa import config, hardware
+from medvqa.ui.home_view import datasets_frame, first_launch_panel, leaderboard_snapshot
 from medvqa.ui.judgment import rater_sidebar
 from medvqa.ui.registry_view import registry_frame
 
@@ -13,7 +13,7 @@ def home():
     st.title("MedVQA Workbench")
     st.caption("Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them, judge them.")
     first_launch_panel()
-    st.markdown(f"**Device:** {device_line()}")
+    st.markdown(f"**Device:** {hardware.summary()}")
     frame, problems = registry_frame()
     st.subheader(f"Registered models ({len(frame)})")
     if frame.empty:

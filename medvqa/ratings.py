@@ -145,6 +145,15 @@ def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_
     return {"kappa": kappa, "observed": observed, "chance": chance, "items": n}
 
 
+def only(judgments: pd.DataFrame, datasets=None, modalities=None) -> pd.DataFrame:
+    """Votes or grades on the chosen datasets and modalities (all when none is chosen)."""
+    if datasets:
+        judgments = judgments[judgments.dataset.isin(datasets)]
+    if modalities:
+        judgments = judgments[judgments.modality.isin(modalities)]
+    return judgments
+
+
 def automatic_accuracy(metrics: pd.DataFrame, datasets=None, modalities=None) -> pd.DataFrame:
     """Accuracy of each model's plain runs per dataset (column "accuracy · <dataset>"), restricted to the chosen
     modalities by pooling their breakdown subsets weighted by their sample counts."""

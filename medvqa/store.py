@@ -126,29 +126,21 @@ class Store:
 
     # --- reading ---------------------------------------------------------------------------------------
     def runs(self):
-        import pandas as pd
-
-        with self.connect() as db:
-            return pd.read_sql_query("SELECT id, model, dataset, split, ablation, prompt, generation, sample_limit, "
-                                     "ood, status, created, finished FROM runs ORDER BY id", db)
+        return self._frame("SELECT id, model, dataset, split, ablation, prompt, generation, sample_limit, ood, status, "
+                           "created, finished FROM runs ORDER BY id")
 
     def predictions(self, run_id: int):
         import pandas as pd
 
-        with self.connect() as db:
-            frame = pd.read_sql_query("SELECT * FROM predictions WHERE run_id = ? ORDER BY sample_id", db,
-                                      params=(run_id,))
+        frame = self._frame("SELECT * FROM predictions WHERE run_id = ? ORDER BY sample_id", (run_id,))
         values = frame.pop("values_json").map(json.loads).apply(pd.Series) if len(frame) else pd.DataFrame()
         return pd.concat([frame, values], axis=1)
 
     def metrics(self):
-        import pandas as pd
-
-        with self.connect() as db:
-            return pd.read_sql_query(
-                "SELECT r.id AS run_id, r.model, r.dataset, r.split, r.ablation, r.prompt, m.subset, m.metric, "
-                "m.value, m.ci_low, m.ci_high, m.n FROM metrics m JOIN runs r ON r.id = m.run_id "
-                "WHERE r.status = 'done' ORDER BY r.model, r.dataset, r.ablation, m.subset, m.metric", db)
+        return self._frame(
+            "SELECT r.id AS run_id, r.model, r.dataset, r.split, r.ablation, r.prompt, m.subset, m.metric, m.value, "
+            "m.ci_low, m.ci_high, m.n FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.status = 'done' "
+            "ORDER BY r.model, r.dataset, r.ablation, m.subset, m.metric")
 
     def export(self, run_id: int, path: str | Path) -> Path:
         """One run's predictions (with every per-sample metric) as .csv or .jsonl."""

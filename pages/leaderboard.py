@@ -17,16 +17,8 @@ with st.sidebar:
     chosen_datasets = st.multiselect("Datasets", datasets, key="lb-datasets")
     chosen_modalities = st.multiselect("Modalities", [m for m in modalities if m], key="lb-modalities")
 
-
-def keep(frame: pd.DataFrame) -> pd.DataFrame:
-    if chosen_datasets:
-        frame = frame[frame.dataset.isin(chosen_datasets)]
-    if chosen_modalities:
-        frame = frame[frame.modality.isin(chosen_modalities)]
-    return frame
-
-
-votes, grades = keep(votes), keep(grades)
+votes = ratings.only(votes, chosen_datasets, chosen_modalities)
+grades = ratings.only(grades, chosen_datasets, chosen_modalities)
 arena = ratings.bradley_terry(votes)
 human = ratings.human_eval_score(grades)
 automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)

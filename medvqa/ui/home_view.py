@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from .. import data, hardware, report
+from .. import data, report
 from ..data.loaders import folder_for
 from ..store import Store
 from ..zoo import first_launch
@@ -61,7 +61,3 @@ def leaderboard_snapshot(limit: int = 10) -> pd.DataFrame:
     keep = [c for c in ("model", "dataset", "split", "n", "accuracy", "closed accuracy", "open token_recall")
             if c in board]
     return board.sort_values("accuracy", ascending=False)[keep].head(limit)
-
-
-def device_line() -> str:
-    return hardware.summary()

@@ -15,9 +15,7 @@ VOTES = {"model_a": "👈 A is better", "model_b": "👉 B is better", "tie": "�
 
 
 def rater_sidebar() -> None:
-    """The rater name, kept for the browser session (the entry point renders it on every page)."""
-    if "rater-name" in st.session_state:  # re-assert so the value survives pages that do not draw the widget
-        st.session_state["rater-name"] = st.session_state["rater-name"]
+    """The rater name, kept for the browser session: the entry point draws it on every page, so its state lives on."""
     st.sidebar.text_input("Rater name", key="rater-name", placeholder="e.g. dr-lee",
                           help="Every grade and arena vote records it.")
 
