@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
     build.add_argument("--steps", type=int, default=300, help="training steps per model")
+    build.add_argument("--pretrain-steps", type=int, default=None,
+                       help="vision pretraining steps per base before VQA training (default: the zoo's setting)")
 
     sub.add_parser("models", help="list registered models")
 
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--warmup", type=float)
     tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     tr.add_argument("--seed", type=int)
+    tr.add_argument("--freeze", help="regex of parameter names to keep frozen (e.g. vision_tower for LLaVA-1.5)")
     tr.add_argument("--init-adapter", help="stage-1 adapter folder to continue from (two-stage training)")
     tr.add_argument("--save-every", type=int)
     tr.add_argument("--eval-every", type=int)
@@ -115,7 +118,8 @@ def _zoo(args) -> int:
     else:
         from .zoo.trained import build_trained
 
-        specs = build_trained(steps=args.steps)
+        specs = build_trained(steps=args.steps, **({} if args.pretrain_steps is None
+                                                    else {"pretrain_steps": args.pretrain_steps}))
     print(f"built {len(specs)} checkpoints: {', '.join(s.name for s in specs)}")
     return 0
 

@@ -112,3 +112,4 @@ class CaptionSample:
     caption: str
     split: str = ""
     dataset: str = ""
+    concepts: tuple[str, ...] = ()  # "group:value" labels where the corpus has them (phantom; ROCO's UMLS concepts)

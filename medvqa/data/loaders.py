@@ -154,7 +154,8 @@ def load(name: str, split: str = "test", limit: int | None = None, seed: int = 0
     if limit is not None and limit < len(ds):
         ds = ds.shuffle(seed=seed).select(range(limit))
     if name in CAPTION_DATASETS:
-        return [CaptionSample(r["id"], _rgb(r["image"]), r["caption"], split, name) for r in ds]
+        return [CaptionSample(r["id"], _rgb(r["image"]), r["caption"], split, name, tuple(r.get("concepts") or ()))
+                for r in ds]
     return [Sample(id=r["id"], image=_rgb(r["image"]), question=r["question"], answer=r["answer"],
                    answer_type=r["answer_type"], question_type=r["question_type"], modality=r["modality"],
                    organ=r["organ"], split=r["split"] or split, dataset=r["dataset"] or name, image_id=r["image_id"])

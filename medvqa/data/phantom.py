@@ -30,6 +30,7 @@ class Template:
     applies: Callable[[Truth], bool]
     # (truth, rng) -> (format values, answer); closed templates choose what to ask about
     make: Callable[[Truth, np.random.Generator], tuple[dict, str]]
+    paired: bool = False  # a comparison ("is this an mri?"): the train split also asks it with the other answer
 
 
 def _yes_no(truth_value: str, alternatives: list[str], rng) -> tuple[str, str]:
@@ -57,8 +58,8 @@ def _presence(t, rng):
     return {"finding": t.finding}, "yes" if t.abnormal else "no"
 
 
-def _normal(t, rng):
-    return {"organ": t.organ}, "no" if t.abnormal else "yes"
+def _abnormal(t, rng):
+    return {"organ": t.organ}, "yes" if t.abnormal else "no"
 
 
 def _side_closed(t, rng):
@@ -82,44 +83,47 @@ def _stain_closed(t, rng):
 
 
 def _plural(finding: str) -> str:
-    return finding + "s"
+    return finding + ("es" if finding.endswith("s") else "s")
 
 
 TEMPLATES = [
     Template("modality-open", "MODALITY", "open", ("what imaging modality is this?", "what modality was used to take this image?", "how was this image taken?"),
              lambda t: True, lambda t, r: ({}, t.modality)),
     Template("modality-closed", "MODALITY", "closed", ("is this {modality}?", "was this image taken as {modality}?"),
-             lambda t: True, _modality_closed),
+             lambda t: True, _modality_closed, paired=True),
     Template("plane-open", "PLANE", "open", ("in what plane is this image taken?", "which plane is shown?"),
              lambda t: t.plane != "", lambda t, r: ({}, t.plane)),
     Template("plane-closed", "PLANE", "closed", ("is this an {plane} image?", "was this image taken in the {plane} plane?"),
-             lambda t: t.style in ("abdomen-ct", "brain-mri"), _plane_closed),
+             lambda t: t.style in ("abdomen-ct", "brain-mri"), _plane_closed, paired=True),
     Template("organ-open", "ORGAN", "open", ("what organ is shown?", "which part of the body is imaged?", "what organ system is pictured?"),
              lambda t: t.style != "pathology", lambda t, r: ({}, t.organ)),
-    Template("presence-closed", "PRES", "closed", ("is there a {finding} in the image?", "is a {finding} present?", "are there any {finding}s?"),
+    Template("presence-closed", "PRES", "closed", ("is there a {finding} in the image?", "is a {finding} present?", "are there any {findings}?"),
              lambda t: True, _presence),
-    Template("normal-closed", "ABN", "closed", ("does the {organ} look normal?", "is this {organ} normal?"),
-             lambda t: True, _normal),
+    # asked as "abnormal?" (VQA-RAD has both forms): with "normal?" beside "is there a nodule?", the abnormality pushes
+    # "yes" up in one template and down in the other, and a small model sees no first-order signal to learn from
+    Template("abnormal-closed", "ABN", "closed", ("does the {organ} look abnormal?", "is this {organ} abnormal?",
+                                                   "is there an abnormality in the {organ}?"),
+             lambda t: True, _abnormal),
     Template("abnormality-open", "ABN", "open", ("what abnormality is seen?", "what is the abnormal finding?"),
              lambda t: True, lambda t, r: ({}, t.finding if t.abnormal else "none")),
-    Template("count-open", "COUNT", "open", ("how many {finding}s are there?", "how many {finding}s can be seen?"),
+    Template("count-open", "COUNT", "open", ("how many {findings} are there?", "how many {findings} can be seen?"),
              lambda t: True, lambda t, r: ({"finding": t.finding}, str(t.count))),
     Template("side-open", "POS", "open", ("which side is the {finding} on?", "on which side of the patient is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, t.side)),
     Template("position-open", "POS", "open", ("where is the {finding} located?", "where is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, f"{t.side} {t.region}")),
     Template("side-closed", "POS", "closed", ("is the {finding} on the {side} side?", "is the {finding} in the {side} half?"),
-             lambda t: t.abnormal, _side_closed),
+             lambda t: t.abnormal, _side_closed, paired=True),
     Template("region-closed", "POS", "closed", ("is the {finding} in the {region} part?", "is the {finding} located {region}?"),
-             lambda t: t.abnormal, _region_closed),
+             lambda t: t.abnormal, _region_closed, paired=True),
     Template("size-open", "SIZE", "open", ("how big is the {finding}?", "what size is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, t.size)),
     Template("size-closed", "SIZE", "closed", ("is the {finding} {size}?",),
-             lambda t: t.abnormal, _size_closed),
+             lambda t: t.abnormal, _size_closed, paired=True),
     Template("colour-open", "COLOR", "open", ("what colour is the stain?", "what color is the tissue stained?"),
              lambda t: t.style == "pathology", lambda t, r: ({}, t.stain)),
     Template("colour-closed", "COLOR", "closed", ("is the staining {colour}?", "is the tissue stained {colour}?"),
-             lambda t: t.style == "pathology", _stain_closed),
+             lambda t: t.style == "pathology", _stain_closed, paired=True),
 ]
 
 
@@ -134,8 +138,20 @@ def caption(t: Truth) -> str:
     return f"{view} showing {number} {t.size} {noun} in the {t.side} {t.region} part."
 
 
-def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Callable | None = None) -> dict[str, list[dict]]:
-    """Rows per split: {'qa': [...], 'captions': [...]} with PNG bytes; deterministic from `seed`."""
+def concepts(t: Truth) -> list[str]:
+    """Structured labels beside each caption ("group:value", like ROCO's UMLS concepts): what the tiny vision towers
+    are pretrained on before any VQA training (medvqa/zoo/pretrain.py)."""
+    return [f"modality:{t.modality}", f"plane:{t.plane or 'none'}", f"count:{t.count}", f"side:{t.side or 'none'}",
+            f"region:{t.region or 'none'}", f"size:{t.size or 'none'}", f"stain:{t.stain}"]
+
+
+def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Callable | None = None,
+             paired_splits: tuple[str, ...] = ("train",)) -> dict[str, list[dict]]:
+    """Rows per split: {'qa': [...], 'captions': [...]} with PNG bytes; deterministic from `seed`.
+
+    In `paired_splits` each comparison question is asked twice about the same image, once per answer ("is this an
+    mri?" yes, "is this a ct scan?" no): without such pairs a small model learns the question's prior and ignores the
+    image. Test questions stay single, as in the real benchmarks."""
     sizes = sizes or DEFAULT_SIZES
     styles = list(STYLES)
     out: dict[str, dict[str, list[dict]]] = {}
@@ -146,11 +162,17 @@ def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Calla
             truth = sample_truth(rng, styles[i % len(styles)])
             png = _png(draw(truth, rng))
             image_id = f"phantom-{split}-{i:05d}"
-            captions.append({"id": image_id, "image": {"bytes": png, "path": f"{image_id}.png"}, "caption": caption(truth)})
+            captions.append({"id": image_id, "image": {"bytes": png, "path": f"{image_id}.png"}, "caption": caption(truth),
+                             "concepts": concepts(truth)})
             chosen = [t for t in TEMPLATES if rng.random() < TEMPLATE_RATE and t.applies(truth)]
-            for k, tmpl in enumerate(chosen):
+            asked = []
+            for tmpl in chosen:
                 values, answer = tmpl.make(truth, rng)
-                question = str(rng.choice(tmpl.phrasings)).format(**values)
+                asked.append((tmpl, values, answer))
+                if tmpl.paired and split in paired_splits:
+                    asked.append((tmpl, *_counterpart(tmpl, truth, rng, answer)))
+            for k, (tmpl, values, answer) in enumerate(asked):
+                question = str(rng.choice(tmpl.phrasings)).format(findings=_plural(truth.finding), **values)
                 qa.append({"id": f"{image_id}-q{k}", "image_id": image_id, "image": {"bytes": png, "path": f"{image_id}.png"},
                            "question": question, "answer": answer, "answer_type": tmpl.answer_type,
                            "question_type": tmpl.question_type, "template": tmpl.key, "modality": truth.modality,
@@ -159,6 +181,14 @@ def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Calla
                 progress(1)
         out[split] = {"qa": qa, "captions": captions}
     return out
+
+
+def _counterpart(tmpl: Template, truth: Truth, rng, answer: str) -> tuple[dict, str]:
+    """The same comparison asked with the other answer (yes/no are drawn 50:50, so a few draws find it)."""
+    while True:
+        values, other = tmpl.make(truth, rng)
+        if other != answer:
+            return values, other
 
 
 def _png(img) -> bytes:
@@ -201,14 +231,15 @@ def _group(rows, key):
 
 def build(folder: Path, sizes: dict[str, int] | None = None, seed: int = 0, progress: Callable | None = None) -> dict:
     """Generate and save as two datasets DatasetDicts (qa/, captions/) with images embedded; returns statistics."""
-    from datasets import Dataset, DatasetDict, Features, Image, Value
+    from datasets import Dataset, DatasetDict, Features, Image, Sequence, Value
 
     rows = generate(sizes, seed, progress)
     qa_features = Features({"id": Value("string"), "image_id": Value("string"), "image": Image(),
                             "question": Value("string"), "answer": Value("string"), "answer_type": Value("string"),
                             "question_type": Value("string"), "template": Value("string"), "modality": Value("string"),
                             "organ": Value("string"), "split": Value("string"), "dataset": Value("string")})
-    cap_features = Features({"id": Value("string"), "image": Image(), "caption": Value("string")})
+    cap_features = Features({"id": Value("string"), "image": Image(), "caption": Value("string"),
+                             "concepts": Sequence(Value("string"))})
     folder = Path(folder)
     DatasetDict({s: Dataset.from_list(v["qa"], features=qa_features) for s, v in rows.items()}).save_to_disk(folder / "qa")
     DatasetDict({s: Dataset.from_list(v["captions"], features=cap_features) for s, v in rows.items()}).save_to_disk(

@@ -65,14 +65,15 @@ def _finding_centres(truth: Truth, rng, box: tuple[float, float, float, float]) 
     for _ in range(truth.count):
         for _ in range(20):  # keep findings apart so they can be counted
             c = (rng.uniform(*xs) * SIZE, rng.uniform(*ys) * SIZE)
-            if all((c[0] - p[0]) ** 2 + (c[1] - p[1]) ** 2 > 14**2 for p in centres):
+            if all((c[0] - p[0]) ** 2 + (c[1] - p[1]) ** 2 > 22**2 for p in centres):
                 break
         centres.append(c)
     return centres
 
 
 def _radius(truth: Truth, rng) -> float:
-    return rng.uniform(3.0, 4.5) if truth.size == "small" else rng.uniform(7.0, 9.5)
+    # at the models' 64 px input a small finding spans about one 8 px patch and a large one about two
+    return rng.uniform(5.0, 6.5) if truth.size == "small" else rng.uniform(10.0, 13.0)
 
 
 def _grey(canvas: np.ndarray, rng, noise: float = 6.0, blur: float = 1.0) -> Image.Image:
@@ -114,7 +115,7 @@ def _ct(truth: Truth, rng) -> Image.Image:
         draw.ellipse([26, 20, 60, 70], fill=int(rng.uniform(125, 140)))
         box = (0.22, 0.12, 0.45, 0.9)
     for c in _finding_centres(truth, rng, box):
-        _ellipse(base, c, *(2 * [_radius(truth, rng)]), fill=int(rng.uniform(45, 65)))  # hypodense
+        _ellipse(base, c, *(2 * [_radius(truth, rng)]), fill=int(rng.uniform(185, 205)))  # enhancing
     return _grey(np.asarray(base, dtype=np.float32), rng, noise=8.0, blur=0.7)
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     lora_dropout: float = 0.1
     target_modules: str | list[str] | None = None  # None: the family's default above
     modules_to_save: list[str] | None = None
+    freeze: str | None = None  # regex of parameter names kept frozen, e.g. the vision tower as LLaVA-1.5 and BLIP-2 do
     optimizer: str = "adamw"  # adamw | rmsprop
     lr: float = 5e-5
     weight_decay: float = 0.0

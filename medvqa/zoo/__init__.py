@@ -15,8 +15,12 @@ DEMO_ADAPTER_TARGETS = {
 }
 
 
-def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print) -> list[ModelSpec]:
-    """Random-weight checkpoints of every family plus LoRA adapter specs that share a base with them."""
+def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print,
+                    pretrain_steps: int = 0) -> list[ModelSpec]:
+    """Random-weight checkpoints of every family plus LoRA adapter specs that share a base with them.
+
+    With `pretrain_steps`, each base's vision tower is first pretrained on the phantom captions' concepts
+    (medvqa/zoo/pretrain.py), as a hub checkpoint's would be; its language side stays random."""
     import torch
 
     from .families import BUILDERS
@@ -31,8 +35,12 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
         if folder.exists():
             shutil.rmtree(folder)
         BUILDERS[family](folder)
-        spec = ModelSpec(name=name, family=family, base=".", description=f"tiny random-weight {family} (untrained)",
-                         folder=folder)
+        description, extra = f"tiny random-weight {family} (untrained)", {}
+        if pretrain_steps:
+            accuracy = _pretrain(folder, family, pretrain_steps, seed, progress)
+            description = f"tiny {family}: vision pretrained on phantom concepts, language random (untrained for VQA)"
+            extra = {"vision_pretraining": {"steps": pretrain_steps, "validation_accuracy": accuracy}}
+        spec = ModelSpec(name=name, family=family, base=".", description=description, folder=folder, extra=extra)
         registry.write_spec(folder, spec)
         specs.append(spec)
         if family in DEMO_ADAPTER_TARGETS:
@@ -40,6 +48,21 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
             progress(f"building {specs[-1].name} (LoRA on {name})")
     _write_readme(root)
     return specs
+
+
+def _pretrain(folder: Path, family: str, steps: int, seed: int, progress) -> dict:
+    import torch
+    import transformers
+    from transformers import AutoProcessor
+
+    from .pretrain import pretrain_vision
+
+    cls = getattr(transformers, registry.family_class(family).transformers_class)
+    model = cls.from_pretrained(folder, dtype=torch.float32)
+    accuracy = pretrain_vision(family, model, AutoProcessor.from_pretrained(folder), steps=steps, seed=seed,
+                               progress=progress)
+    model.save_pretrained(folder)
+    return accuracy
 
 
 def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: int = 4) -> ModelSpec:

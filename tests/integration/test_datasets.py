@@ -162,3 +162,26 @@ def test_no_patient_tag_in_stored_rows(cache):
             value = str(ds.get(tag, "")).strip()
             if len(value) >= 4:
                 assert value.encode() not in stored, f"{tag} of {item.file} leaked into the prepared dataset"
+
+
+def test_phantom_pairs_comparisons_in_train_only_and_labels_concepts():
+    rows = phantom.generate({"train": 60, "validation": 4, "test": 60}, seed=1)
+    paired = {t.key for t in phantom.TEMPLATES if t.paired}
+    assert paired == {"modality-closed", "plane-closed", "side-closed", "region-closed", "size-closed", "colour-closed"}
+
+    def answers_per_image_template(split):
+        out = {}
+        for r in rows[split]["qa"]:
+            if r["template"] in paired:
+                out.setdefault((r["image_id"], r["template"]), []).append(r["answer"])
+        return out
+
+    train = answers_per_image_template("train")
+    assert train and all(sorted(a) == ["no", "yes"] for a in train.values())  # each comparison asked both ways
+    assert all(len(a) == 1 for a in answers_per_image_template("test").values())  # test questions stay single
+    caption = rows["train"]["captions"][0]
+    concepts = dict(c.split(":") for c in caption["concepts"])
+    assert set(concepts) == {"modality", "plane", "count", "side", "region", "size", "stain"}
+    if concepts["count"] == "0":
+        assert concepts["side"] == "none" and "no abnormality" in caption["caption"]
+    assert all("masss" not in r["question"] for r in rows["train"]["qa"])

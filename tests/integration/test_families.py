@@ -67,3 +67,18 @@ def test_expert_prompt_and_generation_limits(zoo, images):
     assert len(model.tokenizer(short.text, add_special_tokens=False)["input_ids"]) <= 2
     with pytest.raises(TypeError, match="temperature"):
         model.answer(images[0], "What organ?", temperature=0.7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_vision_towers_start_from_sine_cosine_patch_positions(zoo, name):
+    from safetensors import safe_open
+
+    from medvqa.zoo.families import IMAGE, PATCH, VISION_POSITIONS, sincos_positions
+
+    folder = medvqa.registry.get_spec(name).resolved_base()
+    with safe_open(f"{folder}/model.safetensors", "pt") as f:
+        keys = [k for k in f.keys() if VISION_POSITIONS.search(k)]
+        assert len(keys) == 1, keys  # the vision table only, never a text position table
+        table = f.get_tensor(keys[0]).reshape(-1, 64)
+    grid = (IMAGE // PATCH) ** 2
+    assert table[-grid:].allclose(sincos_positions(IMAGE // PATCH, 64))
