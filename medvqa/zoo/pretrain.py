@@ -40,7 +40,7 @@ def _targets(rows, groups):
 
 
 def _inputs(family: str, processor, images, questions) -> dict:
-    """Pixel inputs exactly as the family's processor prepares them for VQA."""
+    """Pixel inputs exactly as the family's processor prepares them for VQA (`questions` are read by ViLT only)."""
     if family == "vilt":  # ViLT's tower reads text too: real questions, so [CLS] learns to gather the image beside them
         enc = processor(images=images, text=questions, padding="max_length", truncation=True, max_length=24,
                         return_tensors="pt")
@@ -72,7 +72,8 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     width = model.config.get_text_config().hidden_size if family == "vilt" else tower.config.hidden_size
     head = torch.nn.Sequential(torch.nn.LayerNorm(width), torch.nn.Linear(width, sum(map(len, groups.values()))))
     splits = torch.tensor([len(v) for v in groups.values()]).cumsum(0)[:-1].tolist()
-    questions = [s.question for s in data.load("phantom", split="train")]
+    # only ViLT's tower reads text; loading the QA split decodes every question's image, so the others skip it
+    questions = [s.question for s in data.load("phantom", split="train")] if family == "vilt" else [""]
     rng = random.Random(seed)
     x_train = _inputs(family, processor, [s.image for s in train], rng.choices(questions, k=len(train)))
     x_val = _inputs(family, processor, [s.image for s in val], rng.choices(questions, k=len(val)))
