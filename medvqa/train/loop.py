@@ -223,6 +223,7 @@ def _save_final(cfg: TrainConfig, model, processor, out: Path, steps: int) -> Mo
                      description=cfg.description or f"{cfg.family} {cfg.method} on {cfg.dataset} ({cfg.task})",
                      trained_on=(cfg.dataset,), folder=out,
                      extra={"method": cfg.method, "task": cfg.task, "steps": steps, "trained_at": time.time(),
+                            "started_from": cfg.base,  # a two-stage full fine-tune starts from its stage-1 folder
                             "hyperparameters": {k: v for k, v in cfg.to_dict().items()
                                                 if k not in ("family", "base", "output", "name", "description")}})
     registry.write_spec(out, spec)

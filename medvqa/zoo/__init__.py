@@ -16,11 +16,11 @@ DEMO_ADAPTER_TARGETS = {
 
 
 def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print,
-                    pretrain_steps: int = 0) -> list[ModelSpec]:
+                    pretrain_steps: int | dict[str, int] = 0) -> list[ModelSpec]:
     """Random-weight checkpoints of every family plus LoRA adapter specs that share a base with them.
 
-    With `pretrain_steps`, each base's vision tower is first pretrained on the phantom captions' concepts
-    (medvqa/zoo/pretrain.py), as a hub checkpoint's would be; its language side stays random."""
+    With `pretrain_steps` (one number, or one per family), each base's vision tower is first pretrained on the phantom
+    captions' concepts (medvqa/zoo/pretrain.py), as a hub checkpoint's would be; its language side stays random."""
     import torch
 
     from .families import BUILDERS
@@ -35,13 +35,12 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
         if folder.exists():
             shutil.rmtree(folder)
         BUILDERS[family](folder)
-        description, extra = f"tiny random-weight {family} (untrained)", {}
-        if pretrain_steps:
-            accuracy = _pretrain(folder, family, pretrain_steps, seed, progress)
-            description = f"tiny {family}: vision pretrained on phantom concepts, language random (untrained for VQA)"
-            extra = {"vision_pretraining": {"steps": pretrain_steps, "validation_accuracy": accuracy}}
-        spec = ModelSpec(name=name, family=family, base=".", description=description, folder=folder, extra=extra)
+        spec = ModelSpec(name=name, family=family, base=".", description=f"tiny random-weight {family} (untrained)",
+                         folder=folder)
         registry.write_spec(folder, spec)
+        steps = pretrain_steps.get(family, 0) if isinstance(pretrain_steps, dict) else pretrain_steps
+        if steps:
+            spec = pretrain_base(spec, steps, seed, progress)
         specs.append(spec)
         if family in DEMO_ADAPTER_TARGETS:
             specs.append(build_random_adapter(root, spec, seed=seed + 1))
@@ -50,19 +49,28 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
     return specs
 
 
-def _pretrain(folder: Path, family: str, steps: int, seed: int, progress) -> dict:
+def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print) -> ModelSpec:
+    """Pretrain a tiny base's vision tower in place (medvqa/zoo/pretrain.py) and record it in its medvqa.json."""
+    import dataclasses
+
     import torch
     import transformers
     from transformers import AutoProcessor
 
     from .pretrain import pretrain_vision
 
-    cls = getattr(transformers, registry.family_class(family).transformers_class)
+    folder = spec.folder
+    cls = getattr(transformers, registry.family_class(spec.family).transformers_class)
     model = cls.from_pretrained(folder, dtype=torch.float32)
-    accuracy = pretrain_vision(family, model, AutoProcessor.from_pretrained(folder), steps=steps, seed=seed,
+    accuracy = pretrain_vision(spec.family, model, AutoProcessor.from_pretrained(folder), steps=steps, seed=seed,
                                progress=progress)
     model.save_pretrained(folder)
-    return accuracy
+    spec = dataclasses.replace(
+        spec, description=f"tiny {spec.family}: vision pretrained on phantom concepts, language random "
+                          f"(untrained for VQA)",
+        extra={**spec.extra, "vision_pretraining": {"steps": steps, "validation_accuracy": accuracy}})
+    registry.write_spec(folder, spec)
+    return spec
 
 
 def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: int = 4) -> ModelSpec:

@@ -87,6 +87,7 @@ def build_blip2(folder: Path, num_query_tokens: int = 8, extra_corpus=None):
 
 
 def build_idefics2(folder: Path, image_seq_len: int = 8, extra_corpus=None):
+    import torch
     from transformers import (Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessorPil,
                               Idefics2Processor)
 
@@ -106,6 +107,10 @@ def build_idefics2(folder: Path, image_seq_len: int = 8, extra_corpus=None):
         image_token_id=proc.image_token_id,
     )
     model = Idefics2ForConditionalGeneration(cfg)
+    # transformers starts the resampler's latents at all-ones (the hub's are trained): identical queries would hand
+    # the language model one image token repeated; random ones, as Flamingo's perceiver starts, give distinct views
+    with torch.no_grad():
+        model.model.connector.perceiver_resampler.latents.normal_(std=cfg.perceiver_config.initializer_range)
     _set_generation_ids(model, tok, [end, tok.eos_token_id])  # chat turns end with <end_of_utterance>
     return _save(model, proc, folder)
 

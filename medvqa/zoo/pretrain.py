@@ -14,6 +14,8 @@ import random
 import time
 from collections import defaultdict
 
+import torch
+
 from .. import data
 
 
@@ -28,8 +30,6 @@ def concept_groups(rows: list[tuple[str, ...]]) -> dict[str, list[str]]:
 
 
 def _targets(rows, groups):
-    import torch
-
     index = {g: {v: i for i, v in enumerate(values)} for g, values in groups.items()}
     out = torch.zeros(len(rows), len(groups), dtype=torch.long)
     for r, labels in enumerate(rows):
@@ -51,16 +51,33 @@ def _inputs(family: str, processor, images, questions) -> dict:
     return {"pixel_values": processor.image_processor(images, return_tensors="pt")["pixel_values"]}
 
 
+class _VisionWithConnector(torch.nn.Module):
+    """Idefics2's image path up to the language model: the SigLIP tower, then the connector (modality projection and
+    perceiver resampler). The hub checkpoint ships both trained; a random resampler passes almost nothing (its
+    latents start identical and the projection's output is ~0.003 in scale), and the language model never saw the
+    image (single-stage closed accuracy at chance, identical with swapped images)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.vision_model, self.connector = model.model.vision_model, model.model.connector
+
+    def forward(self, pixel_values):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state
+        mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+        return BaseModelOutput(last_hidden_state=self.connector(hidden, attention_mask=mask))
+
+
 def vision_tower(family: str, model):
     """The module whose weights the pretraining trains (attribute paths of the transformers 5 classes)."""
     return {"vilt": lambda m: m.vilt, "blip": lambda m: m.vision_model, "blip2": lambda m: m.vision_model,
-            "idefics2": lambda m: m.model.vision_model, "llava": lambda m: m.model.vision_tower}[family](model)
+            "idefics2": _VisionWithConnector, "llava": lambda m: m.model.vision_tower}[family](model)
 
 
 def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size: int = 32, lr: float = 1e-3,
                     seed: int = 0, progress=print) -> dict:
     """Train `model`'s vision tower in place on phantom captions' concepts; returns validation accuracy per group."""
-    import torch
 
     torch.manual_seed(seed)
     train = data.load("phantom-captions", split="train")
@@ -69,7 +86,9 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     if not groups:
         raise ValueError("the phantom captions carry no concepts: regenerate them with `medvqa data phantom`")
     tower = vision_tower(family, model)
-    width = model.config.get_text_config().hidden_size if family == "vilt" else tower.config.hidden_size
+    # ViLT's and Idefics2's features live in the text width; the other towers have their own config
+    width = (model.config.get_text_config().hidden_size if family in ("vilt", "idefics2")
+             else tower.config.hidden_size)
     head = torch.nn.Sequential(torch.nn.LayerNorm(width), torch.nn.Linear(width, sum(map(len, groups.values()))))
     splits = torch.tensor([len(v) for v in groups.values()]).cumsum(0)[:-1].tolist()
     # only ViLT's tower reads text; loading the QA split decodes every question's image, so the others skip it

@@ -82,3 +82,13 @@ def test_tiny_vision_towers_start_from_sine_cosine_patch_positions(zoo, name):
         table = f.get_tensor(keys[0]).reshape(-1, 64)
     grid = (IMAGE // PATCH) ** 2
     assert table[-grid:].allclose(sincos_positions(IMAGE // PATCH, 64))
+
+
+def test_tiny_idefics2_resampler_latents_are_distinct(zoo):
+    """transformers starts them all-ones: eight identical queries would hand the language model one image token."""
+    from safetensors import safe_open
+
+    folder = medvqa.registry.get_spec("idefics2-tiny").resolved_base()
+    with safe_open(f"{folder}/model.safetensors", "pt") as f:
+        latents = f.get_tensor("model.connector.perceiver_resampler.latents")
+    assert latents.shape == (8, 64) and latents.std(0).min() > 0.001

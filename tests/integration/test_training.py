@@ -94,6 +94,58 @@ def test_two_stage_caption_then_vqa(env):
     assert model.base is medvqa.load_model("idefics2-tiny").base  # shares the base with the zero-shot variant
 
 
+def test_two_stage_full_fine_tune_starts_from_the_stage_one_weights(env):
+    """The demo zoo's two-stage Idefics2: stage 2 is a full fine-tune whose base is the stage-1 folder."""
+    from safetensors import safe_open
+
+    stage1 = train(env, "idefics2", name="idefics2-captions-full", task="caption", max_steps=4,
+                   freeze=r"(vision_model|connector)\.")
+    stage2 = train(env, "idefics2", name="idefics2-two-stage-full", base=str(env / "idefics2-captions-full"),
+                   max_steps=4, freeze=r"(vision_model|connector)\.")
+    assert stage2.extra["started_from"].endswith("idefics2-captions-full") and stage2.extra["task"] == "vqa"
+
+    def tensor(name, key):
+        with safe_open(str(env / name / "model.safetensors"), "pt") as f:
+            return f.get_tensor(key)
+
+    frozen = "model.connector.perceiver_resampler.latents"  # frozen in both stages: identical along the chain
+    assert tensor("idefics2-tiny", frozen).equal(tensor(stage1.name, frozen))
+    assert tensor(stage1.name, frozen).equal(tensor(stage2.name, frozen))
+    trained = "lm_head.weight"
+    assert not tensor(stage1.name, trained).equal(tensor(stage2.name, trained))
+    assert medvqa.load_model(stage2.name).answer(data.load("phantom", split="test", limit=1)[0].image,
+                                                 "what modality is this?").model == stage2.name
+
+
+@pytest.mark.parametrize("family", ["idefics2", "vilt"])
+def test_vision_pretraining_trains_the_image_path_only_and_is_recorded(env, family):
+    """`zoo build` pretrains each base's image path (Idefics2: tower and connector) before VQA; the language side
+    stays as it was, and medvqa.json records the steps and the validation accuracy per concept group."""
+    import json
+
+    import torch
+
+    from medvqa import registry
+    from medvqa.loader import CACHE
+    from medvqa.zoo import pretrain_base
+
+    spec = registry.get_spec(f"{family}-tiny")
+    before = medvqa.load_model(spec.name).model.state_dict()
+    before = {k: v.clone() for k, v in before.items()}
+    CACHE.unload_all()
+    pretrain_base(spec, steps=3, progress=lambda message: None)
+    after = medvqa.load_model(spec.name).model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    image_path = ("model.vision_model.", "model.connector.") if family == "idefics2" else ("vilt.",)
+    assert changed and all(k.startswith(image_path) for k in changed)
+    if family == "idefics2":
+        assert any(k.startswith("model.connector.") for k in changed)
+        assert not any(k.startswith(("model.text_model.", "lm_head.")) for k in changed)
+    recorded = json.loads((env / spec.name / "medvqa.json").read_text())["vision_pretraining"]
+    assert recorded["steps"] == 3 and {"modality", "side", "count"} <= set(recorded["validation_accuracy"])
+    assert all(0 <= v <= 1 for v in recorded["validation_accuracy"].values())
+
+
 def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     args = [sys.executable, "-m", "medvqa.cli", "train", "--family", "llava", "--base", str(env / "llava-tiny"),
             "--output", str(env / "llava-resume"), "--train-limit", "16", "--batch-size", "4", "--max-steps", "40",
