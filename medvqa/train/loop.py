@@ -31,7 +31,7 @@ def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> 
     out.mkdir(parents=True, exist_ok=True)
     train_rows, val_rows = _examples(cfg, cfg.split, cfg.train_limit), _examples(cfg, cfg.val_split, cfg.val_limit)
     model, processor = _load(cfg, [r[-1] for r in train_rows])
-    collate = Collator(cfg.family, processor, model.config, cfg.task)
+    collate = Collator(cfg.family, processor, model.config, cfg.task, cache_images=True)
     device = next(p for p in model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
