@@ -42,6 +42,8 @@ class CachedImageProcessor:
         self.inner, self.max_bytes, self.cache, self.bytes = inner, max_bytes, {}, 0
 
     def __getattr__(self, name):
+        if name == "inner":  # not set yet (copy, pickle): no recursion through the delegation below
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def __call__(self, images, **kwargs):
@@ -81,8 +83,8 @@ def _pixel_key(image) -> tuple | None:
 class Collator:
     def __init__(self, family: str, processor, model_config=None, task: str = "vqa", cache_images: bool = False):
         self.family, self.processor, self.task = family, processor, task
-        if cache_images and getattr(processor, "image_processor", None) is not None:
-            processor.image_processor = CachedImageProcessor(processor.image_processor)
+        self.image_cache = (CachedImageProcessor(processor.image_processor)
+                            if cache_images and getattr(processor, "image_processor", None) is not None else None)
         self.config = model_config
         tokenizer = getattr(processor, "tokenizer", None)
         if family in DECODER_ONLY and tokenizer is not None:
@@ -97,7 +99,14 @@ class Collator:
         images = [e[0] for e in examples]
         questions = [e[1] for e in examples]
         answers = [e[2] for e in examples]
-        return getattr(self, f"_{self.family}")(images, questions, answers)
+        if self.image_cache is None:
+            return getattr(self, f"_{self.family}")(images, questions, answers)
+        # swapped in for this call only: the processor saved with the checkpoint stays the plain one
+        original, self.processor.image_processor = self.processor.image_processor, self.image_cache
+        try:
+            return getattr(self, f"_{self.family}")(images, questions, answers)
+        finally:
+            self.processor.image_processor = original
 
     def _vilt(self, images, questions, answers):
         batch = self.processor(images=images, text=questions, padding=True, truncation=True, max_length=40,

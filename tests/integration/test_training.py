@@ -50,6 +50,28 @@ def test_decoder_only_labels_cover_the_answer_only(env, family):
     assert not ((batch["input_ids"] == image_token) & (batch["labels"] != -100)).any()
 
 
+@pytest.mark.parametrize("family", ["idefics2", "llava", "vilt"])
+def test_cached_image_processing_gives_the_same_batches(env, family):
+    """Training resizes and normalises each image once. Idefics2's processor hands over converted copies whose ids
+    are reused once freed, so the cache is keyed by pixels: a second epoch must see exactly the first one's tensors."""
+    import torch
+
+    model = medvqa.load_model(f"{family}-tiny")
+    rows = [(s.image, s.question, s.answer) for s in data.load("phantom", split="train", limit=24)]
+    plain = Collator(family, model.processor, model.model.config)
+    from transformers import AutoProcessor
+
+    cached = Collator(family, AutoProcessor.from_pretrained(env / f"{family}-tiny"), model.model.config,
+                      cache_images=True)
+    for epoch in range(2):
+        for start in range(0, len(rows), 8):
+            a, b = plain(rows[start : start + 8]), cached(rows[start : start + 8])
+            assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), (epoch, start)
+    images = {s.image_id for s in data.load("phantom", split="train", limit=24)}
+    assert len(cached.image_cache.cache) == len(images)
+    assert type(cached.processor.image_processor).__name__ != "CachedImageProcessor"  # saved plain
+
+
 def test_blip_decoder_inputs_start_with_dec_and_mask_padding(env):
     model = medvqa.load_model("blip-tiny")
     samples = data.load("phantom", split="train", limit=6)
