@@ -82,7 +82,7 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     torch.manual_seed(seed)
     train = data.load("phantom-captions", split="train")
     val = data.load("phantom-captions", split="validation")
-    groups = concept_groups([s.concepts for s in train])
+    groups = concept_groups([s.concepts for s in train] + [s.concepts for s in val])  # a value seen only in val
     if not groups:
         raise ValueError("the phantom captions carry no concepts: regenerate them with `medvqa data phantom`")
     tower = vision_tower(family, model)

@@ -64,7 +64,10 @@ def test_expert_prompt_and_generation_limits(zoo, images):
     expert = model.preprocess([images[0]], [medvqa.prompts.apply_strategy("What organ?", "expert")])["input_ids"].shape[1]
     assert expert > plain + 10
     short = model.answer(images[0], "What organ?", max_new_tokens=1)
-    assert len(model.tokenizer(short.text, add_special_tokens=False)["input_ids"]) <= 2
+    # one new token: its text is at most the longest vocabulary entry (re-tokenizing it is no measure: a byte-level
+    # piece of a character decodes to "\ufffd", which encodes back to three tokens)
+    longest = max(len(model.tokenizer.decode([i])) for i in range(len(model.tokenizer)))
+    assert len(short.text) <= longest < 40
     with pytest.raises(TypeError, match="temperature"):
         model.answer(images[0], "What organ?", temperature=0.7)
 
