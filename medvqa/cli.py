@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
     build.add_argument("--steps", type=int, default=None,
-                       help="training steps for every model (default: each recipe's own, 150 to 500)")
+                       help="training steps for every model (default: each recipe's own, 150 to 600)")
     build.add_argument("--pretrain-steps", type=int, default=None,
                        help="vision pretraining steps per base before VQA training (default: the zoo's setting)")
 

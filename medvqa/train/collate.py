@@ -47,13 +47,15 @@ class CachedImageProcessor:
         return getattr(self.inner, name)
 
     def __call__(self, images, **kwargs):
-        keys = [tuple(map(_pixel_key, item)) if isinstance(item, (list, tuple)) else _pixel_key(item) for item in images]
-        if None in keys or any(isinstance(k, tuple) and None in k for k in keys):
+        keys = [tuple(map(_pixel_key, item)) if isinstance(item, (list, tuple)) else (_pixel_key(item),)
+                for item in images]
+        if any(None in key for key in keys):
             return self.inner(images, **kwargs)
-        missing = [(key, item) for key, item in zip(keys, images) if key not in self.cache]
+        # a dict: an image asked about twice in one batch (the paired questions) is processed once
+        missing = {key: item for key, item in zip(keys, images) if key not in self.cache}
         if self.bytes + len(missing) * self._item_bytes() > self.max_bytes:
             return self.inner(images, **kwargs)
-        for key, item in missing:
+        for key, item in missing.items():
             one = self.inner([item], **kwargs)
             self.cache[key] = {name: value for name, value in one.items()}
             self.bytes += sum(v.numel() * v.element_size() for v in self.cache[key].values())
@@ -76,8 +78,8 @@ def _pixel_key(image) -> tuple | None:
 
     if not hasattr(image, "tobytes") or isinstance(image, torch.Tensor):
         return None
-    data = image.tobytes()
-    return getattr(image, "mode", None), tuple(getattr(image, "size", ())), hashlib.blake2b(data, digest_size=16).digest()
+    layout = (image.dtype.str, image.shape) if hasattr(image, "shape") else (image.mode, image.size)
+    return layout, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
 
 
 class Collator:

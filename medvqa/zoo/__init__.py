@@ -38,7 +38,7 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
         spec = ModelSpec(name=name, family=family, base=".", description=f"tiny random-weight {family} (untrained)",
                          folder=folder)
         registry.write_spec(folder, spec)
-        steps = pretrain_steps.get(family, 0) if isinstance(pretrain_steps, dict) else pretrain_steps
+        steps = pretrain_steps_for(family, pretrain_steps)
         if steps:
             spec = pretrain_base(spec, steps, seed, progress)
         specs.append(spec)
@@ -47,6 +47,11 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
             progress(f"building {specs[-1].name} (LoRA on {name})")
     _write_readme(root)
     return specs
+
+
+def pretrain_steps_for(family: str, setting: int | dict[str, int]) -> int:
+    """A pretraining setting is one number for every family or one per family (absent: none)."""
+    return setting.get(family, 0) if isinstance(setting, dict) else setting
 
 
 def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print) -> ModelSpec:

@@ -38,7 +38,7 @@ RECIPES = [
 def build_trained(root: Path | None = None, steps: int | None = None, batch_size: int = 32, eval_limit: int | None = 400,
                   progress=print, rebuild_bases: bool = True,
                   pretrain_steps: int | dict[str, int] = PRETRAIN_STEPS) -> list[ModelSpec]:
-    from . import build_untrained, pretrain_base
+    from . import build_untrained, pretrain_base, pretrain_steps_for
     from .. import registry
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
@@ -54,7 +54,7 @@ def build_trained(root: Path | None = None, steps: int | None = None, batch_size
     else:  # the dashboard's first launch built them untrained a moment ago: pretrain those still random
         specs = [s for s in registry.list_models(root) if s.name.endswith(("-tiny", "-tiny-lora"))]
         for i, spec in enumerate(specs):
-            wanted = pretrain_steps.get(spec.family, 0) if isinstance(pretrain_steps, dict) else pretrain_steps
+            wanted = pretrain_steps_for(spec.family, pretrain_steps)
             if spec.adapter is None and wanted and "vision_pretraining" not in spec.extra:
                 specs[i] = pretrain_base(spec, wanted, progress=progress)
     for name, family, method, extra in RECIPES:
