@@ -11,7 +11,9 @@ st.set_page_config(page_title="MedVQA Workbench", layout="wide")
 
 def home():
     st.title("MedVQA Workbench")
-    st.caption("Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them, judge them.")
+    st.caption(
+        "Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them, judge them."
+    )
     first_launch_panel()
     st.markdown(f"**Device:** {hardware.summary()}")
     frame, problems = registry_frame()

@@ -43,7 +43,9 @@ def main() -> int:
     assert result.computed == len(samples)
     print(f"{args.model}, {len(samples)} phantom test questions, {os.cpu_count()} cores")
     print(f"per-sample answer() loop: {loop:.1f} s ({len(samples) / loop:.1f} q/s)")
-    print(f"runner, batch {args.batch_size}, with scoring and storage: {runner:.1f} s ({len(samples) / runner:.1f} q/s)")
+    print(
+        f"runner, batch {args.batch_size}, with scoring and storage: {runner:.1f} s ({len(samples) / runner:.1f} q/s)"
+    )
     print(f"speed-up: {loop / runner:.1f}x")
     return 0
 

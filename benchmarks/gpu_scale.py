@@ -20,6 +20,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from medvqa.models.idefics2 import Idefics2VQA  # noqa: E402
+
 IDEFICS2_8B = dict(  # HuggingFaceM4/idefics2-8b config.json dimensions
     vision_config=dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
                        image_size=980, patch_size=14),
@@ -29,15 +31,20 @@ IDEFICS2_8B = dict(  # HuggingFaceM4/idefics2-8b config.json dimensions
                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768,
                      sliding_window=4096),
 )
-LORA_REGEX = r".*(text_model|modality_projection|perceiver_resampler).*(down_proj|gate_proj|up_proj|k_proj|q_proj|v_proj|o_proj).*$"
+LORA_REGEX = Idefics2VQA.lora_targets  # the seeds' Idefics2 targets
 
 
 def build(folder: Path) -> None:
     from peft import LoraConfig, get_peft_model
-    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessorPil, Idefics2Processor
+    from transformers import (
+        Idefics2Config,
+        Idefics2ForConditionalGeneration,
+        Idefics2ImageProcessorPil,
+        Idefics2Processor,
+    )
 
-    from medvqa.zoo import tokenizers as toks
-    from medvqa.zoo.families import IDEFICS2_CHAT
+    from medvqa.models import _tokenizers as toks
+    from medvqa.models.idefics2 import IDEFICS2_CHAT
 
     base = folder / "idefics2-8b-random"
     if (base / "config.json").exists():

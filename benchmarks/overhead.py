@@ -10,6 +10,7 @@ Needs the demo zoo (`medvqa zoo build --untrained` or `medvqa zoo build`).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -25,9 +26,16 @@ from PIL import Image  # noqa: E402
 import medvqa  # noqa: E402
 from medvqa.prompts import blip2_prompt, chat_messages  # noqa: E402
 
-QUESTIONS = ["Is there a mass in the left lung?", "What organ is shown?", "How many nodules are in the right upper lobe?",
-             "Is this a CT image?", "Where is the lesion?", "Which plane is this?", "What colour is the stain?",
-             "Is it abnormal?"]
+QUESTIONS = [
+    "Is there a mass in the left lung?",
+    "What organ is shown?",
+    "How many nodules are in the right upper lobe?",
+    "Is this a CT image?",
+    "Where is the lesion?",
+    "Which plane is this?",
+    "What colour is the stain?",
+    "Is it abnormal?",
+]
 
 
 def raw_answer(model, image, question, max_new_tokens):
@@ -76,11 +84,11 @@ def main() -> int:
         model = medvqa.load_model(name)
         budget = model.default_max_new_tokens
         image, question = requests[0]
+        pair = [functools.partial(raw_answer, model, image, question, budget),
+                functools.partial(model.answer, image, question)]
         with torch.inference_mode():
-            raw, ours = interleaved_medians([lambda: raw_answer(model, image, question, budget),
-                                             lambda: model.answer(image, question)], 10)  # warm-up
-            raw, ours = interleaved_medians([lambda: raw_answer(model, image, question, budget),
-                                             lambda: model.answer(image, question)], args.repeats)
+            interleaved_medians(pair, 10)  # warm-up
+            raw, ours = interleaved_medians(pair, args.repeats)
         began = time.perf_counter()
         for img, q in requests:
             model.answer(img, q)

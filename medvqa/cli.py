@@ -1,8 +1,17 @@
-"""The `medvqa` command: zoo, models, ask."""
+"""The `medvqa` command. Each subcommand's arguments sit beside its handler; `COMMANDS` lists them all:
+
+  medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
+  medvqa models       registered models, with their estimated memory
+  medvqa data         the phantom benchmark, and the Med-VQA datasets from a hub id or a local path
+  medvqa ask          ask one model a question about one image
+  medvqa eval         evaluate models on a dataset (batched, resumable, stored), with ablations
+  medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
+  medvqa report       the leaderboard of stored runs, or a paired test between two models
+  medvqa export       one run's predictions as CSV or JSONL
+"""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .types import MedVQAError
@@ -11,101 +20,29 @@ from .types import MedVQAError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medvqa", description="Medical visual question answering workbench")
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except MedVQAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
-    zoo = sub.add_parser("zoo", help="offline demo checkpoints")
+
+def _zoo_args(zoo: argparse.ArgumentParser) -> None:
+    from .models import family_names
+
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     build = zoo_sub.add_parser("build", help="build the tiny demo zoo in checkpoints/")
     build.add_argument("--untrained", action="store_true", help="random weights only (no training step)")
-    build.add_argument("--family", action="append", help="only these families (repeatable)")
+    build.add_argument("--family", action="append", choices=family_names(), help="only these families (repeatable)")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
     build.add_argument("--steps", type=int, default=None,
                        help="training steps for every model (default: each recipe's own, 150 to 600)")
     build.add_argument("--pretrain-steps", type=int, default=None,
-                       help="vision pretraining steps per base before VQA training (default: the zoo's setting)")
-
-    sub.add_parser("models", help="list registered models")
-
-    data = sub.add_parser("data", help="datasets: the phantom benchmark and the Med-VQA loaders")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    ph = data_sub.add_parser("phantom", help="generate the phantom benchmark into data_cache/phantom")
-    ph.add_argument("--n", type=int, default=None, help="training images (validation and test scale with it)")
-    ph.add_argument("--seed", type=int, default=0)
-    prep = data_sub.add_parser("prepare", help="prepare a dataset from a hub id or a local path")
-    prep.add_argument("name", help="vqa-rad, slake, pathvqa, roco, probe")
-    prep.add_argument("--source", default=None, help="hub id or local folder / parquet / arrow path")
-    show = data_sub.add_parser("show", help="print samples of a prepared dataset")
-    show.add_argument("name")
-    show.add_argument("--split", default="test")
-    show.add_argument("--limit", type=int, default=5)
-    show.add_argument("--seed", type=int, default=0)
-
-    ask = sub.add_parser("ask", help="ask one model a question about one image")
-    ask.add_argument("--model", required=True)
-    ask.add_argument("--image", required=True)
-    ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
-    ask.add_argument("--max-new-tokens", type=int, default=None)
-    ask.add_argument("--window", default=None, help="DICOM window: lung, soft tissue, bone, brain, liver or CENTRE,WIDTH")
-    ask.add_argument("question")
-
-    ev = sub.add_parser("eval", help="evaluate models on a dataset (batched, resumable, stored)")
-    ev.add_argument("--model", required=True, help="one name or several, comma-separated")
-    ev.add_argument("--dataset", default="phantom")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--limit", type=int, default=None)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--ablation", default="none",
-                    help="none, swap-images, expert-prompt, ood, probe, zero-shot (comma-separated for several)")
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--max-new-tokens", type=int, default=None)
-
-    tr = sub.add_parser("train", help="fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)")
-    tr.add_argument("--config", default=None, help="a JSON file of these settings; flags override it")
-    tr.add_argument("--family", choices=["vilt", "blip", "blip2", "idefics2", "llava"])
-    tr.add_argument("--base", help="hub id or local checkpoint folder")
-    tr.add_argument("--output", help="checkpoint folder to write (default checkpoints/<name>)")
-    tr.add_argument("--name")
-    tr.add_argument("--method", choices=["full", "lora", "qlora"])
-    tr.add_argument("--task", choices=["vqa", "caption"])
-    tr.add_argument("--dataset")
-    tr.add_argument("--train-limit", type=int)
-    tr.add_argument("--val-limit", type=int)
-    tr.add_argument("--lora-r", type=int)
-    tr.add_argument("--lora-alpha", type=int)
-    tr.add_argument("--lora-dropout", type=float)
-    tr.add_argument("--target-modules", help="a regex, or comma-separated module names")
-    tr.add_argument("--optimizer", choices=["adamw", "rmsprop"])
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--epochs", type=float)
-    tr.add_argument("--max-steps", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--grad-accum", type=int)
-    tr.add_argument("--warmup", type=float)
-    tr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--freeze", help="regex of parameter names to keep frozen (e.g. vision_tower for LLaVA-1.5)")
-    tr.add_argument("--init-adapter", help="stage-1 adapter folder to continue from (two-stage training)")
-    tr.add_argument("--save-every", type=int)
-    tr.add_argument("--eval-every", type=int)
-
-    rep = sub.add_parser("report", help="leaderboard of stored runs, or a paired test between two models")
-    rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
-    rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
-    rep.add_argument("--dataset", default="phantom")
-    rep.add_argument("--split", default="test")
-    rep.add_argument("--ablation", default="none")
-
-    exp = sub.add_parser("export", help="write one run's predictions as CSV or JSONL")
-    exp.add_argument("--run", type=int, required=True)
-    exp.add_argument("--out", required=True, help="path ending in .csv or .jsonl")
-
-    args = parser.parse_args(argv)
-    try:
-        return {"zoo": _zoo, "models": _models, "ask": _ask, "data": _data, "eval": _eval,
-                "report": _report, "export": _export, "train": _train}[args.command](args)
-    except MedVQAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+                       help="vision pretraining steps per base before VQA training (default: each family's own)")
 
 
 def _zoo(args) -> int:
@@ -126,24 +63,76 @@ def _zoo(args) -> int:
 
 
 def _models(args) -> int:
-    from . import loaded_models, registry, weights
+    from . import loaded_models, registry
 
-    specs, problems = registry.scan()
-    loaded = set(loaded_models())
-    rows = [("name", "family", "base", "adapter", "quant", "loaded", "est. memory")]
-    for s in specs:
-        est = weights.spec_bytes(s)
-        base = s.base if not s.base_is_local else os.path.relpath(s.resolved_base())
-        rows.append((s.name, s.family, base, "yes" if s.adapter else "-", s.quantization,
-                     "yes" if s.name in loaded else "no", _human(est) if est else "unknown (hub)"))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
+    rows, problems = registry.model_table(set(loaded_models()))
+    table = [("name", "family", "base", "adapter", "quant", "loaded", "est. memory")]
+    for r in rows:
+        table.append((r["model"], r["family"], r["base"], r["adapter"] or "-", r["quantization"],
+                      "yes" if r["loaded"] else "no",
+                      f"{r['est. MiB']:.1f} MiB" if r["est. MiB"] else "unknown (hub)"))
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(table[0]))]
+    for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     for p in problems:
         print(f"skipped: {p.message}", file=sys.stderr)
-    if not specs:
+    if not rows:
         print("no models registered: run `medvqa zoo build`", file=sys.stderr)
+    print(f"families: {', '.join(registry.family_names())}")
     return 0
+
+
+def _data_args(data: argparse.ArgumentParser) -> None:
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    ph = data_sub.add_parser("phantom", help="generate the phantom benchmark into data_cache/phantom")
+    ph.add_argument("--n", type=int, default=None, help="training images (validation and test scale with it)")
+    ph.add_argument("--seed", type=int, default=0)
+    prep = data_sub.add_parser("prepare", help="prepare a dataset from a hub id or a local path")
+    prep.add_argument("name", help="vqa-rad, slake, pathvqa, roco, probe")
+    prep.add_argument("--source", default=None, help="hub id or local folder / parquet / arrow path")
+    show = data_sub.add_parser("show", help="print samples of a prepared dataset")
+    show.add_argument("name")
+    show.add_argument("--split", default="test")
+    show.add_argument("--limit", type=int, default=5)
+    show.add_argument("--seed", type=int, default=0)
+
+
+def _data(args) -> int:
+    from tqdm import tqdm
+
+    from . import config, data
+
+    if args.data_command == "phantom":
+        from .data import phantom
+
+        sizes = None
+        if args.n:
+            sizes = {"train": args.n, "validation": max(1, args.n // 8), "test": max(1, args.n // 4)}
+        total = sum((sizes or phantom.DEFAULT_SIZES).values())
+        with tqdm(total=total, desc="phantom images", unit="img") as bar:
+            stats = phantom.build(config.data_cache_dir() / "phantom", sizes=sizes, seed=args.seed, progress=bar.update)
+        print(phantom.describe(stats))
+        return 0
+    if args.data_command == "prepare":
+        print(f"prepared {args.name} in {data.prepare(args.name, args.source)}")
+        return 0
+    for s in data.load(args.name, split=args.split, limit=args.limit, seed=args.seed):
+        if hasattr(s, "question"):
+            print(f"{s.id}  [{s.answer_type}/{s.question_type or '-'}]  {s.question}  ->  {s.answer}")
+        else:
+            print(f"{s.id}  {s.caption}")
+    return 0
+
+
+def _ask_args(ask: argparse.ArgumentParser) -> None:
+    ask.add_argument("--model", required=True)
+    ask.add_argument("--image", required=True)
+    ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
+    ask.add_argument("--max-new-tokens", type=int, default=None)
+    ask.add_argument(
+        "--window", default=None, help="DICOM window: lung, soft tissue, bone, brain, liver or CENTRE,WIDTH"
+    )
+    ask.add_argument("question")
 
 
 def _ask(args) -> int:
@@ -165,6 +154,20 @@ def _ask(args) -> int:
     return 0
 
 
+def _eval_args(ev: argparse.ArgumentParser) -> None:
+    from .evaluation import ABLATIONS
+
+    ev.add_argument("--model", required=True, help="one name or several, comma-separated")
+    ev.add_argument("--dataset", default="phantom")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--ablation", default="none", help="comma-separated, any of: " + "; ".join(
+        f"{a.name} ({a.help})" for a in ABLATIONS.values()))
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--max-new-tokens", type=int, default=None)
+
+
 def _eval(args) -> int:
     from .evaluation import evaluate
 
@@ -180,6 +183,25 @@ def _eval(args) -> int:
     return 0
 
 
+def _train_args(tr: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, from its type and metadata (help, choices)."""
+    import dataclasses
+    import typing
+
+    from .train.config import TrainConfig, choices_of
+
+    tr.add_argument("--config", default=None, help="a JSON file of these settings; flags override it")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        kind = int if int in kinds else float if float in kinds else str
+        default = "" if f.default in (None, "") else f" (default {f.default})"
+        tr.add_argument("--" + f.name.replace("_", "-"), type=kind, choices=choices_of(f),
+                        help=f.metadata["help"] + default)
+
+
 def _train(args) -> int:
     from . import config
     from .train import TrainConfig, run
@@ -190,13 +212,22 @@ def _train(args) -> int:
     if not args.config and not ({"family", "base"} <= set(settings)):
         print("error: give --family and --base (or --config FILE)", file=sys.stderr)
         return 2
-    name = settings.get("name") or (f"{settings['family']}-{settings.get('method', 'full')}" if "family" in settings else None)
+    name = settings.get("name") or (f"{settings['family']}-{settings.get('method', 'full')}"
+                                    if "family" in settings else None)
     if "output" not in settings and name:
         settings["output"] = str(config.checkpoints_dir() / name)
     cfg = TrainConfig.from_file(args.config, **settings) if args.config else TrainConfig(**settings)
     spec = run(cfg)
     print(f"saved {spec.name} in {cfg.output} (medvqa.json written; it is now in `medvqa models`)")
     return 0
+
+
+def _report_args(rep: argparse.ArgumentParser) -> None:
+    rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
+    rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    rep.add_argument("--dataset", default="phantom")
+    rep.add_argument("--split", default="test")
+    rep.add_argument("--ablation", default="none")
 
 
 def _report(args) -> int:
@@ -225,6 +256,11 @@ def _report(args) -> int:
     return 0
 
 
+def _export_args(exp: argparse.ArgumentParser) -> None:
+    exp.add_argument("--run", type=int, required=True)
+    exp.add_argument("--out", required=True, help="path ending in .csv or .jsonl")
+
+
 def _export(args) -> int:
     from .store import Store
 
@@ -232,50 +268,16 @@ def _export(args) -> int:
     return 0
 
 
-def _data(args) -> int:
-    from tqdm import tqdm
-
-    from . import config, data
-
-    if args.data_command == "phantom":
-        from .data import phantom
-
-        sizes = None
-        if args.n:
-            sizes = {"train": args.n, "validation": max(1, args.n // 8), "test": max(1, args.n // 4)}
-        total = sum((sizes or phantom.DEFAULT_SIZES).values())
-        with tqdm(total=total, desc="phantom images", unit="img") as bar:
-            stats = phantom.build(config.data_cache_dir() / "phantom", sizes=sizes, seed=args.seed, progress=bar.update)
-        _print_phantom_stats(stats)
-        return 0
-    if args.data_command == "prepare":
-        print(f"prepared {args.name} in {data.prepare(args.name, args.source)}")
-        return 0
-    for s in data.load(args.name, split=args.split, limit=args.limit, seed=args.seed):
-        if hasattr(s, "question"):
-            print(f"{s.id}  [{s.answer_type}/{s.question_type or '-'}]  {s.question}  ->  {s.answer}")
-        else:
-            print(f"{s.id}  {s.caption}")
-    return 0
-
-
-def _print_phantom_stats(stats: dict) -> None:
-    print("images:    " + ", ".join(f"{k} {v}" for k, v in stats["images"].items()))
-    print("questions: " + ", ".join(f"{k} {v}" for k, v in stats["questions"].items()))
-    print("train questions per type: " + ", ".join(f"{k} {v}" for k, v in stats["question_type"].items()))
-    print("train answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_type"].items()))
-    print("yes share per closed template: " + ", ".join(f"{k} {v:.0%}" for k, v in stats["yes_share_per_template"].items()))
-    base = stats["text_only_baseline_test"]
-    print(f"text-only baseline on test (majority answer per template, learned on train): "
-          f"closed {base['closed']:.1%}, open {base['open']:.1%}")
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+COMMANDS = {  # name -> (help, arguments, handler)
+    "zoo": ("offline demo checkpoints", _zoo_args, _zoo),
+    "models": ("list registered models", lambda parser: None, _models),
+    "data": ("datasets: the phantom benchmark and the Med-VQA loaders", _data_args, _data),
+    "ask": ("ask one model a question about one image", _ask_args, _ask),
+    "eval": ("evaluate models on a dataset (batched, resumable, stored)", _eval_args, _eval),
+    "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
+    "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
+    "export": ("write one run's predictions as CSV or JSONL", _export_args, _export),
+}
 
 
 if __name__ == "__main__":

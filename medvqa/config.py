@@ -36,4 +36,10 @@ def memory_budget_bytes() -> int | None:
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    """No hub access: either of Hugging Face's offline switches turns it off for models and datasets alike."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def is_local(ref: str) -> bool:
+    """A model or dataset reference names a local path (never fetched) rather than a hub id."""
+    return str(ref).startswith((".", "/", "~")) or Path(ref).expanduser().exists()

@@ -6,14 +6,14 @@ import dataclasses
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, metrics, registry
-from .store import Store
+from .store import Prediction, Store
 from .types import MedVQAError, ModelSpec, Sample
 
-ABLATIONS = ("none", "swap-images", "expert-prompt", "ood", "probe", "zero-shot")
 SUBSET_FIELDS = ("answer_type", "question_type", "modality", "organ")
 HEADLINE = ("accuracy", "exact_match", "contains", "token_f1", "token_recall", "bleu1", "bleu4", "meteor")
 
@@ -56,25 +56,55 @@ def swap_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
     raise MedVQAError("could not derange the images (one image dominates the samples)")
 
 
+@dataclass(frozen=True)
+class Ablation:
+    """One evaluation condition, as data: what samples, what prompt, what model variant, what extra metric, and
+    when it is refused. The runner reads these fields; it has no branch per ablation."""
+
+    name: str
+    help: str
+    dataset: tuple[str, str] | None = None  # a fixed (dataset, split), replacing the requested one
+    transform: Callable[[list[Sample], int], list[Sample]] | None = None  # (samples, seed) -> samples
+    prompt: str | None = None  # a prompt strategy replacing the spec's
+    zero_shot: bool = False  # the spec's base with its adapter switched off
+    extra_metrics: tuple[str, ...] = ()  # e.g. the probe's hallucination rate
+    refuse: Callable[[ModelSpec, str], str | None] = lambda spec, dataset: None  # a message when it cannot apply
+
+
+ABLATIONS = {a.name: a for a in (
+    Ablation("none", "the plain run"),
+    Ablation("swap-images", "every question asked about another sample's image (does the model look?)",
+             transform=swap_images),
+    Ablation("expert-prompt", "the expert-radiologist instruction before each question", prompt="expert"),
+    Ablation("ood", "a dataset the model was not trained on",
+             refuse=lambda spec, dataset: (f"{spec.name} was trained on {dataset}: pick a dataset outside "
+                                           f"{list(spec.trained_on)}") if dataset in spec.trained_on else None),
+    Ablation("probe", "unanswerable questions (hallucination rate = answers that do not decline)",
+             dataset=("probe", "test"), extra_metrics=("hallucination_rate",)),
+    Ablation("zero-shot", "the same base with the adapter switched off", zero_shot=True,
+             refuse=lambda spec, dataset: (f"{spec.name} has no adapter: it is already its own zero-shot base"
+                                           if spec.adapter is None else None)),
+)}
+
+
 def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
              batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
              progress: bool = True) -> EvalResult:
     if ablation not in ABLATIONS:
         raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
+    condition = ABLATIONS[ablation]
     store = store or Store()
     spec = registry.get_spec(model_name)
-    if ablation == "probe":
-        dataset, split = "probe", "test"
-    if ablation == "ood" and dataset in spec.trained_on:
-        raise MedVQAError(f"{model_name} was trained on {dataset}: pick a dataset outside {list(spec.trained_on)}")
-    if ablation == "zero-shot" and spec.adapter is None:
-        raise MedVQAError(f"{model_name} has no adapter: it is already its own zero-shot base")
+    dataset, split = condition.dataset or (dataset, split)
+    refusal = condition.refuse(spec, dataset)
+    if refusal:
+        raise MedVQAError(refusal)
     samples = data.load(dataset, split=split, limit=limit, seed=seed)
-    if ablation == "swap-images":
-        samples = swap_images(samples, seed)
-    prompt = "expert" if ablation == "expert-prompt" else spec.prompt_strategy
+    if condition.transform is not None:
+        samples = condition.transform(samples, seed)
+    prompt = condition.prompt or spec.prompt_strategy
     generation = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
-    model_hash = spec_hash(spec) + (":zero-shot" if ablation == "zero-shot" else "")
+    model_hash = spec_hash(spec) + (":zero-shot" if condition.zero_shot else "")
     identity = {"model": model_name, "spec_hash": model_hash, "dataset": dataset, "split": split, "ablation": ablation,
                 "prompt": prompt, "generation": generation, "limit": limit, "seed": seed,
                 "ood": bool(spec.trained_on) and dataset not in spec.trained_on}
@@ -86,10 +116,10 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     carried = [s for s in todo if key_of[s.id] in cached]
     if carried:  # identical requests answered by another run: copy, do not recompute
         store.add_predictions(run_id, [_row_from_cache(cached[key_of[s.id]], s) for s in carried])
-    remaining = sorted((s for s in todo if key_of[s.id] not in cached), key=lambda s: -len(s.question))
+    remaining = [s for s in todo if key_of[s.id] not in cached]  # answer_batch orders each batch by length
     reused = len(samples) - len(remaining)
     if remaining:
-        model = _model_for(model_name, ablation)
+        model = _model_for(spec, condition.zero_shot)
         bar = _progress(progress, len(samples), reused, f"{model_name} on {dataset}/{split} ({ablation})")
         for start in range(0, len(remaining), batch_size):
             batch = remaining[start : start + batch_size]
@@ -101,7 +131,7 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         if bar:
             bar.close()
     rows = store.predictions(run_id)
-    metric_rows = aggregate(rows, probe=ablation == "probe")
+    metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics)
     store.finish_run(run_id, metric_rows)
     summary = {}
     for m in metric_rows:
@@ -110,12 +140,12 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     return EvalResult(run_id, model_name, dataset, ablation, len(samples), reused, len(remaining), summary)
 
 
-def _model_for(name: str, ablation: str):
-    from . import load_model
+def _model_for(spec: ModelSpec, zero_shot: bool):
+    from .loader import CACHE
 
-    model = load_model(name)
-    if ablation == "zero-shot":  # the same resident base with the adapter switched off
-        spec = dataclasses.replace(model.spec, name=f"{name}:zero-shot", adapter=None)
+    model = CACHE.get(spec)
+    if zero_shot:  # the same resident base with the adapter switched off
+        spec = dataclasses.replace(model.spec, name=f"{spec.name}:zero-shot", adapter=None)
         return type(model)(spec, model.base, None)
     return model
 
@@ -125,19 +155,19 @@ def _cache_key(model_hash: str, s: Sample, prompt: str, generation: dict) -> str
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _row(s: Sample, answer, key: str) -> dict:
+def _row(s: Sample, answer, key: str) -> Prediction:
     values = metrics.score(answer.text, s.answer, s.answer_type)
-    return {"sample_id": s.id, "cache_key": key, "question": s.question, "answer": s.answer,
-            "prediction": answer.text, "score": answer.score, "latency_s": answer.latency_s,
-            "answer_type": s.answer_type, "question_type": s.question_type, "modality": s.modality, "organ": s.organ,
-            "image_id": s.image_id, "values_json": json.dumps(values)}
+    return Prediction(sample_id=s.id, cache_key=key, question=s.question, answer=s.answer, prediction=answer.text,
+                      score=answer.score, latency_s=answer.latency_s, answer_type=s.answer_type,
+                      question_type=s.question_type, modality=s.modality, organ=s.organ, image_id=s.image_id,
+                      values_json=json.dumps(values))
 
 
-def _row_from_cache(row, s: Sample) -> dict:
-    return {**{k: row[k] for k in row.keys() if k not in ("run_id", "created")}, "sample_id": s.id}
+def _row_from_cache(row, s: Sample) -> Prediction:
+    return dataclasses.replace(Prediction.from_row(row), sample_id=s.id)
 
 
-def aggregate(rows, probe: bool = False) -> list[dict]:
+def aggregate(rows, extra_metrics: tuple[str, ...] = ()) -> list[dict]:
     """Metric rows (subset, metric, value, 95% bootstrap CI, n) over all samples and every breakdown."""
     subsets = {"all": rows, "closed": rows[rows.answer_type == "closed"], "open": rows[rows.answer_type == "open"]}
     for field in SUBSET_FIELDS:
@@ -151,7 +181,7 @@ def aggregate(rows, probe: bool = False) -> list[dict]:
             continue
         columns = {"accuracy": group["correct"], **{m: group[m] for m in HEADLINE[1:] if m != "meteor"},
                    meteor_name: group["meteor"]}
-        if probe:
+        if "hallucination_rate" in extra_metrics:
             columns["hallucination_rate"] = 1.0 - group["declined"]
         cis = metrics.bootstrap_cis({name: values.tolist() for name, values in columns.items()})
         for metric, values in columns.items():

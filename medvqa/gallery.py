@@ -31,7 +31,9 @@ class GalleryImage:
 
 _NEMA = "NEMA WG04 sample images, downsized and anonymised by pydicom"
 GALLERY = [
-    GalleryImage("ct-thorax", "CT, axial thorax at a vertebra (128x128)", "pydicom", "CT_small.dcm", "MIT (pydicom)", _NEMA),
+    GalleryImage(
+        "ct-thorax", "CT, axial thorax at a vertebra (128x128)", "pydicom", "CT_small.dcm", "MIT (pydicom)", _NEMA
+    ),
     GalleryImage("ct-head", "CT, axial head (512x512, JPEG 2000)", "pydicom", "693_J2KI.dcm", "MIT (pydicom)", _NEMA),
     GalleryImage("mr-head", "MR, head slice (64x64)", "pydicom", "MR_small.dcm", "MIT (pydicom)", _NEMA),
     GalleryImage("us-rgb", "Ultrasound, colour (60x80)", "pydicom", "ExplVR_BigEnd.dcm", "MIT (pydicom)", _NEMA),

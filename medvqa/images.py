@@ -79,11 +79,14 @@ def _decode_picture(data: bytes, filename: str) -> DecodedImage:
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{filename or 'the image'} is too large to open safely: over the "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels limit (a possible decompression bomb).") from exc
+        raise ImageTooLargeError(
+            f"{filename or 'the image'} is too large to open safely: over the "
+            f"{MAX_PIXELS // 1_000_000} megapixels limit (a possible decompression bomb)."
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise NotAnImageError(f"{filename or 'the file'} is not an image format we can read "
-                               "(expected PNG, JPEG, TIFF, BMP or DICOM).") from exc
+        raise NotAnImageError(
+            f"{filename or 'the file'} is not an image format we can read (expected PNG, JPEG, TIFF, BMP or DICOM)."
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{filename or 'the image'} is corrupt or truncated ({exc}).") from exc
     return DecodedImage(image, {"format": fmt, "width": image.width, "height": image.height})
@@ -131,9 +134,16 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
     else:
         index = 0
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    meta = {"format": "DICOM", "modality": str(ds.get("Modality", "")), "body_part": str(ds.get("BodyPartExamined", "")),
-            "frames": frames, "frame": index, "photometric": photometric, "width": int(pixels.shape[1]),
-            "height": int(pixels.shape[0])}
+    meta = {
+        "format": "DICOM",
+        "modality": str(ds.get("Modality", "")),
+        "body_part": str(ds.get("BodyPartExamined", "")),
+        "frames": frames,
+        "frame": index,
+        "photometric": photometric,
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+    }
     if colour:
         if photometric.startswith("YBR"):
             pixels = convert_color_space(pixels, photometric, "RGB")

@@ -3,38 +3,13 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 from collections import OrderedDict
 
-from . import config, registry, weights
-from .types import CheckpointError, MedVQAError, ModelSpec
+from . import config, loading, registry, weights
+from .types import CheckpointError, ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(setting: str | None = None) -> str:
-    import torch
-
-    setting = setting or config.device_setting()
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(requested: str, device: str) -> str:
-    """Always an explicit dtype: transformers 5 would otherwise take whatever the checkpoint was saved in."""
-    import torch
-
-    if requested != "auto":
-        return requested
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float32"
 
 
 def _default_budget(device: str) -> int:
@@ -52,7 +27,7 @@ class ModelCache:
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._bases: OrderedDict[tuple, "LoadedBase"] = OrderedDict()  # noqa: F821 (lazy import of torch code)
+        self._bases: OrderedDict[tuple, LoadedBase] = OrderedDict()  # noqa: F821 (lazy import of torch code)
         self._models: dict[str, object] = {}
         self.load_count = 0  # bases actually read from disk; the dashboard's tests count reloads with it
 
@@ -65,8 +40,8 @@ class ModelCache:
             if cached is not None:  # medvqa.json changed on disk: drop the stale object
                 self.unload(spec.name)
             family = registry.family_class(spec.family)
-            device = pick_device()
-            dtype = pick_dtype(spec.dtype, device)
+            device = loading.pick_device()
+            dtype = loading.pick_dtype(spec.dtype, device)
             key = (spec.family, spec.resolved_base(), spec.quantization, dtype, device)
             base = self._bases.get(key)
             if base is None:
@@ -137,67 +112,14 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def quantization_config(quantization: str, dtype: str, device: str, notes: list[str]):
-    """A BitsAndBytesConfig when the request can be honoured; None (with a note saying why) otherwise."""
-    if quantization == "none":
-        return None
-    if device.startswith("mps"):
-        notes.append(f"{quantization} was requested but bitsandbytes does not run on mps; loaded in {dtype} instead")
-        return None
-    try:
-        import bitsandbytes  # noqa: F401
-        import torch
-        from transformers import BitsAndBytesConfig
-    except ImportError as exc:
-        notes.append(f"{quantization} was requested but bitsandbytes is unavailable ({exc}); loaded in {dtype} instead")
-        return None
-    compute = getattr(torch, dtype)
-    if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-                                  bnb_4bit_use_double_quant=True)
-    return BitsAndBytesConfig(load_in_8bit=True)
-
-
 def _load_base(family, spec: ModelSpec, key: tuple, device: str, dtype: str):
-    import torch
-    import transformers
-    from transformers import AutoProcessor
-
     from .models.base import LoadedBase
 
-    source = spec.resolved_base()
-    local = spec.base_is_local
-    if local:
-        weights.check_model_folder(source)
-    common = dict(trust_remote_code=False, local_files_only=local or config.offline())
-    notes: list[str] = []
-    quant = quantization_config(spec.quantization, dtype, device, notes)
-    kwargs = dict(common, dtype=getattr(torch, dtype), use_safetensors=True)
-    if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": device})
-    try:
-        processor = family.configure_processor(AutoProcessor.from_pretrained(source, **common), spec)
-        model = family.configure_model(getattr(transformers, family.transformers_class).from_pretrained(source, **kwargs), spec)
-    except MedVQAError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to read a checkpoint becomes one clear message
-        raise CheckpointError(_load_failure_message(spec, source, local, exc)) from exc
-    if quant is None:
-        model = model.to(device)
-    model.eval()
-    effective = (f"{spec.quantization} ({'nf4, compute ' + dtype if spec.quantization == '4bit' else 'int8'})"
-                 if quant is not None else dtype) + f" on {device}"
-    for note in notes:
-        log.warning("%s: %s", spec.name, note)
-    return LoadedBase(key=key, model=model, processor=processor, device=device, dtype=dtype, effective=effective, notes=notes)
-
-
-def _load_failure_message(spec: ModelSpec, source: str, local: bool, exc: Exception) -> str:
-    if not local:
-        return (f"model '{spec.name}': base '{source}' is a hub id and could not be loaded ({type(exc).__name__}). "
-                f"Offline, download it on a connected machine (`hf download {source} --local-dir checkpoints/<folder>`) "
-                f"and set \"base\" in {spec.folder}/medvqa.json to that local folder.")
-    return f"model '{spec.name}': the checkpoint in {source} is corrupt or incomplete ({type(exc).__name__}: {exc})"
+    ckpt = loading.load(family, spec.resolved_base(), dtype=dtype, device=device, quantization=spec.quantization,
+                        spec=spec)
+    ckpt.model.eval()
+    return LoadedBase(key=key, model=ckpt.model, processor=ckpt.processor, device=device, dtype=dtype,
+                      effective=ckpt.effective, notes=ckpt.notes)
 
 
 def _attach_adapter(base, spec: ModelSpec, adapter_name: str) -> None:

@@ -57,7 +57,8 @@ def _fit(wins: np.ndarray, ridge: float = 0.1, iterations: int = 100) -> np.ndar
         p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))  # p[i, j] = P(i beats j)
         grad = (wins - games * p).sum(axis=1) - ridge * theta
         w = games * p * (1 - p)
-        hessian = -np.diag(w.sum(axis=1)) + w - (ridge + 1e-9) * np.eye(k)  # + 1e-9: ratings are only defined up to a shift
+        # + 1e-9: ratings are only defined up to a shift
+        hessian = -np.diag(w.sum(axis=1)) + w - (ridge + 1e-9) * np.eye(k)
         step = np.linalg.solve(hessian, grad)
         theta -= step
         theta -= theta.mean()

@@ -4,23 +4,18 @@ Reading specs imports no torch: the dashboard draws its model pickers from this 
 """
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
-from .types import DTYPES, FAMILIES, PROMPT_STRATEGIES, QUANTIZATIONS, ModelSpec, SpecError, UnknownModelError
+from . import config, weights
+from .models import family_class, family_names
+from .types import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, ModelSpec, SpecError, UnknownModelError
 
+__all__ = ["family_class", "family_names", "get_spec", "list_models", "model_table", "parse_spec", "scan",
+           "write_spec"]
 SPEC_FILE = "medvqa.json"
 _REQUIRED = ("name", "family", "base")
-_FAMILY_CLASSES = {  # family -> "module:Class", imported only when a model of that family is loaded
-    "vilt": "medvqa.models.vilt:ViltVQA",
-    "blip": "medvqa.models.blip:BlipVQA",
-    "blip2": "medvqa.models.blip2:Blip2VQA",
-    "idefics2": "medvqa.models.idefics2:Idefics2VQA",
-    "llava": "medvqa.models.llava:LlavaVQA",
-}
 
 
 @dataclass(frozen=True)
@@ -42,7 +37,7 @@ def parse_spec(path: Path) -> ModelSpec:
     for key in _REQUIRED:
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise SpecError(f"{path}: field '{key}' is required and must be a non-empty string")
-    _check_choice(path, raw, "family", FAMILIES, None)
+    _check_choice(path, raw, "family", family_names(), None)
     _check_choice(path, raw, "quantization", QUANTIZATIONS, "none")
     _check_choice(path, raw, "dtype", DTYPES, "auto")
     _check_choice(path, raw, "prompt_strategy", PROMPT_STRATEGIES, "plain")
@@ -57,7 +52,17 @@ def parse_spec(path: Path) -> ModelSpec:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{path}: field 'description' must be a string")
-    known = {"name", "family", "base", "adapter", "quantization", "dtype", "prompt_strategy", "description", "trained_on"}
+    known = {
+        "name",
+        "family",
+        "base",
+        "adapter",
+        "quantization",
+        "dtype",
+        "prompt_strategy",
+        "description",
+        "trained_on",
+    }
     return ModelSpec(
         name=raw["name"].strip(),
         family=raw["family"],
@@ -91,7 +96,9 @@ def scan(root: Path | None = None) -> tuple[list[ModelSpec], list[SpecProblem]]:
             problems.append(SpecProblem(path, str(exc)))
             continue
         if spec.name in specs:
-            problems.append(SpecProblem(path, f"{path}: name '{spec.name}' is already used by {specs[spec.name].folder}"))
+            problems.append(
+                SpecProblem(path, f"{path}: name '{spec.name}' is already used by {specs[spec.name].folder}")
+            )
             continue
         specs[spec.name] = spec
     return sorted(specs.values(), key=lambda s: s.name), problems
@@ -113,10 +120,19 @@ def get_spec(name: str, root: Path | None = None) -> ModelSpec:
     raise UnknownModelError(f"no model named '{name}'. Registered models: {known}")
 
 
-def family_class(family: str):
-    """The model class for a family, imported on first use only."""
-    module_name, class_name = _FAMILY_CLASSES[family].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+def model_table(loaded: set[str] = frozenset()) -> tuple[list[dict], list[SpecProblem]]:
+    """One row per registered model (what `medvqa models` prints and the dashboard shows), plus skipped specs.
+    Sizes come from safetensors headers: no torch."""
+    specs, problems = scan()
+    rows = []
+    for s in specs:
+        est = weights.spec_bytes(s)
+        rows.append({"model": s.name, "family": s.family,
+                     "base": Path(s.resolved_base()).name if s.base_is_local else s.base,
+                     "adapter": "LoRA" if s.adapter else "", "quantization": s.quantization,
+                     "loaded": s.name in loaded, "est. MiB": round(est / 1024**2, 2) if est else None,
+                     "description": s.description})
+    return rows, problems
 
 
 def write_spec(folder: Path, spec: ModelSpec) -> Path:

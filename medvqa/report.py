@@ -17,7 +17,7 @@ def leaderboard(store: Store | None = None):
     if frame.empty:
         return pd.DataFrame()
     rows = []
-    for (run_id, model, dataset, split, ablation), group in frame.groupby(["run_id", "model", "dataset", "split",
+    for (_run_id, model, dataset, split, ablation), group in frame.groupby(["run_id", "model", "dataset", "split",
                                                                             "ablation"]):
         row = {"model": model, "dataset": dataset, "split": split, "ablation": ablation,
                "n": int(group[group.subset == "all"].n.max())}

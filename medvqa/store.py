@@ -6,23 +6,51 @@ crash loses at most the write in flight.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
 
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One stored answer to one sample: the predictions table's columns (beside run_id and created) are these."""
+
+    sample_id: str
+    cache_key: str  # (spec hash, sample, image, prompt, generation): equal keys are the same request
+    question: str | None
+    answer: str | None  # the ground truth
+    prediction: str
+    score: float | None
+    latency_s: float | None
+    answer_type: str | None
+    question_type: str | None
+    modality: str | None
+    organ: str | None
+    image_id: str | None
+    values_json: str  # per-sample metric values (metrics.score)
+
+    @classmethod
+    def from_row(cls, row) -> Prediction:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+
+_PREDICTION_COLUMNS = [f.name for f in dataclasses.fields(Prediction)]
+_PREDICTION_DDL = ", ".join(f"{f.name} {'TEXT' if f.type.startswith('str') else 'REAL'}"
+                            + ("" if "None" in f.type else " NOT NULL") for f in dataclasses.fields(Prediction))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, identity TEXT UNIQUE NOT NULL, model TEXT NOT NULL, spec_hash TEXT NOT NULL,
     dataset TEXT NOT NULL, split TEXT NOT NULL, ablation TEXT NOT NULL, prompt TEXT NOT NULL, generation TEXT NOT NULL,
     sample_limit INTEGER, seed INTEGER, ood INTEGER, status TEXT NOT NULL, created REAL NOT NULL, finished REAL);
 CREATE TABLE IF NOT EXISTS predictions (
-    run_id INTEGER NOT NULL REFERENCES runs(id), sample_id TEXT NOT NULL, cache_key TEXT NOT NULL,
-    question TEXT, answer TEXT, prediction TEXT NOT NULL, score REAL, latency_s REAL, answer_type TEXT,
-    question_type TEXT, modality TEXT, organ TEXT, image_id TEXT, values_json TEXT NOT NULL, created REAL NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(id), """ + _PREDICTION_DDL + """, created REAL NOT NULL,
     PRIMARY KEY (run_id, sample_id));
 CREATE INDEX IF NOT EXISTS predictions_cache ON predictions(cache_key);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -107,14 +135,13 @@ class Store:
                     out.setdefault(row["cache_key"], row)
         return out
 
-    def add_predictions(self, run_id: int, rows: list[dict]) -> None:
+    def add_predictions(self, run_id: int, rows: list[Prediction]) -> None:
+        """Idempotent: a sample already stored for this run keeps its first answer."""
+        columns = ["run_id", *_PREDICTION_COLUMNS, "created"]
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO predictions (run_id, sample_id, cache_key, question, answer, prediction, score, "
-                "latency_s, answer_type, question_type, modality, organ, image_id, values_json, created) "
-                "VALUES (:run_id, :sample_id, :cache_key, :question, :answer, :prediction, :score, :latency_s, "
-                ":answer_type, :question_type, :modality, :organ, :image_id, :values_json, :created)",
-                [{**r, "run_id": run_id, "created": time.time()} for r in rows])
+                f"INSERT OR IGNORE INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [(run_id, *dataclasses.astuple(r), time.time()) for r in rows])
 
     def finish_run(self, run_id: int, metric_rows: list[dict]) -> None:
         with self.transaction() as db:

@@ -5,7 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FAMILIES = ("vilt", "blip", "blip2", "idefics2", "llava")
+from .config import is_local
+
 QUANTIZATIONS = ("none", "8bit", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMPT_STRATEGIES = ("plain", "expert")
@@ -45,7 +46,7 @@ class ModelSpec:
 
     @property
     def base_is_local(self) -> bool:
-        return _looks_local(self.base)
+        return is_local(self.base)
 
     def resolved_base(self) -> str:
         """Absolute path for a local base, the hub id otherwise."""
@@ -62,12 +63,8 @@ class ModelSpec:
         return {**extra, **out}
 
 
-def _looks_local(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
-
-
 def _resolve(ref: str, folder: Path | None) -> str:
-    if not _looks_local(ref) and not (folder is not None and (folder / ref).exists()):
+    if not is_local(ref) and not (folder is not None and (folder / ref).exists()):
         return ref
     path = Path(ref).expanduser()
     if not path.is_absolute() and folder is not None:

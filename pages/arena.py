@@ -2,7 +2,6 @@
 import streamlit as st
 
 from medvqa.images import pixel_hash
-
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle

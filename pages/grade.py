@@ -1,14 +1,12 @@
 """Grade stored predictions: one click per item; open questions and model disagreements come first."""
 import streamlit as st
 
-from medvqa.browse import grading_queue, latest_runs
-from medvqa.store import Store
+from medvqa.ui import results
 from medvqa.ui.image_input import samples_by_id
 from medvqa.ui.judgment import VERDICTS, require_rater
 
 st.title("Grade")
-store = Store()
-runs = latest_runs(store)
+runs = results.latest_runs()
 runs = runs[runs.dataset != "probe"]
 if runs.empty:
     st.info("No finished evaluation runs yet: run `medvqa eval` (the demo zoo build evaluates its models).")
@@ -22,7 +20,7 @@ name = require_rater()
 if name is None or not models:
     st.stop()
 skipped = st.session_state.setdefault("grade-skipped", set())
-queue = grading_queue(store, [int(i) for i in chosen[chosen.model.isin(models)].id], name)
+queue = results.grading_queue([int(i) for i in chosen[chosen.model.isin(models)].id], name)
 queue = queue[[(r, s) not in skipped for r, s in zip(queue.run_id, queue.sample_id)]]
 st.caption(f"{len(queue)} answers left to grade for **{name}** (open questions and disagreements first).")
 if queue.empty:
@@ -42,7 +40,7 @@ with right:
     comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")
     for column, (verdict, label) in zip(st.columns(3), VERDICTS.items()):
         if column.button(label, key=f"grade-{verdict}", width="stretch"):
-            store.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
+            results.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
             st.rerun()
     if st.button("Skip", key="grade-skip"):
         skipped.add((int(item.run_id), item.sample_id))

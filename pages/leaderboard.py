@@ -5,11 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from medvqa import plots, ratings
-from medvqa.store import Store
+from medvqa.ui import results
 
 st.title("Leaderboard")
-store = Store()
-votes, grades, metrics = store.votes(), store.grades(), store.metrics()
+votes, grades, metrics = results.judgments()
 datasets = sorted(set(votes.dataset.dropna()) | set(grades.dataset.dropna()) | set(metrics.dataset) - {"probe"})
 modalities = sorted(set(votes.modality.dropna()) | set(grades.modality.dropna())
                     | {s.split("=", 1)[1] for s in metrics.subset if s.startswith("modality=")})

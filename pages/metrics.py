@@ -2,12 +2,11 @@
 import streamlit as st
 
 from medvqa import plots
-from medvqa.store import Store
+from medvqa.ui import results
 
 st.title("Metrics")
-store = Store()
-metrics = store.metrics()
-logs = store.training_logs()
+metrics = results.metrics()
+logs = results.training_logs()
 if metrics.empty and logs.empty:
     st.info("The store is empty: run `medvqa eval --model NAME` (or build the demo zoo) and come back.")
     st.stop()

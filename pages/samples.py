@@ -1,21 +1,20 @@
 """Browse evaluated samples and errors: every model's answer per sample, filters, open a sample in Compare."""
 import streamlit as st
 
-from medvqa.browse import filter_samples, latest_runs, sample_table
-from medvqa.store import Store
+from medvqa.browse import filter_samples
+from medvqa.ui import results
 from medvqa.ui.image_input import open_in, samples_by_id
 
 PAGE_SIZE = 12
 st.title("Samples")
-store = Store()
-runs = latest_runs(store)
+runs = results.latest_runs()
 if runs.empty:
     st.info("No finished evaluation runs yet: run `medvqa eval` (the demo zoo build evaluates its models).")
     st.stop()
 with st.sidebar:
     dataset = st.selectbox("Dataset", sorted(runs.dataset.unique()), key="samples-dataset")
     split = st.selectbox("Split", sorted(runs[runs.dataset == dataset].split.unique()), key="samples-split")
-table, models = sample_table(store, dataset, split)
+table, models = results.sample_table(dataset, split)
 with st.sidebar:
     question_types = st.multiselect("Question type", sorted(table.question_type.dropna().unique()),
                                     key="samples-qtype")

@@ -57,7 +57,7 @@ def image_hash(image: dict) -> str:
 
 def prepare(name: str, source: str | None = None, progress=None) -> Path:
     """Read `source` (hub id or local path; default: the dataset's hub id) and save it in the unified schema."""
-    if name in HUB_IDS and not sources.is_local(source or HUB_IDS[name]) and sources.offline():
+    if name in HUB_IDS and not config.is_local(source or HUB_IDS[name]) and config.offline():
         raise sources.hub_offline_error(name, source or HUB_IDS[name])  # before any heavy import: fail at once
     with _PREPARING:
         return _prepare(name, source, progress)
@@ -83,7 +83,7 @@ def _prepare(name: str, source: str | None, progress) -> Path:
         features = qa_features()
     elif name in HUB_IDS:
         source = source or HUB_IDS[name]
-        if name == "slake" and sources.is_local(source) and Path(source, "imgs").is_dir():
+        if name == "slake" and config.is_local(source) and Path(source, "imgs").is_dir():
             rows = _slake_official(Path(source))
         else:
             mapper = _caption_row if name == "roco" else _vqa_row
@@ -95,7 +95,9 @@ def _prepare(name: str, source: str | None, progress) -> Path:
     target = folder_for(name)
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    DatasetDict({split: Dataset.from_list(r, features=features) for split, r in rows.items() if r}).save_to_disk(str(tmp))
+    DatasetDict({split: Dataset.from_list(r, features=features) for split, r in rows.items() if r}).save_to_disk(
+        str(tmp)
+    )
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)  # a half-written preparation never looks prepared
     return target

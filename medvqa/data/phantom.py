@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import io
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -50,7 +50,9 @@ def _modality_closed(t, rng):
 
 
 def _plane_closed(t, rng):
-    asked, answer = _yes_no(t.plane, _ALL_PLANES, rng) if t.plane in _ALL_PLANES else (str(rng.choice(_ALL_PLANES)), "no")
+    if t.plane not in _ALL_PLANES:
+        return {"plane": str(rng.choice(_ALL_PLANES))}, "no"
+    asked, answer = _yes_no(t.plane, _ALL_PLANES, rng)
     return {"plane": asked}, answer
 
 
@@ -87,17 +89,22 @@ def _plural(finding: str) -> str:
 
 
 TEMPLATES = [
-    Template("modality-open", "MODALITY", "open", ("what imaging modality is this?", "what modality was used to take this image?", "how was this image taken?"),
+    Template("modality-open", "MODALITY", "open", ("what imaging modality is this?",
+                                                  "what modality was used to take this image?",
+                                                  "how was this image taken?"),
              lambda t: True, lambda t, r: ({}, t.modality)),
     Template("modality-closed", "MODALITY", "closed", ("is this {modality}?", "was this image taken as {modality}?"),
              lambda t: True, _modality_closed, paired=True),
     Template("plane-open", "PLANE", "open", ("in what plane is this image taken?", "which plane is shown?"),
              lambda t: t.plane != "", lambda t, r: ({}, t.plane)),
-    Template("plane-closed", "PLANE", "closed", ("is this an {plane} image?", "was this image taken in the {plane} plane?"),
+    Template("plane-closed", "PLANE", "closed", ("is this an {plane} image?",
+                                                "was this image taken in the {plane} plane?"),
              lambda t: t.style in ("abdomen-ct", "brain-mri"), _plane_closed, paired=True),
-    Template("organ-open", "ORGAN", "open", ("what organ is shown?", "which part of the body is imaged?", "what organ system is pictured?"),
+    Template("organ-open", "ORGAN", "open", ("what organ is shown?", "which part of the body is imaged?",
+                                            "what organ system is pictured?"),
              lambda t: t.style != "pathology", lambda t, r: ({}, t.organ)),
-    Template("presence-closed", "PRES", "closed", ("is there a {finding} in the image?", "is a {finding} present?", "are there any {findings}?"),
+    Template("presence-closed", "PRES", "closed", ("is there a {finding} in the image?", "is a {finding} present?",
+                                                  "are there any {findings}?"),
              lambda t: True, _presence),
     # asked as "abnormal?" (VQA-RAD has both forms): with "normal?" beside "is there a nodule?", the abnormality pushes
     # "yes" up in one template and down in the other, and a small model sees no first-order signal to learn from
@@ -108,13 +115,16 @@ TEMPLATES = [
              lambda t: True, lambda t, r: ({}, t.finding if t.abnormal else "none")),
     Template("count-open", "COUNT", "open", ("how many {findings} are there?", "how many {findings} can be seen?"),
              lambda t: True, lambda t, r: ({"finding": t.finding}, str(t.count))),
-    Template("side-open", "POS", "open", ("which side is the {finding} on?", "on which side of the patient is the {finding}?"),
+    Template("side-open", "POS", "open", ("which side is the {finding} on?",
+                                         "on which side of the patient is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, t.side)),
     Template("position-open", "POS", "open", ("where is the {finding} located?", "where is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, f"{t.side} {t.region}")),
-    Template("side-closed", "POS", "closed", ("is the {finding} on the {side} side?", "is the {finding} in the {side} half?"),
+    Template("side-closed", "POS", "closed", ("is the {finding} on the {side} side?",
+                                             "is the {finding} in the {side} half?"),
              lambda t: t.abnormal, _side_closed, paired=True),
-    Template("region-closed", "POS", "closed", ("is the {finding} in the {region} part?", "is the {finding} located {region}?"),
+    Template("region-closed", "POS", "closed", ("is the {finding} in the {region} part?",
+                                               "is the {finding} located {region}?"),
              lambda t: t.abnormal, _region_closed, paired=True),
     Template("size-open", "SIZE", "open", ("how big is the {finding}?", "what size is the {finding}?"),
              lambda t: t.abnormal, lambda t, r: ({"finding": t.finding}, t.size)),
@@ -130,7 +140,8 @@ TEMPLATES = [
 def caption(t: Truth) -> str:
     """One sentence describing the findings: the stage-1 (ROCO-style) corpus."""
     view = {"x-ray": "Chest x-ray (pa view)", "ct": f"{t.plane.capitalize()} ct of the abdomen",
-            "mri": f"{t.plane.capitalize()} mri of the brain", "pathology": f"Pathology slide with {t.stain} staining"}[t.modality]
+            "mri": f"{t.plane.capitalize()} mri of the brain",
+            "pathology": f"Pathology slide with {t.stain} staining"}[t.modality]
     if not t.abnormal:
         return f"{view} showing no abnormality."
     number = ["", "one", "two", "three"][t.count]
@@ -162,8 +173,8 @@ def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Calla
             truth = sample_truth(rng, styles[i % len(styles)])
             png = _png(draw(truth, rng))
             image_id = f"phantom-{split}-{i:05d}"
-            captions.append({"id": image_id, "image": {"bytes": png, "path": f"{image_id}.png"}, "caption": caption(truth),
-                             "concepts": concepts(truth)})
+            image = {"bytes": png, "path": f"{image_id}.png"}
+            captions.append({"id": image_id, "image": image, "caption": caption(truth), "concepts": concepts(truth)})
             chosen = [t for t in TEMPLATES if rng.random() < TEMPLATE_RATE and t.applies(truth)]
             asked = []
             for tmpl in chosen:
@@ -173,7 +184,7 @@ def generate(sizes: dict[str, int] | None = None, seed: int = 0, progress: Calla
                     asked.append((tmpl, *_counterpart(tmpl, truth, rng, answer)))
             for k, (tmpl, values, answer) in enumerate(asked):
                 question = str(rng.choice(tmpl.phrasings)).format(findings=_plural(truth.finding), **values)
-                qa.append({"id": f"{image_id}-q{k}", "image_id": image_id, "image": {"bytes": png, "path": f"{image_id}.png"},
+                qa.append({"id": f"{image_id}-q{k}", "image_id": image_id, "image": image,
                            "question": question, "answer": answer, "answer_type": tmpl.answer_type,
                            "question_type": tmpl.question_type, "template": tmpl.key, "modality": truth.modality,
                            "organ": truth.organ, "split": split, "dataset": NAME})
@@ -211,7 +222,8 @@ def text_only_baseline(train: list[dict], test: list[dict]) -> dict[str, float]:
 def statistics(rows_by_split: dict[str, dict[str, list[dict]]]) -> dict:
     train, test = rows_by_split["train"]["qa"], rows_by_split["test"]["qa"]
     closed = [r for split in rows_by_split.values() for r in split["qa"] if r["answer"] in ("yes", "no")]
-    yes_share = {key: sum(r["answer"] == "yes" for r in rows) / len(rows) for key, rows in _group(closed, "template").items()}
+    yes_share = {key: sum(r["answer"] == "yes" for r in rows) / len(rows)
+                 for key, rows in _group(closed, "template").items()}
     return {
         "images": {s: len(v["captions"]) for s, v in rows_by_split.items()},
         "questions": {s: len(v["qa"]) for s, v in rows_by_split.items()},
@@ -220,6 +232,20 @@ def statistics(rows_by_split: dict[str, dict[str, list[dict]]]) -> dict:
         "yes_share_per_template": {k: round(v, 3) for k, v in sorted(yes_share.items())},
         "text_only_baseline_test": {k: round(v, 3) for k, v in text_only_baseline(train, test).items()},
     }
+
+
+def describe(stats: dict) -> str:
+    """`statistics` as the lines `medvqa data phantom` prints."""
+    base, shares = stats["text_only_baseline_test"], stats["yes_share_per_template"]
+    return "\n".join([
+        "images:    " + ", ".join(f"{k} {v}" for k, v in stats["images"].items()),
+        "questions: " + ", ".join(f"{k} {v}" for k, v in stats["questions"].items()),
+        "train questions per type: " + ", ".join(f"{k} {v}" for k, v in stats["question_type"].items()),
+        "train answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_type"].items()),
+        "yes share per closed template: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()),
+        f"text-only baseline on test (majority answer per template, learned on train): "
+        f"closed {base['closed']:.1%}, open {base['open']:.1%}",
+    ])
 
 
 def _group(rows, key):
@@ -241,9 +267,9 @@ def build(folder: Path, sizes: dict[str, int] | None = None, seed: int = 0, prog
     cap_features = Features({"id": Value("string"), "image": Image(), "caption": Value("string"),
                              "concepts": Sequence(Value("string"))})
     folder = Path(folder)
-    DatasetDict({s: Dataset.from_list(v["qa"], features=qa_features) for s, v in rows.items()}).save_to_disk(folder / "qa")
-    DatasetDict({s: Dataset.from_list(v["captions"], features=cap_features) for s, v in rows.items()}).save_to_disk(
-        folder / "captions")
+    for name, features in (("qa", qa_features), ("captions", cap_features)):
+        DatasetDict({s: Dataset.from_list(v[name], features=features) for s, v in rows.items()}).save_to_disk(
+            folder / name)
     stats = statistics(rows)
     import json
 

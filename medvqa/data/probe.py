@@ -33,8 +33,20 @@ def rows() -> list[dict]:
         png = buf.getvalue()
         image_id = hashlib.sha1(png).hexdigest()[:16]
         for k, question in enumerate(QUESTIONS):
-            out.append({"id": f"probe-{image.key}-{k}", "image_id": image_id, "image": {"bytes": png, "path": image.file},
-                        "question": question, "answer": UNANSWERABLE, "answer_type": "open", "question_type": "PROBE",
-                        "template": f"probe-{k}", "modality": decoded.metadata.get("modality", "").lower(), "organ": "",
-                        "split": "test", "dataset": "probe"})
+            out.append(
+                {
+                    "id": f"probe-{image.key}-{k}",
+                    "image_id": image_id,
+                    "image": {"bytes": png, "path": image.file},
+                    "question": question,
+                    "answer": UNANSWERABLE,
+                    "answer_type": "open",
+                    "question_type": "PROBE",
+                    "template": f"probe-{k}",
+                    "modality": decoded.metadata.get("modality", "").lower(),
+                    "organ": "",
+                    "split": "test",
+                    "dataset": "probe",
+                }
+            )
     return out

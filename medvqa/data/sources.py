@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
+from ..config import is_local, offline
 from ..types import MedVQAError
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "validate": "validation",
@@ -16,19 +16,11 @@ class DatasetSourceError(MedVQAError):
     """A dataset source that cannot be read (missing, offline hub id, unknown layout)."""
 
 
-def is_local(source: str) -> bool:
-    return Path(source).expanduser().exists() or source.startswith((".", "/", "~"))
-
-
 def hub_offline_error(name: str, source: str) -> DatasetSourceError:
     return DatasetSourceError(
         f"'{source}' is a hub dataset id and the hub cannot be reached (offline). On a connected machine run "
         f"`hf download {source} --repo-type dataset --local-dir data/{name}`, copy that folder here, then "
         f"`medvqa data prepare {name} --source data/{name}`.")
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 def read(name: str, source: str):
@@ -66,8 +58,12 @@ def read(name: str, source: str):
 def read_slake_json(path: Path) -> dict[str, list[dict]]:
     """The official SLAKE release: {train,validate,test}.json beside imgs/<folder>/source.jpg; English only."""
     splits = {}
-    for file_name, split in (("train.json", "train"), ("validate.json", "validation"), ("validation.json", "validation"),
-                             ("test.json", "test")):
+    for file_name, split in (
+        ("train.json", "train"),
+        ("validate.json", "validation"),
+        ("validation.json", "validation"),
+        ("test.json", "test"),
+    ):
         f = path / file_name
         if not f.exists():
             continue

@@ -1,16 +1,17 @@
-"""The one model interface. Families fill preprocess / forward / postprocess; timing, locking, validation,
-length-sorted batching and adapter switching live here once."""
+"""The one model interface. A family subclass fills preprocess / forward / postprocess and its training and demo-zoo
+hooks; timing, locking, validation, length-sorted batching and adapter switching live here once."""
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ..prompts import MAX_QUESTION_CHARS, apply_strategy, trim_answer
+from ..prompts import MAX_QUESTION_CHARS, apply_strategy, chat_messages, trim_answer
 from ..types import Answer, MedVQAError, ModelSpec
 
 MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let one user stall the GPU
@@ -34,7 +35,6 @@ class LoadedBase:
     lock: threading.RLock = field(default_factory=threading.RLock)
     adapters: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
-    last_used: float = field(default_factory=time.monotonic)
 
     def resident_bytes(self) -> int:
         module = self.model
@@ -57,6 +57,13 @@ class VQAModel:
 
     # --- hooks -----------------------------------------------------------------------------------------
     @classmethod
+    def load_processor(cls, source: str, **kwargs):
+        """The checkpoint's processor (image processor + tokenizer), as `from_pretrained` arguments allow."""
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(source, **kwargs)
+
+    @classmethod
     def configure_processor(cls, processor, spec: ModelSpec):
         """Adjust a freshly loaded processor (padding side, image splitting, ...)."""
         tokenizer = getattr(processor, "tokenizer", None)
@@ -77,6 +84,58 @@ class VQAModel:
 
     def postprocess(self, outputs, inputs) -> list[tuple[str, float, list[tuple[str, float]]]]:
         raise NotImplementedError
+
+    # --- training (medvqa.train) -------------------------------------------------------------------------
+    lora_targets = ""  # regex of the modules the seeds' LoRA recipes adapt
+    lora_modules_to_save: tuple[str, ...] = ()  # new heads an adapter must carry, or they load re-initialised
+    trains_captions = True  # a generative family can learn stage-1 captions; a classifier cannot
+
+    @classmethod
+    def prepare_processor_for_training(cls, processor) -> None:
+        """Adjust a processor before training batches are built (e.g. right padding for decoder-only models)."""
+
+    @classmethod
+    def training_batch(cls, processor, model_config, images: list, questions: list[str], answers: list[str]):
+        """A BatchFeature with `labels` that supervise the answer only (the family's loss convention)."""
+        raise NotImplementedError
+
+    @classmethod
+    def training_load_kwargs(cls, answers: list[str], cfg) -> dict:
+        """Extra from_pretrained arguments for fine-tuning (e.g. a classification head sized to the answers)."""
+        return {}
+
+    @classmethod
+    def init_new_head(cls, model, cfg) -> None:
+        """Initialise a head created by training_load_kwargs (called unless training continues an adapter)."""
+
+    # --- demo zoo (medvqa.zoo) ---------------------------------------------------------------------------
+    demo_adapter: dict | None = None  # LoraConfig arguments for a random demo adapter on the tiny base, or None
+    zoo_pretrain_steps = 500  # vision pretraining of the tiny base (medvqa/zoo/pretrain.py)
+    pretrain_reads_text = False  # whether the vision tower also reads the question (ViLT's single stream)
+
+    @staticmethod
+    def build_tiny(folder, extra_corpus: Sequence[str] | None = None):
+        """Save a tiny random-weight checkpoint of this family (real classes, shrunk) into `folder`."""
+        raise NotImplementedError
+
+    @classmethod
+    def vision_tower(cls, model):
+        """The module holding the image path that the zoo's vision pretraining trains."""
+        raise NotImplementedError
+
+    @classmethod
+    def vision_inputs(cls, processor, images: list, questions: list[str]) -> dict:
+        """The tower's inputs, prepared exactly as the processor prepares them for VQA."""
+        return {"pixel_values": processor.image_processor(images, return_tensors="pt")["pixel_values"]}
+
+    @classmethod
+    def vision_width(cls, model, tower) -> int:
+        return tower.config.hidden_size
+
+    @classmethod
+    def vision_features(cls, output):
+        """[batch, tokens, width] features the pretraining head reads: every token the language side will see."""
+        return output.last_hidden_state
 
     # --- public interface --------------------------------------------------------------------------------
     @property
@@ -115,14 +174,15 @@ class VQAModel:
                 decoded = self.postprocess(outputs, inputs)
             latency = (time.perf_counter() - began) / len(chunk)  # a batch's time shared by its answers
             for i, (text, score, candidates) in zip(chunk, decoded):
-                results[i] = Answer(trim_answer(text), float(min(1.0, max(0.0, score))), candidates, latency, self.spec.name)
+                results[i] = Answer(
+                    trim_answer(text), float(min(1.0, max(0.0, score))), candidates, latency, self.spec.name
+                )
         return results  # type: ignore[return-value]
 
     @contextlib.contextmanager
     def activated(self):
         """Hold the base's lock with this spec's adapter (or none) active for the duration."""
         with self.base.lock:
-            self.base.last_used = time.monotonic()
             model = self.base.model
             if not self.base.adapters:
                 yield
@@ -174,6 +234,47 @@ class GenerativeVQA(VQAModel):
         is_eos = torch.isin(generated, eos_ids)
         seen_before = (is_eos.cumsum(-1) - is_eos.long()) > 0
         return ~seen_before
+
+
+class DecoderOnlyVQA(GenerativeVQA):
+    """Image tokens + prompt + answer in one causal sequence (BLIP-2, Idefics2, LLaVA)."""
+
+    @classmethod
+    def prompt_texts(cls, processor, questions: list[str]) -> list[str]:
+        """The generation prompts; by default the processor's chat template with the image first."""
+        return [processor.apply_chat_template(chat_messages(q), add_generation_prompt=True) for q in questions]
+
+    @classmethod
+    def images_arg(cls, images: list):
+        return images
+
+    @classmethod
+    def end_token(cls, tokenizer) -> str:
+        return tokenizer.eos_token
+
+    def preprocess(self, images, questions):
+        return self.processor(text=self.prompt_texts(self.processor, questions), images=self.images_arg(images),
+                              padding=True, return_tensors="pt")
+
+    @classmethod
+    def prepare_processor_for_training(cls, processor) -> None:
+        processor.tokenizer.padding_side = "right"  # training pads on the right; generation on the left
+
+    @classmethod
+    def training_batch(cls, processor, model_config, images, questions, answers):
+        prompts = cls.prompt_texts(processor, questions)
+        completions = [f" {a}{cls.end_token(processor.tokenizer)}" for a in answers]
+        batch = processor(text=[p + c for p, c in zip(prompts, completions)], images=cls.images_arg(images),
+                          padding=True, return_tensors="pt")
+        # Right padding: each row is [prompt + image tokens][completion][padding]. Only the completion is a target.
+        # Its length comes from the tokenizer alone (the prompt ends in ":" and the completion starts with a space,
+        # a token boundary in every family's tokenizer), which spares a second pass over the images.
+        completion_lengths = processor.tokenizer(completions, add_special_tokens=False, return_length=True)["length"]
+        labels = torch.full_like(batch["input_ids"], -100)
+        for i, (length, width) in enumerate(zip(completion_lengths, batch["attention_mask"].sum(1).tolist())):
+            labels[i, width - length : width] = batch["input_ids"][i, width - length : width]
+        batch["labels"] = labels
+        return batch
 
 
 def _check_question(question) -> str:

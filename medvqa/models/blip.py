@@ -42,6 +42,50 @@ class BlipVQA(GenerativeVQA):
     def _generation_config(self):
         return self.model.text_decoder.generation_config
 
+    # --- training: decoder inputs built explicitly ([DEC] answer [SEP]); padding masked with -100 in the labels -----
+    lora_targets = r".*(text_encoder|text_decoder).*\.(query|value)$"
+
+    @classmethod
+    def training_batch(cls, processor, model_config, images, questions, answers):
+        batch = processor(images=images, text=questions, padding=True, return_tensors="pt")
+        tok = processor.tokenizer
+        target = tok(answers, padding=True, return_tensors="pt")
+        decoder_ids = target["input_ids"].clone()
+        decoder_ids[:, 0] = tok.convert_tokens_to_ids("[DEC]")  # BLIP's decoder starts from [DEC], not [CLS]
+        batch["decoder_input_ids"] = decoder_ids
+        batch["decoder_attention_mask"] = target["attention_mask"]
+        batch["labels"] = decoder_ids.masked_fill(target["attention_mask"] == 0, -100)
+        return batch
+
+    # --- demo zoo ---------------------------------------------------------------------------------------------------
+    @staticmethod
+    def build_tiny(folder, extra_corpus=None):
+        from transformers import BlipConfig, BlipForQuestionAnswering, BlipImageProcessorPil, BlipProcessor
+
+        from . import _tiny
+        from . import _tokenizers as toks
+
+        tok = toks.wordpiece(extra_special=["[DEC]"], extra_corpus=extra_corpus)
+        tok.add_special_tokens({"bos_token": "[DEC]"})  # the decoder starts from [DEC]; special hides it in output
+        size = {"height": _tiny.IMAGE, "width": _tiny.IMAGE}
+        proc = BlipProcessor(BlipImageProcessorPil(size=size, image_mean=_tiny.MEAN, image_std=_tiny.STD), tok)
+        dec = tok.convert_tokens_to_ids("[DEC]")
+        cfg = BlipConfig(
+            vision_config=_tiny.VISION, projection_dim=64, image_text_hidden_size=64,
+            text_config=dict(vocab_size=len(tok), encoder_hidden_size=64, max_position_embeddings=64,
+                             pad_token_id=tok.pad_token_id, bos_token_id=dec, sep_token_id=tok.sep_token_id,
+                             eos_token_id=tok.sep_token_id, **_tiny.HIDDEN),
+        )
+        model = BlipForQuestionAnswering(cfg)
+        for gc in (model.generation_config, model.text_decoder.generation_config):
+            gc.bos_token_id, gc.eos_token_id, gc.pad_token_id = dec, tok.sep_token_id, tok.pad_token_id
+        model.config.decoder_start_token_id = dec  # BLIP's decoder_input_ids start from [DEC] at training time
+        return _tiny.save(model, proc, folder)
+
+    @classmethod
+    def vision_tower(cls, model):
+        return model.vision_model
+
 
 def mask_padding_in_cross_attention(model) -> int:
     """transformers 5.23's BlipTextSelfAttention reads its cross-attention mask from `encoder_attention_mask`, but
@@ -59,3 +103,6 @@ def mask_padding_in_cross_attention(model) -> int:
             module._medvqa_mask_hook = True
             hooked += 1
     return hooked
+
+
+FAMILY = BlipVQA

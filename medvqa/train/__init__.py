@@ -1,5 +1,5 @@
 """Fine-tuning: one loop for every family (full, LoRA, QLoRA; VQA or captions; two-stage via init_adapter)."""
-from .config import LORA_TARGETS, TrainConfig
+from .config import TrainConfig
 
 
 def run(cfg: TrainConfig, store=None, progress: bool = True):
@@ -8,4 +8,4 @@ def run(cfg: TrainConfig, store=None, progress: bool = True):
     return _run(cfg, store=store, progress=progress)
 
 
-__all__ = ["LORA_TARGETS", "TrainConfig", "run"]
+__all__ = ["TrainConfig", "run"]

@@ -1,4 +1,5 @@
-"""Training settings as data, with the seeds' per-family LoRA defaults."""
+"""Training settings as data. Each field's metadata is its `medvqa train` flag: help text and, where the value is
+one of a few, its choices (the CLI is generated from these fields, so a setting is written once)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,72 +7,76 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The seeds' target modules (see README "Fine-tune on a GPU workstation")
-LORA_TARGETS = {
-    "idefics2": r".*(text_model|modality_projection|perceiver_resampler).*(down_proj|gate_proj|up_proj|k_proj|q_proj|v_proj|o_proj).*$",
-    "blip2": r".*(qformer.*\.(query|key|value)|language_model.*\.(q_proj|v_proj))$",
-    "blip": r".*(text_encoder|text_decoder).*\.(query|value)$",
-    "llava": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
-    "vilt": r".*\.(query|value)$",
-}
-LORA_MODULES_TO_SAVE = {"vilt": ["classifier"]}  # a new head must be saved with the adapter or it is re-initialised
+from ..models import family_class, family_names
+
+
+def setting(default, help: str, choices=None, cli: bool = True):  # noqa: A002 - argparse's name
+    """A field with its flag's help; `choices` is a tuple or a function returning one (read when asked)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
+
+
+def choices_of(f: dataclasses.Field) -> tuple | None:
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
 
 
 @dataclass
 class TrainConfig:
-    family: str
-    base: str
-    output: str
-    name: str | None = None
-    method: str = "full"  # full | lora | qlora
-    task: str = "vqa"  # vqa | caption
-    dataset: str = "phantom"
-    split: str = "train"
-    val_split: str = "validation"
-    train_limit: int | None = None
-    val_limit: int = 64
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    target_modules: str | list[str] | None = None  # None: the family's default above
-    modules_to_save: list[str] | None = None
-    freeze: str | None = None  # regex of parameter names kept frozen, e.g. the vision tower as LLaVA-1.5 and BLIP-2 do
-    optimizer: str = "adamw"  # adamw | rmsprop
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup: float = 0.1  # a fraction of the steps (< 1) or a number of steps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast on CUDA only)
-    seed: int = 0
-    init_adapter: str | None = None  # continue from a stage-1 adapter (two-stage training)
-    answer_vocab_size: int = 512  # ViLT
-    eval_every: int = 25
-    save_every: int = 50
-    description: str = ""
-    extra: dict = field(default_factory=dict)
+    family: str = setting(None, "model family", family_names)
+    base: str = setting(None, "hub id or local checkpoint folder to start from")
+    output: str = setting(None, "checkpoint folder to write (default checkpoints/<name>)")
+    name: str | None = setting(None, "model name in the registry (default: the output folder's name)")
+    method: str = setting("full", "full fine-tune, LoRA, or LoRA on 4-bit weights", ("full", "lora", "qlora"))
+    task: str = setting("vqa", "answer questions, or caption images (stage 1 of two-stage training)",
+                        ("vqa", "caption"))
+    dataset: str = setting("phantom", "prepared dataset to train on")
+    split: str = setting("train", "training split")
+    val_split: str = setting("validation", "split for the validation loss")
+    train_limit: int | None = setting(None, "use only this many training examples")
+    val_limit: int = setting(64, "validation examples")
+    lora_r: int = setting(8, "LoRA rank")
+    lora_alpha: int = setting(16, "LoRA alpha")
+    lora_dropout: float = setting(0.1, "LoRA dropout")
+    target_modules: str | list[str] | None = setting(
+        None, "LoRA targets: a regex, or comma-separated module names (default: the family's)")
+    modules_to_save: list[str] | None = setting(None, "modules trained in full beside LoRA", cli=False)
+    freeze: str | None = setting(None, "regex of parameter names kept frozen (e.g. vision_tower for LLaVA-1.5)")
+    optimizer: str = setting("adamw", "optimizer", ("adamw", "rmsprop"))
+    lr: float = setting(5e-5, "peak learning rate")
+    weight_decay: float = setting(0.0, "weight decay")
+    epochs: float = setting(1.0, "passes over the training split (unless --max-steps)")
+    max_steps: int | None = setting(None, "optimizer steps (overrides --epochs)")
+    batch_size: int = setting(8, "examples per micro-batch")
+    grad_accum: int = setting(1, "micro-batches per optimizer step")
+    warmup: float = setting(0.1, "warmup: a fraction of the steps (< 1) or a number of steps")
+    precision: str = setting("auto", "autocast precision (CUDA only)", ("auto", "fp32", "bf16", "fp16"))
+    seed: int = setting(0, "random seed (data order and initialisation)")
+    init_adapter: str | None = setting(None, "stage-1 adapter folder to continue from (two-stage training)")
+    answer_vocab_size: int = setting(512, "answers in a classifier family's vocabulary (ViLT)")
+    eval_every: int = setting(25, "steps between validation losses")
+    save_every: int = setting(50, "steps between resume points")
+    description: str = setting("", "description shown in the registry")
 
     def __post_init__(self):
-        if self.method not in ("full", "lora", "qlora"):
-            raise ValueError(f"method must be full, lora or qlora, not {self.method!r}")
-        if self.task not in ("vqa", "caption"):
-            raise ValueError(f"task must be vqa or caption, not {self.task!r}")
-        if self.optimizer not in ("adamw", "rmsprop"):
-            raise ValueError(f"optimizer must be adamw or rmsprop, not {self.optimizer!r}")
+        for name in ("family", "base", "output"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is required")
+        for f in dataclasses.fields(self):
+            choices = choices_of(f)
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, not {getattr(self, f.name)!r}")
         if self.init_adapter and self.method == "full":
             raise ValueError("--init-adapter continues a LoRA adapter: use --method lora or qlora")
         self.name = self.name or Path(self.output).name
 
     @property
     def targets(self):
-        return self.target_modules or LORA_TARGETS[self.family]
+        return self.target_modules or family_class(self.family).lora_targets
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+    def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
         raw = json.loads(Path(path).read_text())
         return cls(**{**raw, **{k: v for k, v in overrides.items() if v is not None}})

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from .. import data, registry
-from ..loader import pick_device, pick_dtype, quantization_config
+from ..models import family_class
 from ..store import Store
 from ..types import ModelSpec
-from .collate import Collator, answer_vocabulary
-from .config import LORA_MODULES_TO_SAVE, TrainConfig
+from .collate import Collator
+from .config import TrainConfig
 
 RESUME_DIR = "_resume"
 
@@ -85,35 +85,23 @@ def _batch_rows(rows: list, cfg: TrainConfig, batch_index: int) -> list:
 
 
 def _load(cfg: TrainConfig, answers: list[str]):
-    import torch
-    import transformers
-    from transformers import AutoProcessor
+    from .. import loading
 
-    family = registry.family_class(cfg.family)
-    local = Path(cfg.base).exists()
-    processor = AutoProcessor.from_pretrained(cfg.base, trust_remote_code=False, local_files_only=local)
-    device = pick_device()
-    kwargs = dict(trust_remote_code=False, local_files_only=local, use_safetensors=True, dtype=torch.float32)
+    family = family_class(cfg.family)
+    device = loading.pick_device()
     if cfg.method == "qlora":  # the loader's 4-bit settings, so training and serving quantize alike
-        compute, notes = pick_dtype("auto", device), []
-        quant = quantization_config("4bit", compute, device, notes)
-        if quant is None:
-            raise ValueError(f"QLoRA needs 4-bit weights: {'; '.join(notes)}")
-        kwargs.update(dtype=getattr(torch, compute), device_map={"": device}, quantization_config=quant)
-    if cfg.family == "vilt":  # a classification head over the training answers
-        vocab = answer_vocabulary(answers, cfg.answer_vocab_size)
-        kwargs.update(id2label=dict(enumerate(vocab)), label2id={a: i for i, a in enumerate(vocab)},
-                      ignore_mismatched_sizes=True)
-    model = family.configure_model(getattr(transformers, family.transformers_class).from_pretrained(cfg.base, **kwargs),
-                                   None)
-    if cfg.family == "vilt" and cfg.init_adapter is None:
-        _prior_bias(model.classifier[-1], len(vocab))
+        ckpt = loading.load(family, cfg.base, dtype="auto", device=device, quantization="4bit",
+                            require_quantization=True, **family.training_load_kwargs(answers, cfg))
+    else:
+        ckpt = loading.load(family, cfg.base, dtype="float32", device=device,
+                            **family.training_load_kwargs(answers, cfg))
+    model = ckpt.model
+    if cfg.init_adapter is None:
+        family.init_new_head(model, cfg)
     if cfg.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    elif device != "cpu":
-        model = model.to(device)
     if cfg.method != "full":
         model = _with_lora(cfg, model)
     if cfg.freeze:
@@ -121,19 +109,7 @@ def _load(cfg: TrainConfig, answers: list[str]):
         for name, param in model.named_parameters():
             if pattern.search(name):
                 param.requires_grad_(False)
-    return model, processor
-
-
-def _prior_bias(layer, num_labels: int) -> None:
-    """Start the new answer head at p = 1/num_labels per answer instead of 0.5 (Lin et al. 2017's prior init). From
-    0.5 the summed BCE begins near 0.69 x num_labels and its clipped gradients spend the first hundreds of steps
-    pushing every logit down, while the model answers the label prior for every question."""
-    import math
-
-    import torch
-
-    with torch.no_grad():
-        layer.bias.fill_(-math.log(num_labels - 1))
+    return model, ckpt.processor
 
 
 def _with_lora(cfg: TrainConfig, model):
@@ -141,9 +117,14 @@ def _with_lora(cfg: TrainConfig, model):
 
     if cfg.init_adapter:  # stage 2 continues the stage-1 adapter, trainable
         return PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.targets, init_lora_weights="gaussian",
-                      modules_to_save=cfg.modules_to_save or LORA_MODULES_TO_SAVE.get(cfg.family))
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.targets,
+        init_lora_weights="gaussian",
+        modules_to_save=cfg.modules_to_save or list(family_class(cfg.family).lora_modules_to_save) or None,
+    )
     return get_peft_model(model, lora)
 
 

@@ -9,8 +9,8 @@ import streamlit as st
 
 from .. import data, report
 from ..data.loaders import folder_for
-from ..store import Store
 from ..zoo import first_launch
+from . import results
 
 
 def first_launch_panel() -> None:
@@ -54,7 +54,7 @@ def datasets_frame() -> pd.DataFrame:
 
 
 def leaderboard_snapshot(limit: int = 10) -> pd.DataFrame:
-    board = report.leaderboard(Store())
+    board = report.leaderboard(results.store())
     if board.empty:
         return board
     board = board[board.ablation == "none"]

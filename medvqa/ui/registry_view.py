@@ -3,19 +3,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import loaded_models, registry, weights
+from .. import loaded_models, registry
 
 
 def registry_frame() -> tuple[pd.DataFrame, list[str]]:
-    specs, problems = registry.scan()
-    loaded = set(loaded_models())
-    rows = []
-    for s in specs:
-        est = weights.spec_bytes(s)
-        rows.append({"model": s.name, "family": s.family, "base": s.base if not s.base_is_local else s.resolved_base().rsplit("/", 1)[-1],
-                     "adapter": "LoRA" if s.adapter else "", "quantization": s.quantization,
-                     "loaded": s.name in loaded, "est. MiB": round(est / 1024**2, 2) if est else None,
-                     "description": s.description})
+    rows, problems = registry.model_table(set(loaded_models()))
     return pd.DataFrame(rows), [p.message for p in problems]
 
 

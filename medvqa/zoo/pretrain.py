@@ -1,13 +1,6 @@
-"""Vision pretraining for the tiny bases: the stand-in for the pretrained image encoders every real checkpoint ships
-with (CLIP in LLaVA, EVA-CLIP in BLIP-2, SigLIP in Idefics2, ViLT's image-text pretraining).
-
-A hub base already sees; a random tiny one does not, and VQA fine-tuning alone cannot teach a from-scratch ViT to find
-a lesion within the zoo's time budget (every family stayed at chance on presence, position and size). So before any
-VQA training, each family's own vision tower (ViLT: its whole single-stream transformer, fed the image and an empty
-question) learns the phantom captions' concepts (`medvqa.data.phantom.concepts`: modality, plane, count, side,
-region, size, stain) through a throwaway linear head on the mean of its output tokens. Only the tower is saved;
-the language side stays random, so the base still answers nothing before VQA training (its zero-shot variant).
-"""
+"""Vision pretraining for the tiny bases, the stand-in for the pretrained image encoders every real checkpoint ships
+with: each family's image path (`vision_tower` in its module) learns the phantom captions' concepts through a
+throwaway linear head; only the tower is saved, the language side stays random. Why and how much: docs/zoo.md."""
 from __future__ import annotations
 
 import random
@@ -17,6 +10,7 @@ from collections import defaultdict
 import torch
 
 from .. import data
+from ..models import family_class
 
 
 def concept_groups(rows: list[tuple[str, ...]]) -> dict[str, list[str]]:
@@ -39,42 +33,6 @@ def _targets(rows, groups):
     return out
 
 
-def _inputs(family: str, processor, images, questions) -> dict:
-    """Pixel inputs exactly as the family's processor prepares them for VQA (`questions` are read by ViLT only)."""
-    if family == "vilt":  # ViLT's tower reads text too: real questions, so [CLS] learns to gather the image beside them
-        enc = processor(images=images, text=questions, padding="max_length", truncation=True, max_length=24,
-                        return_tensors="pt")
-        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "pixel_mask")}
-    if family == "idefics2":
-        enc = processor.image_processor([[image] for image in images], return_tensors="pt")
-        return {"pixel_values": enc["pixel_values"][:, 0]}
-    return {"pixel_values": processor.image_processor(images, return_tensors="pt")["pixel_values"]}
-
-
-class _VisionWithConnector(torch.nn.Module):
-    """Idefics2's image path up to the language model: the SigLIP tower, then the connector (modality projection and
-    perceiver resampler). The hub checkpoint ships both trained; a random resampler passes almost nothing (its
-    latents start identical and the projection's output is ~0.003 in scale), and the language model never saw the
-    image (single-stage closed accuracy at chance, identical with swapped images)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.vision_model, self.connector = model.model.vision_model, model.model.connector
-
-    def forward(self, pixel_values):
-        from transformers.modeling_outputs import BaseModelOutput
-
-        hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state
-        mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        return BaseModelOutput(last_hidden_state=self.connector(hidden, attention_mask=mask))
-
-
-def vision_tower(family: str, model):
-    """The module whose weights the pretraining trains (attribute paths of the transformers 5 classes)."""
-    return {"vilt": lambda m: m.vilt, "blip": lambda m: m.vision_model, "blip2": lambda m: m.vision_model,
-            "idefics2": _VisionWithConnector, "llava": lambda m: m.model.vision_tower}[family](model)
-
-
 def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size: int = 32, lr: float = 1e-3,
                     seed: int = 0, progress=print) -> dict:
     """Train `model`'s vision tower in place on phantom captions' concepts; returns validation accuracy per group."""
@@ -85,17 +43,16 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     groups = concept_groups([s.concepts for s in train] + [s.concepts for s in val])  # a value seen only in val
     if not groups:
         raise ValueError("the phantom captions carry no concepts: regenerate them with `medvqa data phantom`")
-    tower = vision_tower(family, model)
-    # ViLT's and Idefics2's features live in the text width; the other towers have their own config
-    width = (model.config.get_text_config().hidden_size if family in ("vilt", "idefics2")
-             else tower.config.hidden_size)
+    family_cls = family_class(family)
+    tower = family_cls.vision_tower(model)
+    width = family_cls.vision_width(model, tower)
     head = torch.nn.Sequential(torch.nn.LayerNorm(width), torch.nn.Linear(width, sum(map(len, groups.values()))))
     splits = torch.tensor([len(v) for v in groups.values()]).cumsum(0)[:-1].tolist()
-    # only ViLT's tower reads text; loading the QA split decodes every question's image, so the others skip it
-    questions = [s.question for s in data.load("phantom", split="train")] if family == "vilt" else [""]
+    # loading the QA split decodes every question's image: only towers that read text pay for it
+    questions = [s.question for s in data.load("phantom", split="train")] if family_cls.pretrain_reads_text else [""]
     rng = random.Random(seed)
-    x_train = _inputs(family, processor, [s.image for s in train], rng.choices(questions, k=len(train)))
-    x_val = _inputs(family, processor, [s.image for s in val], rng.choices(questions, k=len(val)))
+    x_train = family_cls.vision_inputs(processor, [s.image for s in train], rng.choices(questions, k=len(train)))
+    x_val = family_cls.vision_inputs(processor, [s.image for s in val], rng.choices(questions, k=len(val)))
     y_train, y_val = _targets([s.concepts for s in train], groups), _targets([s.concepts for s in val], groups)
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr)
@@ -104,11 +61,9 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / (steps - warmup)))
 
     def logits(inputs):
-        out = tower(**inputs)
-        # ViLT answers from its pooled [CLS] token, so that token must gather the image. The other towers hand their
-        # tokens to a language model that, untrained, attends nowhere in particular: every token must carry the
-        # image's concepts, so each one is asked for them (a lesion then shows in all tokens, not only its own).
-        features = out.pooler_output[:, None] if family == "vilt" else out.last_hidden_state
+        # Towers that hand their tokens to a language model that, untrained, attends nowhere in particular: every
+        # token must carry the image's concepts, so each is asked for them (a lesion then shows in all tokens).
+        features = family_cls.vision_features(tower(**inputs))
         return head(features).tensor_split(splits, dim=-1)  # [batch, tokens, classes] per group
 
     def loss_of(outs, targets):
@@ -118,7 +73,7 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     began = time.perf_counter()
     tower.train()
     generator = torch.Generator().manual_seed(seed)
-    for step in range(steps):
+    for _ in range(steps):
         pick = torch.randint(0, len(train), (batch_size,), generator=generator)
         outs = logits({k: v[pick] for k, v in x_train.items()})
         loss = loss_of(outs, y_train[pick])

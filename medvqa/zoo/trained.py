@@ -8,20 +8,9 @@ from pathlib import Path
 from .. import config, data
 from ..types import ModelSpec
 
-# Vision pretraining steps per base (medvqa/zoo/pretrain.py; about 5 s per 100 steps on 2 cores). Idefics2's image
-# path also includes its perceiver resampler, which needs the longer run to place findings: validation accuracy on
-# side 0.80 -> 0.97 and region 0.68 -> 0.95 from 500 to 1,000 steps.
-PRETRAIN_STEPS = {"vilt": 500, "blip": 500, "blip2": 500, "idefics2": 1000, "llava": 500}
-
-# name, family, method, extra settings. The bases stay as zero-shot variants. The pretrained image paths stay frozen,
-# as in LLaVA-1.5 and BLIP-2 fine-tuning: trained along at these learning rates they lost what they had learned and
-# every model ignored the image (LLaVA 300 steps, closed accuracy: 51% with the tower trained, 77% frozen). ViLT has
-# no separate tower: its patch and token embeddings stay frozen. Idefics2's frozen image path includes the connector.
-# Idefics2 trains in full, not as the seeds' LoRA: a LoRA adapter learns on top of a pretrained language model, and
-# the tiny ones here are random. Measured at 300 steps: LoRA (r=32, connector and lm_head in full) 52.5% closed with
-# swapped images changing nothing; full, same steps, 78.0%. The LoRA and QLoRA paths are exercised by the tests and
-# the GPU-workstation commands in the README.
-# Steps of 32 examples each, sized to the 10-minute budget on 2 cores (the best model, Idefics2, gets the most).
+# The zoo's list of what to build: name, family, method, settings (docs/zoo.md gives each recipe's measured history).
+# Pretrained image paths stay frozen, as in LLaVA-1.5 and BLIP-2 fine-tuning; steps of 32 examples, sized to the
+# 10-minute budget on 2 cores.
 IDEFICS2 = dict(max_steps=600, lr=3e-3, freeze=r"(vision_model|connector)\.")
 RECIPES = [
     ("vilt-phantom", "vilt", "full", dict(max_steps=300, lr=5e-4, freeze=r"^vilt\.embeddings\.")),
@@ -35,13 +24,19 @@ RECIPES = [
 ]
 
 
-def build_trained(root: Path | None = None, steps: int | None = None, batch_size: int = 32, eval_limit: int | None = 400,
-                  progress=print, rebuild_bases: bool = True,
-                  pretrain_steps: int | dict[str, int] = PRETRAIN_STEPS) -> list[ModelSpec]:
-    from . import build_untrained, pretrain_base, pretrain_steps_for
+def build_trained(
+    root: Path | None = None,
+    steps: int | None = None,
+    batch_size: int = 32,
+    eval_limit: int | None = 400,
+    progress=print,
+    rebuild_bases: bool = True,
+    pretrain_steps: int | dict[str, int] | str = "family",
+) -> list[ModelSpec]:
     from .. import registry
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
+    from . import build_untrained, pretrain_base, pretrain_steps_for
 
     root = Path(root) if root is not None else config.checkpoints_dir()
     began = time.perf_counter()
@@ -68,7 +63,7 @@ def build_trained(root: Path | None = None, steps: int | None = None, batch_size
                                      eval_every=max(1, n_steps // 4), save_every=max(1, n_steps // 2),
                                      description=f"tiny {family} trained on the phantom benchmark ({method})",
                                      **settings), progress=False))
-    for name, family, method, extra in RECIPES:
+    for name, _, _, extra in RECIPES:
         if extra.get("task") == "caption":
             continue
         for ablation in ("none", "swap-images"):

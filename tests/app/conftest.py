@@ -13,7 +13,7 @@ def app(zoo, phantom_cache, monkeypatch):
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    return AppTest.from_file(HOME, default_timeout=120)
+    return AppTest.from_file(HOME, default_timeout=300)
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """Ask and Compare pages: the answers shown are the models' answers; nothing reloads between questions."""
-import time
 
 import medvqa
 import medvqa.registry
@@ -49,11 +48,9 @@ def test_compare_shows_every_family_and_reloads_nothing(app):
         assert shown(metric) == (expected or "(empty)")
     loads = CACHE.load_count
     app.text_input(key="compare-question").set_value("What organ is shown?").run()
-    began = time.perf_counter()
     app.button(key="compare-go").click().run()
-    warm = time.perf_counter() - began
-    assert len(app.metric) == 5 and CACHE.load_count == loads  # a second question loads no model
-    assert warm < 1.0, f"a warm compare of five models took {warm:.2f} s of server time"
+    # a second question loads no model (its speed is measured by benchmarks/compare_warm.py, not asserted here)
+    assert len(app.metric) == 5 and CACHE.load_count == loads
     app.run()  # a plain rerun (any widget change) reloads nothing either
     assert CACHE.load_count == loads
 

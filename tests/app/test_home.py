@@ -1,5 +1,4 @@
 import sys
-
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -8,18 +7,20 @@ HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
 
 
 def test_home_lists_the_registry_without_loading_a_model(zoo):
-    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at = AppTest.from_file(HOME, default_timeout=300).run()
     assert not at.exception
     assert at.title[0].value == "MedVQA Workbench"
     table = at.dataframe[0].value
-    assert {"vilt-tiny", "blip-tiny", "blip2-tiny", "idefics2-tiny", "llava-tiny", "idefics2-tiny-lora"} <= set(table["model"])
+    assert {"vilt-tiny", "blip-tiny", "blip2-tiny", "idefics2-tiny", "llava-tiny", "idefics2-tiny-lora"} <= set(
+        table["model"]
+    )
     assert table.set_index("model").loc["idefics2-tiny-lora", "adapter"] == "LoRA"
     assert not table["loaded"].any()
 
 
 def test_home_warns_about_a_broken_spec(scratch_zoo):
     (scratch_zoo / "blip-tiny" / "medvqa.json").write_text("{")
-    at = AppTest.from_file(HOME, default_timeout=60).run()
+    at = AppTest.from_file(HOME, default_timeout=300).run()
     assert "blip-tiny" not in set(at.dataframe[0].value["model"])
     assert any("blip-tiny/medvqa.json" in w.value for w in at.warning)
 
@@ -28,11 +29,14 @@ def test_pages_import_no_torch(zoo, phantom_cache):
     import os
     import subprocess
 
-    code = ("import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
-            "default_timeout=60); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py', 'pages/metrics.py', "
-            "'pages/samples.py', 'pages/models.py', 'pages/grade.py', 'pages/arena.py', 'pages/leaderboard.py')]; "
-            "assert not at.exception, at.exception; "
-            "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not heavy, heavy")
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
+        "default_timeout=300); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py', "
+        "'pages/metrics.py', 'pages/samples.py', 'pages/models.py', 'pages/grade.py', 'pages/arena.py', "
+        "'pages/leaderboard.py')]; "
+        "assert not at.exception, at.exception; "
+        "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not heavy, heavy"
+    )
     env = {**os.environ, "MEDVQA_DATA_CACHE": str(phantom_cache)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=Path(HOME).parent)

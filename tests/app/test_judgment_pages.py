@@ -1,7 +1,7 @@
 """Grade, Arena and Leaderboard: judgments reach the store at once, names stay hidden until the vote."""
 import time
 
-from medvqa import images, registry
+from medvqa import registry
 from medvqa.browse import grading_queue
 from medvqa.store import Store
 
@@ -67,8 +67,9 @@ def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_st
 
 
 def test_arena_sides_are_random():
-    from medvqa.ui.judgment import draw_pair
     import random
+
+    from medvqa.ui.judgment import draw_pair
 
     rng = random.Random(0)
     pairs = [draw_pair(["a", "b", "c"], rng) for _ in range(300)]
@@ -109,7 +110,7 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
 
     monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("MEDVQA_FIRST_LAUNCH", "untrained")
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=300).run()
     assert not at.exception
     status = find(at.main, "Status")
     assert status and "Building the demo zoo" in status[0].label

@@ -71,10 +71,12 @@ def page(dashboard):
 
 
 def test_home_shows_the_registered_models(page):
-    page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=30_000)
-    page.get_by_text("Registered models (7)").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=120_000)
+    page.get_by_text("Registered models (7)").wait_for(timeout=120_000)
     grid = page.locator('[data-testid="stDataFrame"]')
-    grid.locator("[role=gridcell]").filter(has_text="idefics2-tiny-lora").first.wait_for(state="attached", timeout=30_000)
+    grid.locator("[role=gridcell]").filter(has_text="idefics2-tiny-lora").first.wait_for(
+        state="attached", timeout=120_000
+    )
     page.wait_for_timeout(800)  # the grid paints its canvas just after its accessible table
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
@@ -94,12 +96,14 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
     png = tmp_path / "scan.png"
     noise_image(3, (96, 96)).save(png)
     page.goto(f"{dashboard}/ask")
-    page.get_by_role("heading", name="Ask").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Ask").wait_for(timeout=120_000)
     page.get_by_text("Upload", exact=True).click()
-    for path, label, caption in ((str(png), "png", "scan.png (format PNG"),
-                                 (get_testdata_file("CT_small.dcm"), "dicom", "CT_small.dcm (format DICOM, modality CT")):
+    for path, label, caption in (
+        (str(png), "png", "scan.png (format PNG"),
+        (get_testdata_file("CT_small.dcm"), "dicom", "CT_small.dcm (format DICOM, modality CT"),
+    ):
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(path)
-        page.get_by_text(caption).wait_for(timeout=30_000)  # decoded and shown (DICOM: windowed, no patient data)
+        page.get_by_text(caption).wait_for(timeout=120_000)  # decoded and shown (DICOM: windowed, no patient data)
         page.get_by_label("Question").fill("Is there a mass in the left lung?")
         page.get_by_label("Question").press("Enter")
         page.get_by_role("button", name="Ask").click()
@@ -110,7 +114,7 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
 
 def test_compare_shows_five_models_side_by_side(page, dashboard):
     page.goto(f"{dashboard}/compare")
-    page.get_by_role("heading", name="Compare").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
     page.get_by_role("button", name="Compare").click()
     metrics = page.locator('[data-testid="stMetric"]')
     metrics.nth(4).wait_for(timeout=90_000)
@@ -122,19 +126,19 @@ def test_compare_shows_five_models_side_by_side(page, dashboard):
 def nav(page, title: str) -> None:
     """Follow the sidebar link (a page.goto would start a new session and forget the rater)."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for(timeout=30_000)
+    page.get_by_role("heading", name=title).wait_for(timeout=120_000)
 
 
 def test_metrics_samples_and_models_pages(page, dashboard):
     page.goto(dashboard)
     nav(page, "Metrics")
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
     page.wait_for_timeout(1500)  # plotly draws after mounting
     assert page.locator(".js-plotly-plot .bars, .js-plotly-plot .point").count() > 0
     shot(page, "metrics")
     nav(page, "Samples")
-    page.get_by_text("16 of 16 samples").wait_for(timeout=30_000)
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=30_000)
+    page.get_by_text("16 of 16 samples").wait_for(timeout=120_000)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
     shot(page, "samples")
     nav(page, "Models")
     page.get_by_role("button", name="Load").first.click()
@@ -147,18 +151,18 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_role("textbox", name="Rater name").fill("dr-e2e")
     page.get_by_role("textbox", name="Rater name").press("Enter")
     nav(page, "Grade")
-    page.get_by_text("32 answers left").wait_for(timeout=30_000)
+    page.get_by_text("32 answers left").wait_for(timeout=120_000)
     page.get_by_role("button", name="✅ Correct").click()
-    page.get_by_text("31 answers left").wait_for(timeout=30_000)
+    page.get_by_text("31 answers left").wait_for(timeout=120_000)
     shot(page, "grade")
     nav(page, "Arena")
     page.get_by_role("button", name="New battle").click()
     page.get_by_text("Model B", exact=True).wait_for(timeout=90_000)
     page.get_by_role("button", name="B is better").click()
-    page.get_by_text("Vote recorded").wait_for(timeout=30_000)
+    page.get_by_text("Vote recorded").wait_for(timeout=120_000)
     shot(page, "arena")
     nav(page, "Leaderboard")
-    page.get_by_text("1 arena votes by 1 raters · 1 grades by 1 raters").wait_for(timeout=30_000)
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+    page.get_by_text("1 arena votes by 1 raters · 1 grades by 1 raters").wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     shot(page, "leaderboard")

@@ -2,7 +2,6 @@
 import hashlib
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -31,7 +30,8 @@ QA = [("Is there a pneumothorax?", "yes"), ("What organ is this?", "lung"), ("Is
 
 def hub_parquet_layout(root, splits):
     """The layout `hf download` gives for flaviagiammarino/vqa-rad and path-vqa: data/<split>-00000-of-00001.parquet."""
-    from datasets import Dataset, Features, Image as ImageFeature, Value
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
 
     features = Features({"image": ImageFeature(), "question": Value("string"), "answer": Value("string")})
     (root / "data").mkdir(parents=True)
@@ -95,10 +95,9 @@ def test_probe_attaches_nonsense_questions_to_real_images(cache):
 
 
 def test_offline_hub_id_fails_fast_with_the_local_alternative(cache):
-    began = time.perf_counter()
-    with pytest.raises(DatasetSourceError, match=r"hf download flaviagiammarino/vqa-rad.*--source"):
+    # offline, the hub is never tried: the error comes before any request (a request would fail differently)
+    with pytest.raises(DatasetSourceError, match=r"\(offline\).*hf download flaviagiammarino/vqa-rad"):
         data.prepare("vqa-rad")
-    assert time.perf_counter() - began < 1.0
     with pytest.raises(DatasetSourceError, match="not prepared"):
         data.load("pathvqa")
 

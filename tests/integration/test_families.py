@@ -6,10 +6,10 @@ import pytest
 
 import medvqa
 import medvqa.prompts
-from medvqa.types import FAMILIES
+from medvqa.models import family_names
 from tests.conftest import QUESTIONS
 
-NAMES = [f"{family}-tiny" for family in FAMILIES]
+NAMES = [f"{family}-tiny" for family in family_names()]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -61,7 +61,9 @@ def test_save_and_reload_reproduce_answers(zoo, images, tmp_path, monkeypatch, n
 def test_expert_prompt_and_generation_limits(zoo, images):
     model = medvqa.load_model("idefics2-tiny")
     plain = model.preprocess([images[0]], ["What organ?"])["input_ids"].shape[1]
-    expert = model.preprocess([images[0]], [medvqa.prompts.apply_strategy("What organ?", "expert")])["input_ids"].shape[1]
+    expert = model.preprocess([images[0]], [medvqa.prompts.apply_strategy("What organ?", "expert")])["input_ids"].shape[
+        1
+    ]
     assert expert > plain + 10
     short = model.answer(images[0], "What organ?", max_new_tokens=1)
     # one new token: its text is at most the longest vocabulary entry (re-tokenizing it is no measure: a byte-level
@@ -76,7 +78,7 @@ def test_expert_prompt_and_generation_limits(zoo, images):
 def test_tiny_vision_towers_start_from_sine_cosine_patch_positions(zoo, name):
     from safetensors import safe_open
 
-    from medvqa.zoo.families import IMAGE, PATCH, VISION_POSITIONS, sincos_positions
+    from medvqa.models._tiny import IMAGE, PATCH, VISION_POSITIONS, sincos_positions
 
     folder = medvqa.registry.get_spec(name).resolved_base()
     with safe_open(f"{folder}/model.safetensors", "pt") as f:

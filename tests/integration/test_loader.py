@@ -74,7 +74,9 @@ def test_memory_budget_unloads_least_recently_used(zoo, images, monkeypatch):
 
 def test_concurrent_callers_each_get_their_own_answer(zoo):
     model = medvqa.load_model("llava-tiny")
-    jobs = {(t, i): (noise_image(100 + 5 * t + i), QUESTIONS[(t + i) % len(QUESTIONS)]) for t in range(8) for i in range(5)}
+    jobs = {
+        (t, i): (noise_image(100 + 5 * t + i), QUESTIONS[(t + i) % len(QUESTIONS)]) for t in range(8) for i in range(5)
+    }
     expected = {key: model.answer(*job).text for key, job in jobs.items()}
     # inputs really lead to different answers (the sine-cosine patch positions make random towers less sensitive to
     # noise images, so fewer distinct answers than before: 3 or more still catches answers crossing between callers)

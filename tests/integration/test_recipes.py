@@ -1,9 +1,6 @@
 """The README's GPU-workstation commands, run on the tiny zoo with the same flags (so they are known to work)."""
-import re
 import shlex
 from pathlib import Path
-
-import pytest
 
 from medvqa.cli import main
 

@@ -9,8 +9,13 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medvqa import images
-from medvqa.images import (DicomNoPixelsError, ImageDecodeError, ImageTooLargeError, NotAnImageError,
-                           UnsupportedCompressionError)
+from medvqa.images import (
+    DicomNoPixelsError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    NotAnImageError,
+    UnsupportedCompressionError,
+)
 
 
 def png_bytes(img: Image.Image, fmt="PNG", **kw) -> bytes:

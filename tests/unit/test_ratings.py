@@ -72,8 +72,12 @@ def test_win_rate_matrix():
 
 
 def test_human_eval_score():
-    grades = pd.DataFrame({"model": ["a", "a", "a", "a", "b", "b"],
-                           "verdict": ["correct", "correct", "partially correct", "incorrect", "incorrect", "incorrect"]})
+    grades = pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "a", "b", "b"],
+            "verdict": ["correct", "correct", "partially correct", "incorrect", "incorrect", "incorrect"],
+        }
+    )
     scores = ratings.human_eval_score(grades).set_index("model")
     assert scores.loc["a", "score"] == pytest.approx(2.5 / 4) and scores.loc["a", "grades"] == 4
     assert scores.loc["b", "score"] == 0.0 and scores.loc["b", "ci_high"] == 0.0

@@ -27,7 +27,9 @@ def test_valid_spec_is_read_with_defaults_and_resolved_paths(tmp_path):
     assert lora.resolved_base() == str((tmp_path / "base-model").resolve())
     assert lora.resolved_adapter() == str((tmp_path / "lora").resolve())
     assert lora.extra == {"lora_rank": 8}
-    hub = registry.parse_spec(write(tmp_path / "hub", {"name": "hub", "family": "blip", "base": "Salesforce/blip-vqa-base"}))
+    hub = registry.parse_spec(
+        write(tmp_path / "hub", {"name": "hub", "family": "blip", "base": "Salesforce/blip-vqa-base"})
+    )
     assert not hub.base_is_local and hub.resolved_base() == "Salesforce/blip-vqa-base"
 
 
@@ -61,8 +63,19 @@ def test_duplicate_names_and_unknown_names(tmp_path):
 
 
 def test_spec_round_trips_through_json(tmp_path):
-    spec = registry.parse_spec(write(tmp_path / "m", {"name": "m", "family": "llava", "base": "llava-hf/llava-1.5-7b-hf",
-                                                        "quantization": "4bit", "description": "d", "epochs": 3}))
+    spec = registry.parse_spec(
+        write(
+            tmp_path / "m",
+            {
+                "name": "m",
+                "family": "llava",
+                "base": "llava-hf/llava-1.5-7b-hf",
+                "quantization": "4bit",
+                "description": "d",
+                "epochs": 3,
+            },
+        )
+    )
     registry.write_spec(tmp_path / "copy", spec)
     again = registry.parse_spec(tmp_path / "copy" / "medvqa.json")
     assert again == spec and again.extra == {"epochs": 3}

@@ -13,11 +13,12 @@ POSITIONS = ["left", "right", "upper", "lower", "middle", "lobe", "quadrant", "b
 ANSWERS = ["yes", "no", "zero", "one", "two", "three", "0", "1", "2", "3", "small", "large", "pink", "purple",
            "blue", "normal", "abnormal", "none"]
 TEMPLATES = [
-    "is there a {f} in the {o}?", "what modality is this?", "what is the imaging modality?", "which plane is this image?",
-    "in what plane was this image taken?", "what organ is shown?", "which organ is imaged?", "is the {f} on the {p} side?",
-    "where is the {f}?", "how many {f} are there?", "how many {f}s are seen?", "is the {f} small or large?",
-    "what colour is the stain?", "what color is the tissue?", "is this a {m} image?", "is this image abnormal?",
-    "does the {o} look normal?", "what abnormality is seen in the {o}?", "the {m} shows a {f} in the {p} {o}.",
+    "is there a {f} in the {o}?", "what modality is this?", "what is the imaging modality?",
+    "which plane is this image?", "in what plane was this image taken?", "what organ is shown?",
+    "which organ is imaged?", "is the {f} on the {p} side?", "where is the {f}?", "how many {f} are there?",
+    "how many {f}s are seen?", "is the {f} small or large?", "what colour is the stain?", "what color is the tissue?",
+    "is this a {m} image?", "is this image abnormal?", "does the {o} look normal?",
+    "what abnormality is seen in the {o}?", "the {m} shows a {f} in the {p} {o}.",
     "you are an expert radiologist evaluating the case, answer the question succinctly based on the medical image.",
     "question: answer: user: assistant:",
 ]
@@ -41,7 +42,9 @@ def wordpiece(extra_special: list[str] = (), vocab_size: int = 600, extra_corpus
     tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tk.normalizer = normalizers.BertNormalizer(lowercase=True)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tk.train_from_iterator(corpus(extra_corpus), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    tk.train_from_iterator(
+        corpus(extra_corpus), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    )
     vocab = dict(sorted(tk.get_vocab().items(), key=lambda kv: kv[1]))
     return BertTokenizer(vocab=vocab, do_lower_case=True)
 

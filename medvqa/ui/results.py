@@ -1,0 +1,41 @@
+"""Store reads and writes for the evaluation and judgment pages, in one place: pages call these, never the store."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import browse
+from ..store import Store
+
+
+def store() -> Store:
+    return Store()  # the path follows MEDVQA_DB at call time (tests point it elsewhere)
+
+
+def latest_runs() -> pd.DataFrame:
+    return browse.latest_runs(store())
+
+
+def sample_table(dataset: str, split: str) -> tuple[pd.DataFrame, list[str]]:
+    return browse.sample_table(store(), dataset, split)
+
+
+def grading_queue(run_ids: list[int], rater: str) -> pd.DataFrame:
+    return browse.grading_queue(store(), run_ids, rater)
+
+
+def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None) -> int:
+    return store().add_grade(rater, sample_id, model, verdict, run_id, comment)
+
+
+def metrics() -> pd.DataFrame:
+    return store().metrics()
+
+
+def training_logs() -> pd.DataFrame:
+    return store().training_logs()
+
+
+def judgments() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Arena votes, grades and automatic metrics: what the Leaderboard puts side by side."""
+    db = store()
+    return db.votes(), db.grades(), db.metrics()

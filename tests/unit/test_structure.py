@@ -1,0 +1,105 @@
+"""The shape of the house: no import cycles (lazy imports included), nothing below the presentation layer imports
+it or the package facade, families live in medvqa/models/ only, long files say why, and the tree passes ruff."""
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "medvqa"
+TOP_LAYER = ("medvqa.cli", "medvqa.ui")  # what users run; nothing else may import these
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _exists(name: str) -> bool:
+    path = REPO / name.replace(".", "/")
+    return path.with_suffix(".py").exists() or path.is_dir()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the medvqa modules it imports, at module level or inside functions."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:  # `from . import registry` imports a module, `from .x import f` a name
+                    candidate = f"{module}.{alias.name}"
+                    targets.add(candidate if _exists(candidate) else module)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = {t for t in targets if t.startswith("medvqa") and t != name}
+    return graph
+
+
+def test_no_import_cycles_even_through_lazy_imports():
+    graph = import_graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def test_nothing_below_the_presentation_layer_imports_it_or_the_package_facade():
+    upward = [(m, t) for m, targets in import_graph().items() for t in targets
+              if not m.startswith(TOP_LAYER) and m != "medvqa"
+              and (t == "medvqa" or t.startswith(TOP_LAYER))]
+    assert not upward, upward
+
+
+def test_pages_and_entry_point_import_no_model_code():
+    for path in [REPO / "Home.py", *sorted((REPO / "pages").glob("*.py"))]:
+        source = path.read_text()
+        assert not re.search(r"^\s*(import|from)\s+(torch|transformers|peft)\b", source, re.M), path
+        assert "medvqa.models" not in source and "medvqa.loader" not in source, path
+
+
+def test_family_names_appear_only_in_their_modules_and_the_zoo_recipes():
+    """Adding a family is adding a module: no other file lists the families."""
+    from medvqa.models import family_names
+
+    allowed = {PACKAGE / "zoo" / "trained.py"}  # the zoo's list of what to build
+    names = "|".join(map(re.escape, family_names()))
+    pattern = re.compile(rf"""["'](?:{names})["']""")
+    offenders = [f"{p.relative_to(REPO)}: {m.group(0)}"
+                 for p in [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "pages").glob("*.py")]
+                 if p.parent != PACKAGE / "models" and p not in allowed
+                 for m in pattern.finditer(p.read_text())]
+    assert not offenders, offenders
+
+
+def test_long_files_say_why_at_the_top():
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "pages").glob("*.py"), *(REPO / "tests").rglob("*.py"),
+                 *(REPO / "benchmarks").glob("*.py"), REPO / "Home.py"]:
+        lines = path.read_text().splitlines()
+        if len(lines) > MAX_LINES:
+            assert lines[0].startswith(("# long:", '"""')) and "long" in lines[0].lower(), (
+                f"{path.relative_to(REPO)} has {len(lines)} lines; start it with a one-line reason")
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", str(REPO)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
