@@ -37,10 +37,10 @@ def _zoo_args(zoo: argparse.ArgumentParser) -> None:
     build = zoo_sub.add_parser("build", help="build the tiny demo zoo in checkpoints/")
     build.add_argument("--untrained", action="store_true", help="random weights only (no training step)")
     build.add_argument("--family", action="append", choices=family_names(), help="only these families (repeatable)")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=int, default=0, help="seeds the bases, pretraining and training")
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
     build.add_argument("--steps", type=int, default=None,
-                       help="training steps for every model (default: each recipe's own, 150 to 600)")
+                       help="training steps for every model (default: each recipe's own, 150 to 1,200)")
     build.add_argument("--pretrain-steps", type=int, default=None,
                        help="vision pretraining steps per base before VQA training (default: each family's own)")
 
@@ -56,7 +56,7 @@ def _zoo(args) -> int:
     else:
         from .zoo.trained import build_trained
 
-        specs = build_trained(steps=args.steps, **({} if args.pretrain_steps is None
+        specs = build_trained(steps=args.steps, seed=args.seed, **({} if args.pretrain_steps is None
                                                     else {"pretrain_steps": args.pretrain_steps}))
     print(f"built {len(specs)} checkpoints: {', '.join(s.name for s in specs)}")
     return 0

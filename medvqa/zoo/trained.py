@@ -11,12 +11,12 @@ from ..types import ModelSpec
 # The zoo's list of what to build: name, family, method, settings (docs/zoo.md gives each recipe's measured history).
 # Pretrained image paths stay frozen, as in LLaVA-1.5 and BLIP-2 fine-tuning; steps of 32 examples, sized to the
 # 10-minute budget on 2 cores.
-IDEFICS2 = dict(max_steps=600, lr=3e-3, freeze=r"(vision_model|connector)\.")
+IDEFICS2 = dict(max_steps=1200, lr=3e-3, freeze=r"(vision_model|connector)\.")
 RECIPES = [
     ("vilt-phantom", "vilt", "full", dict(max_steps=300, lr=5e-4, freeze=r"^vilt\.embeddings\.")),
     ("blip-phantom", "blip", "full", dict(max_steps=300, lr=2e-3, freeze=r"^vision_model\.")),
     ("blip2-phantom", "blip2", "full", dict(max_steps=300, lr=2e-3, freeze=r"^vision_model\.")),
-    ("llava-phantom", "llava", "full", dict(max_steps=250, lr=3e-3, freeze=r"vision_tower\.")),
+    ("llava-phantom", "llava", "full", dict(max_steps=600, lr=3e-3, freeze=r"vision_tower\.")),
     ("idefics2-phantom", "idefics2", "full", IDEFICS2),
     # two-stage: stage 1 captions, stage 2 the same VQA recipe starting from the stage-1 weights
     ("idefics2-phantom-captions", "idefics2", "full", dict(IDEFICS2, task="caption", max_steps=150)),
@@ -32,7 +32,9 @@ def build_trained(
     progress=print,
     rebuild_bases: bool = True,
     pretrain_steps: int | dict[str, int] | str = "family",
+    seed: int = 0,
 ) -> list[ModelSpec]:
+    """`seed` seeds the bases, their vision pretraining and every training run (the data stay the prepared ones)."""
     from .. import registry
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
@@ -45,13 +47,13 @@ def build_trained(
         data.prepare("phantom")
     families = list(dict.fromkeys(family for _, family, _, _ in RECIPES))
     if rebuild_bases or not all((root / f"{family}-tiny" / "medvqa.json").exists() for family in families):
-        specs = build_untrained(root, progress=progress, pretrain_steps=pretrain_steps)
+        specs = build_untrained(root, seed=seed, progress=progress, pretrain_steps=pretrain_steps)
     else:  # the dashboard's first launch built them untrained a moment ago: pretrain those still random
         specs = [s for s in registry.list_models(root) if s.name.endswith(("-tiny", "-tiny-lora"))]
         for i, spec in enumerate(specs):
             wanted = pretrain_steps_for(spec.family, pretrain_steps)
             if spec.adapter is None and wanted and "vision_pretraining" not in spec.extra:
-                specs[i] = pretrain_base(spec, wanted, progress=progress)
+                specs[i] = pretrain_base(spec, wanted, seed=seed, progress=progress)
     for name, family, method, extra in RECIPES:
         settings = dict(extra)
         recipe_steps = settings.pop("max_steps")
@@ -59,7 +61,7 @@ def build_trained(
         base = root / settings.pop("base", f"{family}-tiny")
         progress(f"training {name} ({family}, {method}, {n_steps} steps)")
         specs.append(run(TrainConfig(family=family, base=str(base), output=str(root / name),
-                                     method=method, max_steps=n_steps, batch_size=batch_size, warmup=0.05,
+                                     method=method, max_steps=n_steps, batch_size=batch_size, warmup=0.05, seed=seed,
                                      eval_every=max(1, n_steps // 4), save_every=max(1, n_steps // 2),
                                      description=f"tiny {family} trained on the phantom benchmark ({method})",
                                      **settings), progress=False))
