@@ -17,6 +17,7 @@ RECIPES = [
     ("blip-phantom", "blip", "full", dict(max_steps=300, lr=2e-3, freeze=r"^vision_model\.")),
     ("blip2-phantom", "blip2", "full", dict(max_steps=300, lr=2e-3, freeze=r"^vision_model\.")),
     ("llava-phantom", "llava", "full", dict(max_steps=600, lr=3e-3, freeze=r"vision_tower\.")),
+    ("vit-gpt2-phantom", "vit-gpt2", "full", dict(max_steps=300, lr=2e-3, freeze=r"^encoder\.")),
     ("idefics2-phantom", "idefics2", "full", IDEFICS2),
     # two-stage: stage 1 captions, stage 2 the same VQA recipe starting from the stage-1 weights
     ("idefics2-phantom-captions", "idefics2", "full", dict(IDEFICS2, task="caption", max_steps=150)),
