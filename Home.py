@@ -41,17 +41,17 @@ rater_sidebar()
 st.navigation({
     "Answers": [
         st.Page(home, title="Home", icon="🩻", default=True),
-        st.Page("pages/ask.py", title="Ask", icon="❓"),
-        st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+        st.Page("views/ask.py", title="Ask", icon="❓"),
+        st.Page("views/compare.py", title="Compare", icon="⚖️"),
     ],
     "Evaluation": [
-        st.Page("pages/metrics.py", title="Metrics", icon="📈"),
-        st.Page("pages/samples.py", title="Samples", icon="🖼️"),
-        st.Page("pages/models.py", title="Models", icon="🧠"),
+        st.Page("views/metrics.py", title="Metrics", icon="📈"),
+        st.Page("views/samples.py", title="Samples", icon="🖼️"),
+        st.Page("views/models.py", title="Models", icon="🧠"),
     ],
     "Human judgment": [
-        st.Page("pages/grade.py", title="Grade", icon="📝"),
-        st.Page("pages/arena.py", title="Arena", icon="⚔️"),
-        st.Page("pages/leaderboard.py", title="Leaderboard", icon="🏆"),
+        st.Page("views/grade.py", title="Grade", icon="📝"),
+        st.Page("views/arena.py", title="Arena", icon="⚔️"),
+        st.Page("views/leaderboard.py", title="Leaderboard", icon="🏆"),
     ],
 }).run()

@@ -32,7 +32,7 @@ def main() -> None:
     from medvqa.loader import CACHE
 
     app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "Home.py"), default_timeout=300)
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     models = app.multiselect(key="compare-models").value
     began = time.perf_counter()
     app.button(key="compare-go").click().run()

@@ -1,4 +1,4 @@
-"""The `medvqa` command. Each subcommand's arguments sit beside its handler; `COMMANDS` lists them all:
+"""The `medvqa` command (long: eight subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -8,6 +8,7 @@
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
   medvqa report       the leaderboard of stored runs, or a paired test between two models
   medvqa export       one run's predictions as CSV or JSONL
+  medvqa db backup    a consistent copy of the results database, safe while the dashboard writes to it
 """
 from __future__ import annotations
 
@@ -17,9 +18,15 @@ import sys
 from .types import MedVQAError
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit code 2, not usage plus a traceback
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="medvqa", description="Medical visual question answering workbench")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="medvqa", description="Medical visual question answering workbench")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
@@ -28,6 +35,40 @@ def main(argv: list[str] | None = None) -> int:
     except MedVQAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run `medvqa --debug ...` for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _existing_file(value: str) -> str:
+    from pathlib import Path
+
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value} does not exist")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value} is a folder, not a file")
+    return value
+
+
+def _window(value: str):
+    from .images import WINDOW_PRESETS
+
+    if value in WINDOW_PRESETS:
+        return value
+    try:
+        centre, width = (float(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{value}': give a preset ({', '.join(WINDOW_PRESETS)}) or CENTRE,WIDTH "
+                                         "numbers, e.g. -600,1500") from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"'{value}': the window width must be positive")
+    return centre, width
 
 
 def _zoo_args(zoo: argparse.ArgumentParser) -> None:
@@ -126,22 +167,18 @@ def _data(args) -> int:
 
 def _ask_args(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--model", required=True)
-    ask.add_argument("--image", required=True)
+    ask.add_argument("--image", required=True, type=_existing_file, help="PNG, JPEG, TIFF, BMP or DICOM file")
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
     ask.add_argument("--max-new-tokens", type=int, default=None)
-    ask.add_argument(
-        "--window", default=None, help="DICOM window: lung, soft tissue, bone, brain, liver or CENTRE,WIDTH"
-    )
+    ask.add_argument("--window", default=None, type=_window,
+                     help="window: lung, soft tissue, bone, brain, liver (DICOM) or CENTRE,WIDTH")
     ask.add_argument("question")
 
 
 def _ask(args) -> int:
     from . import images, load_model
 
-    window = args.window
-    if window and "," in window:
-        window = tuple(float(v) for v in window.split(","))
-    decoded = images.load_path(args.image, **({"window": window} if window else {}))
+    decoded = images.load_path(args.image, **({"window": args.window} if args.window else {}))
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)
@@ -203,10 +240,13 @@ def _train_args(tr: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
+    import dataclasses
+
     from . import config
     from .train import TrainConfig, run
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config") and v is not None}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if "target_modules" in settings and "," in settings["target_modules"]:
         settings["target_modules"] = settings["target_modules"].split(",")
     if not args.config and not ({"family", "base"} <= set(settings)):
@@ -268,6 +308,20 @@ def _export(args) -> int:
     return 0
 
 
+def _db_args(db: argparse.ArgumentParser) -> None:
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    backup = db_sub.add_parser("backup", help="copy the results database (online: others may keep writing)")
+    backup.add_argument("--out", required=True, help="the copy's path")
+
+
+def _db(args) -> int:
+    from .store import Store
+
+    store = Store()
+    print(f"copied {store.path} to {store.backup(args.out)}")
+    return 0
+
+
 COMMANDS = {  # name -> (help, arguments, handler)
     "zoo": ("offline demo checkpoints", _zoo_args, _zoo),
     "models": ("list registered models", lambda parser: None, _models),
@@ -277,6 +331,7 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
     "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
     "export": ("write one run's predictions as CSV or JSONL", _export_args, _export),
+    "db": ("the results database: backup", _db_args, _db),
 }
 
 

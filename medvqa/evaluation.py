@@ -105,11 +105,12 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     prompt = condition.prompt or spec.prompt_strategy
     generation = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
     model_hash = spec_hash(spec) + (":zero-shot" if condition.zero_shot else "")
+    version = data.fingerprint(dataset, split)  # a regenerated or re-prepared dataset is another run
     identity = {"model": model_name, "spec_hash": model_hash, "dataset": dataset, "split": split, "ablation": ablation,
-                "prompt": prompt, "generation": generation, "limit": limit, "seed": seed,
+                "prompt": prompt, "generation": generation, "limit": limit, "seed": seed, "data": version,
                 "ood": bool(spec.trained_on) and dataset not in spec.trained_on}
     run_id, _ = store.open_run(identity)
-    key_of = {s.id: _cache_key(model_hash, s, prompt, generation) for s in samples}
+    key_of = {s.id: _cache_key(model_hash, version, s, prompt, generation) for s in samples}
     done = store.done_sample_ids(run_id)
     todo = [s for s in samples if s.id not in done]
     cached = store.cached([key_of[s.id] for s in todo])
@@ -131,6 +132,7 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         if bar:
             bar.close()
     rows = store.predictions(run_id)
+    rows = rows[rows.sample_id.isin(key_of)]  # exactly this sample set
     metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics)
     store.finish_run(run_id, metric_rows)
     summary = {}
@@ -145,13 +147,14 @@ def _model_for(spec: ModelSpec, zero_shot: bool):
 
     model = CACHE.get(spec)
     if zero_shot:  # the same resident base with the adapter switched off
-        spec = dataclasses.replace(model.spec, name=f"{spec.name}:zero-shot", adapter=None)
-        return type(model)(spec, model.base, None)
+        variant = dataclasses.replace(model.spec, name=f"{spec.name}:zero-shot", adapter=None)
+        return type(model)(variant, model.base, None, reload=lambda: (CACHE.get(spec).base, None))
     return model
 
 
-def _cache_key(model_hash: str, s: Sample, prompt: str, generation: dict) -> str:
-    raw = json.dumps([model_hash, s.dataset, s.id, s.image_id, s.question, prompt, generation], sort_keys=True)
+def _cache_key(model_hash: str, data_version: str, s: Sample, prompt: str, generation: dict) -> str:
+    raw = json.dumps([model_hash, data_version, s.dataset, s.id, s.image_id, s.question, prompt, generation],
+                     sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

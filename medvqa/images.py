@@ -1,14 +1,24 @@
-"""Decode what users upload into an RGB PIL image, with errors a radiologist can read."""
+"""Decode uploads into RGB images with errors a radiologist can read (long: pictures, DICOM and their limits)."""
 from __future__ import annotations
 
 import io
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 from .types import MedVQAError
 
-MAX_PIXELS = 50_000_000  # ~7000x7000; larger files are refused as possible decompression bombs
+MAX_PIXELS = 50_000_000  # ~7000x7000 per image or frame; larger ones are refused as possible decompression bombs
+# All frames of one DICOM file, uncompressed, as its header declares them (a 500-slice 512x512 16-bit CT is 262 MB);
+# checked before any pixel is decoded, and only the chosen frame is ever decoded.
+MAX_DICOM_BYTES = 512 * 1024**2
+_HEADER_PEEK = 1024**2  # a deflated DICOM's first inflated MiB holds its header; the rest inflates only within budget
+_PICTURE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8")
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit, 32-bit integer and float pictures
+# Pictures larger than this on their long side are kept downscaled (every model reads 224-980 px): a 7000x7000 PNG
+# would otherwise hold 147 MB per decoded copy.
+MAX_SIDE = 2048
 
 
 WINDOW_PRESETS = {  # name -> (centre, width) in Hounsfield units
@@ -47,22 +57,45 @@ class DecodedImage:
 
 
 def is_dicom(data: bytes, filename: str = "") -> bool:
-    return data[128:132] == b"DICM" or filename.lower().endswith((".dcm", ".dicom"))
+    """By content first: a picture named .dcm is a picture; a DICOM without its preamble goes by its name."""
+    if data[128:132] == b"DICM":
+        return True
+    return not data.startswith(_PICTURE_MAGIC) and filename.lower().endswith((".dcm", ".dicom"))
+
+
+def window_choices(data: bytes, filename: str = "") -> list[str]:
+    """The window settings that make sense for a file: DICOM presets (Hounsfield units, through its modality LUT),
+    an automatic window for 16-bit and float pictures, nothing for 8-bit ones (shown as stored)."""
+    if is_dicom(data, filename):
+        return ["file default", *WINDOW_PRESETS, "custom"]
+    return ["automatic", "custom"] if _picture_mode(data) in HIGH_BIT_MODES else []
 
 
 def decode(data: bytes, filename: str = "", *, window: str | tuple[float, float] | None = None,
            invert: bool = False, frame: int | None = None) -> DecodedImage:
-    """PNG, JPEG, TIFF, BMP or DICOM -> RGB image plus safe metadata. DICOM options: `window` (a preset name from
-    WINDOW_PRESETS or (centre, width); default: the file's own window, else its 0.5-99.5 percentile range),
-    `invert`, `frame` (default: the middle frame)."""
+    """PNG, JPEG, TIFF, BMP or DICOM -> RGB image plus safe metadata. `window`: a preset name from WINDOW_PRESETS
+    (DICOM only) or (centre, width); by default the DICOM file's own window, else the 0.5-99.5 percentile range of
+    the values (DICOM without a window, and 16-bit or float pictures, which are never saturated to 8 bits).
+    DICOM also takes `invert` and `frame` (default: the middle frame)."""
     if not data:
         raise ImageDecodeError(f"{filename or 'the upload'} is empty.")
     if is_dicom(data, filename):
         return _decode_dicom(data, filename, window, invert, frame)
-    return _decode_picture(data, filename)
+    return _decode_picture(data, filename, window)
 
 
-def _decode_picture(data: bytes, filename: str) -> DecodedImage:
+def _picture_mode(data: bytes) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return probe.mode
+    except Exception:  # noqa: BLE001 - not a picture: decode says why
+        return None
+
+
+def _decode_picture(data: bytes, filename: str, window=None) -> DecodedImage:
+    import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
@@ -75,7 +108,18 @@ def _decode_picture(data: bytes, filename: str) -> DecodedImage:
                                            f"{MAX_PIXELS // 1_000_000} megapixels. Downsample it before uploading.")
                 fmt = probe.format
                 probe.load()
-                image = ImageOps.exif_transpose(probe).convert("RGB")
+                oriented = _fit(ImageOps.exif_transpose(probe))
+                meta = {"format": fmt}
+                if probe.mode in HIGH_BIT_MODES:  # CT/MR slices exported as 16-bit or float: window, never clip
+                    if isinstance(window, str) and window not in ("automatic", "file default"):
+                        raise ImageDecodeError(f"the '{window}' preset is in Hounsfield units, which only a DICOM "
+                                               "file carries; use an automatic or custom window for this picture")
+                    values = np.asarray(oriented, dtype=np.float32)
+                    image, meta["window"] = _windowed(values, *_window(None, values, None if isinstance(window, str)
+                                                                          else window))
+                    meta["bit_depth"] = probe.mode
+                else:
+                    image = oriented.convert("RGB")
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -89,7 +133,21 @@ def _decode_picture(data: bytes, filename: str) -> DecodedImage:
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"{filename or 'the image'} is corrupt or truncated ({exc}).") from exc
-    return DecodedImage(image, {"format": fmt, "width": image.width, "height": image.height})
+    return DecodedImage(image, {**meta, "width": image.width, "height": image.height,
+                                **({"original_size": [width, height]} if image.size != (width, height) else {})})
+
+
+def _fit(image):
+    """The image with its long side at most MAX_SIDE, in its own mode (16-bit and float values kept)."""
+    from PIL import Image
+
+    factor = -(-max(image.size) // MAX_SIDE)
+    if factor <= 1:
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        image = image.convert("I")  # Pillow reduces 32-bit integer and float images, not 16-bit ones
+    return image.reduce(factor) if image.mode in ("L", "RGB", "I", "F", "LA", "RGBA") else image.resize(
+        (max(1, image.width // factor), max(1, image.height // factor)), Image.Resampling.BOX)
 
 
 def load_path(path: str, **options) -> DecodedImage:
@@ -99,24 +157,21 @@ def load_path(path: str, **options) -> DecodedImage:
 
 def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int | None) -> DecodedImage:
     import numpy as np
-    import pydicom
     from PIL import Image
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, convert_color_space
+    from pydicom.pixels import apply_modality_lut, convert_color_space, pixel_array
 
     name = filename or "the DICOM file"
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, struct.error) as exc:
-        raise ImageDecodeError(f"{name} is not a readable DICOM file ({type(exc).__name__}).") from exc
+    ds = _read_dicom(data, name)
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DicomNoPixelsError(f"{name} holds no image (DICOM {ds.get('Modality', 'object')} without pixel data: "
                                  "a report, plan or structured document). Upload the image series instead.")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-    if rows * cols > MAX_PIXELS:
-        raise ImageTooLargeError(f"{name} is {cols}x{rows} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
-    try:
-        pixels = ds.pixel_array
+    frames = _check_pixel_budget(ds, name)
+    colour = int(ds.get("SamplesPerPixel", 1)) > 1
+    index = (frames // 2 if frame is None else frame) if frames > 1 else 0
+    if not 0 <= index < frames:
+        raise ImageDecodeError(f"{name} has {frames} frames; frame {index} does not exist.")
+    try:  # only the chosen frame is decoded
+        pixels = pixel_array(ds, index=index) if frames > 1 else ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises several types for codecs it lacks
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         label = getattr(syntax, "name", str(syntax or "unknown"))
@@ -124,15 +179,8 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
             raise UnsupportedCompressionError(f"{name} is compressed as '{label}', which no installed decoder "
                                               "reads. Export it uncompressed (or install pylibjpeg).") from exc
         raise ImageDecodeError(f"{name} has damaged pixel data ({type(exc).__name__}).") from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    colour = int(ds.get("SamplesPerPixel", 1)) > 1
-    if frames > 1 and pixels.ndim == (4 if colour else 3):
-        index = frames // 2 if frame is None else frame
-        if not 0 <= index < frames:
-            raise ImageDecodeError(f"{name} has {frames} frames; frame {index} does not exist.")
+    if pixels.ndim == (4 if colour else 3):  # a decoder that returned every frame anyway
         pixels = pixels[index]
-    else:
-        index = 0
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     meta = {
         "format": "DICOM",
@@ -153,13 +201,81 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
             rgb = 1 - rgb
         return DecodedImage(Image.fromarray((rgb * 255).astype(np.uint8)).convert("RGB"), {**meta, "window": None})
     values = apply_modality_lut(pixels, ds).astype(np.float32)
-    centre, width, source = _window(ds, values, window)
+    # MONOCHROME1 stores bright as low values
+    image, shown = _windowed(values, *_window(ds, values, window), invert=(photometric == "MONOCHROME1") != invert)
+    return DecodedImage(image, {**meta, "window": shown})
+
+
+def _windowed(values, centre: float, width: float, source: str, invert: bool = False):
+    """Grey values through a linear window -> (RGB image, the window as shown)."""
+    import numpy as np
+    from PIL import Image
+
     scaled = np.clip((values - (centre - width / 2)) / max(width, 1e-6), 0.0, 1.0)
-    if (photometric == "MONOCHROME1") != invert:  # MONOCHROME1 stores bright as low values
+    if invert:
         scaled = 1.0 - scaled
     image = Image.fromarray((scaled * 255).astype(np.uint8)).convert("RGB")
-    return DecodedImage(image, {**meta, "window": {"centre": round(centre, 1), "width": round(width, 1),
-                                                   "source": source}})
+    return image, {"centre": round(centre, 1), "width": round(width, 1), "source": source}
+
+
+def _read_dicom(data: bytes, name: str):
+    """The dataset, pixels not decoded. A deflated file is inflated through a capped stream: its header first, then
+    at most what that header declares (a 1 MB file that inflates to 1 GiB is refused without inflating it)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        deflated = _inflate_within_budget(data, name)
+        return deflated if deflated is not None else pydicom.dcmread(io.BytesIO(data), force=True)
+    except ImageDecodeError:
+        raise
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, struct.error, zlib.error) as exc:
+        raise ImageDecodeError(f"{name} is not a readable DICOM file ({type(exc).__name__}).") from exc
+
+
+def _inflate_within_budget(data: bytes, name: str):
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
+    fp = io.BytesIO(data)
+    preamble = read_preamble(fp, True)
+    meta = _read_file_meta_info(fp)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return None
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    body = inflater.decompress(data[fp.tell():], _HEADER_PEEK)
+    header = read_dataset(io.BytesIO(body), False, True, stop_when=lambda tag, vr, length: tag == 0x7FE00010)
+    limit = _pixel_bytes(header) + 2 * _HEADER_PEEK  # pixels as declared, plus room for the elements around them
+    _check_pixel_budget(header, name)
+    while inflater.unconsumed_tail and len(body) <= limit:
+        body += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(body))
+    if len(body) > limit:
+        raise ImageTooLargeError(f"{name} inflates to more than its header declares (over {limit // 1024**2} MiB): "
+                                 "refused as a possible decompression bomb.")
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what a deflated dataset is once inflated
+    ds = read_dataset(io.BytesIO(body), False, True)
+    return FileDataset(name, ds, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
+
+
+def _pixel_bytes(ds) -> int:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
+    return frames * rows * cols * samples * max(1, bits // 8)
+
+
+def _check_pixel_budget(ds, name: str) -> int:
+    """Refuse, before decoding, a frame over MAX_PIXELS or a file whose frames add up to over MAX_DICOM_BYTES;
+    returns the number of frames."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows * cols > MAX_PIXELS:
+        raise ImageTooLargeError(f"{name} is {cols}x{rows} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+    if _pixel_bytes(ds) > MAX_DICOM_BYTES:
+        raise ImageTooLargeError(f"{name} declares {frames} frames of {cols}x{rows} ({_pixel_bytes(ds) / 1024**3:.1f} "
+                                 f"GiB uncompressed); the limit is {MAX_DICOM_BYTES // 1024**2} MiB per file.")
+    return frames
 
 
 def _window(ds, values, window) -> tuple[float, float, str]:
@@ -174,7 +290,7 @@ def _window(ds, values, window) -> tuple[float, float, str]:
         if width <= 0:
             raise ImageDecodeError("the window width must be positive")
         return centre, width, "custom"
-    if "WindowCenter" in ds and "WindowWidth" in ds:
+    if ds is not None and "WindowCenter" in ds and "WindowWidth" in ds:
         centre, width = ds.WindowCenter, ds.WindowWidth
         first = (lambda v: float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v))
         if first(width) > 0:
@@ -191,3 +307,39 @@ def pixel_hash(image) -> str:
     digest = hashlib.sha256(f"{image.mode}:{image.size}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
+
+
+class DecodeCache:
+    """Decoded uploads kept for reruns, bounded by the bytes their pixels hold (not by entries: eight 7000x7000
+    images are 1.1 GB), least recently used first out. Thread-safe; shared by every session of a dashboard process."""
+
+    def __init__(self, max_bytes: int = 256 * 1024**2):
+        import threading
+        from collections import OrderedDict
+
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes, filename: str = "", **options) -> DecodedImage:
+        import hashlib
+
+        key = (hashlib.sha256(data).hexdigest(), filename, repr(sorted(options.items())))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        decoded = decode(data, filename, **options)
+        size = _image_bytes(decoded.image)
+        with self._lock:
+            if size <= self.max_bytes and key not in self._items:
+                self._items[key] = decoded
+                self.bytes += size
+                while self.bytes > self.max_bytes:
+                    _, old = self._items.popitem(last=False)
+                    self.bytes -= _image_bytes(old.image)
+        return decoded
+
+
+def _image_bytes(image) -> int:
+    return image.width * image.height * len(image.getbands())

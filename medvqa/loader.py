@@ -55,7 +55,7 @@ class ModelCache:
                 adapter_name = spec.name
                 _attach_adapter(base, spec, adapter_name)
             base.users.add(spec.name)
-            model = family(spec, base, adapter_name)
+            model = family(spec, base, adapter_name, reload=lambda: _handle(self.get(spec)))
             self._models[spec.name] = model
             return model
 
@@ -102,6 +102,10 @@ class ModelCache:
             log.info("memory budget: unloading %s to make room for %s", sorted(oldest.users), spec.name)
             for user in list(oldest.users):
                 self.unload(user)
+
+
+def _handle(model) -> tuple:
+    return model.base, model.adapter_name
 
 
 def _free_memory() -> None:

@@ -68,12 +68,15 @@ def quantization_config(quantization: str, dtype: str, device: str, notes: list[
 
 
 def load(family, source: str, *, dtype: str = "auto", device: str | None = None, quantization: str = "none",
-         spec: ModelSpec | None = None, require_quantization: bool = False, **model_kwargs) -> Checkpoint:
+         spec: ModelSpec | None = None, require_quantization: bool = False, strict: bool = True,
+         **model_kwargs) -> Checkpoint:
     """A family's model and processor from a local folder or a hub id, on `device` in `dtype`.
 
     A local folder must hold safetensors weights (pickles are refused before anything is read) and never touches the
     network; a hub id is fetched unless offline. `spec` (when serving) lets the family adjust the processor for
-    inference; training passes extra `from_pretrained` arguments (a new head) as `model_kwargs`."""
+    inference; training passes extra `from_pretrained` arguments (a new head) as `model_kwargs`. `strict`: a
+    checkpoint whose config names another architecture, or whose tensors are missing or unexpected, is refused
+    (training from a base without the head it adds passes False)."""
     import torch
     import transformers
 
@@ -92,11 +95,15 @@ def load(family, source: str, *, dtype: str = "auto", device: str | None = None,
         kwargs.update(quantization_config=quant, device_map={"": device})
     what = f"model '{spec.name}'" if spec is not None else f"checkpoint {source}"
     try:
+        _check_model_type(family, source, what, common)
         processor = family.load_processor(source, **common)
         if spec is not None:
             processor = family.configure_processor(processor, spec)
         model_class = getattr(transformers, family.transformers_class)
-        model = family.configure_model(model_class.from_pretrained(source, **kwargs), spec)
+        model, info = model_class.from_pretrained(source, output_loading_info=True, **kwargs)
+        if strict:
+            _check_loading_info(info, source, what)
+        model = family.configure_model(model, spec)
     except MedVQAError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to read a checkpoint becomes one clear message
@@ -108,6 +115,25 @@ def load(family, source: str, *, dtype: str = "auto", device: str | None = None,
     for note in notes:
         log.warning("%s: %s", what, note)
     return Checkpoint(model, processor, device, dtype, effective, notes)
+
+
+def _check_model_type(family, source: str, what: str, common: dict) -> None:
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(source, **common).model_type
+    if family.model_types and model_type not in family.model_types:
+        raise CheckpointError(f"{what}: {source} holds a '{model_type}' model, not a {family.family} one "
+                              f"({', '.join(family.model_types)}); fix \"family\" in its medvqa.json")
+
+
+def _check_loading_info(info: dict, source: str, what: str) -> None:
+    """A checkpoint missing tensors would answer from random weights: refuse it, naming a few."""
+    problems = {kind: info.get(f"{kind}_keys") or [] for kind in ("missing", "unexpected", "mismatched")}
+    if any(problems.values()):
+        detail = "; ".join(f"{len(keys)} {kind} (e.g. {', '.join(str(k) for k in list(keys)[:3])})"
+                           for kind, keys in problems.items() if keys)
+        raise CheckpointError(f"{what}: the weights in {source} do not match the architecture its config.json "
+                              f"describes ({detail}); the checkpoint is incomplete or belongs to another model")
 
 
 def _failure_message(what: str, source: str, local: bool, spec: ModelSpec | None, exc: Exception) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import config, weights
 from .models import family_class, family_names
-from .types import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, ModelSpec, SpecError, UnknownModelError
+from .types import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, MedVQAError, ModelSpec, SpecError, UnknownModelError
 
 __all__ = ["family_class", "family_names", "get_spec", "list_models", "model_table", "parse_spec", "scan",
            "write_spec"]
@@ -87,7 +87,7 @@ def _check_choice(path: Path, raw: dict, key: str, choices: tuple, default) -> N
 def scan(root: Path | None = None) -> tuple[list[ModelSpec], list[SpecProblem]]:
     """All valid specs under root (sorted by name) and one problem per unreadable or duplicate spec."""
     root = Path(root) if root is not None else config.checkpoints_dir()
-    specs: dict[str, ModelSpec] = {}
+    claims: dict[str, list[ModelSpec]] = {}
     problems: list[SpecProblem] = []
     for path in sorted(root.glob(f"*/{SPEC_FILE}")) if root.is_dir() else []:
         try:
@@ -95,13 +95,17 @@ def scan(root: Path | None = None) -> tuple[list[ModelSpec], list[SpecProblem]]:
         except SpecError as exc:
             problems.append(SpecProblem(path, str(exc)))
             continue
-        if spec.name in specs:
-            problems.append(
-                SpecProblem(path, f"{path}: name '{spec.name}' is already used by {specs[spec.name].folder}")
-            )
+        claims.setdefault(spec.name, []).append(spec)
+    specs = []
+    for name, claimants in sorted(claims.items()):
+        if len(claimants) == 1:
+            specs.append(claimants[0])
             continue
-        specs[spec.name] = spec
-    return sorted(specs.values(), key=lambda s: s.name), problems
+        folders = " and ".join(str(s.folder) for s in claimants)  # neither wins: which one is meant is unknowable
+        for spec in claimants:
+            problems.append(SpecProblem(spec.folder / SPEC_FILE, f"{spec.folder / SPEC_FILE}: the name '{name}' is "
+                                        f"claimed by {folders}; rename one of them"))
+    return specs, problems
 
 
 def list_models(root: Path | None = None) -> list[ModelSpec]:
@@ -113,8 +117,8 @@ def get_spec(name: str, root: Path | None = None) -> ModelSpec:
     for spec in specs:
         if spec.name == name:
             return spec
-    for problem in problems:  # a broken spec of that name: say why it cannot load
-        if problem.path.parent.name == name:
+    for problem in problems:  # a broken or contested spec of that name: say why it cannot load
+        if problem.path.parent.name == name or f"name '{name}' is claimed" in problem.message:
             raise SpecError(problem.message)
     known = ", ".join(s.name for s in specs) or "none (run `medvqa zoo build`)"
     raise UnknownModelError(f"no model named '{name}'. Registered models: {known}")
@@ -126,7 +130,11 @@ def model_table(loaded: set[str] = frozenset()) -> tuple[list[dict], list[SpecPr
     specs, problems = scan()
     rows = []
     for s in specs:
-        est = weights.spec_bytes(s)
+        try:
+            est = weights.spec_bytes(s)
+        except MedVQAError as exc:  # one unreadable checkpoint is skipped with its message, never the whole table
+            problems.append(SpecProblem(s.folder / SPEC_FILE, f"{s.name}: {exc}"))
+            continue
         rows.append({"model": s.name, "family": s.family,
                      "base": Path(s.resolved_base()).name if s.base_is_local else s.base,
                      "adapter": "LoRA" if s.adapter else "", "quantization": s.quantization,

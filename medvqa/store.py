@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .types import MedVQAError
 
 SCHEMA_VERSION = 1
 
@@ -69,17 +70,47 @@ CREATE TABLE IF NOT EXISTS votes (
 """
 
 
+class StoreError(MedVQAError):
+    """The results database cannot be used as it is (damaged, newer schema, disk full)."""
+
+
+_CHECKED: set[Path] = set()  # files that passed PRAGMA quick_check in this process (once each: it reads every page)
+
+
 class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else config.db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} has schema v{version}; this medvqa knows v{SCHEMA_VERSION}")
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            with self.connect() as db:
+                if self.path not in _CHECKED and self.path.exists() and self.path.stat().st_size:
+                    self._check_integrity(db)
+                db.execute("PRAGMA journal_mode=WAL")
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} has schema v{version}; this medvqa knows v{SCHEMA_VERSION}")
+                db.executescript(SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:  # not a database at all, or damaged beyond quick_check's reach
+            raise StoreError(self._damaged(str(exc))) from exc
+        _CHECKED.add(self.path)
+
+    def _check_integrity(self, db) -> None:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(self._damaged("; ".join(problems)))
+
+    def _damaged(self, detail: str) -> str:
+        return (f"the results database {self.path} is damaged ({detail}). Nothing was read or written. Move it aside "
+                f"(a new one starts empty), and recover what it holds with `sqlite3 {self.path.name} .recover | "
+                "sqlite3 recovered.db`; keep copies with `medvqa db backup --out FILE`.")
+
+    def backup(self, destination: str | Path) -> Path:
+        """A consistent copy of the database while others read and write it (SQLite's online backup)."""
+        destination = Path(destination)
+        with self.connect() as db, contextlib.closing(sqlite3.connect(destination)) as copy:
+            db.backup(copy)
+        return destination
 
     @contextlib.contextmanager
     def connect(self):
@@ -99,8 +130,12 @@ class Store:
             try:
                 yield db
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
+            except BaseException as exc:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk does): nothing to undo
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                    raise StoreError(f"the disk holding {self.path} is full ({exc}); nothing of this write was "
+                                     "kept. Free some space and run the command again: finished work is kept.") from exc
                 raise
 
     # --- runs and predictions ------------------------------------------------------------------------

@@ -32,6 +32,11 @@ def check_adapter_folder(folder: str | Path) -> Path:
         raise CheckpointError(f"adapter folder {folder} does not exist")
     if not (folder / "adapter_config.json").is_file():
         raise CheckpointError(f"adapter folder {folder} has no adapter_config.json: it is not a saved LoRA adapter")
+    # peft falls back to adapter_model.bin when it finds one, safetensors beside it or not: refuse any pickle here
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(f"adapter folder {folder} holds pickle files ({', '.join(pickles)}), which can run "
+                              "code when loaded; remove them (keep adapter_model.safetensors) or convert them first.")
     _require_safetensors(folder, "adapter")
     return folder
 
@@ -61,6 +66,9 @@ def read_header(path: Path) -> dict:
             header = json.loads(fh.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path} is corrupt: unreadable safetensors header") from exc
+    if not isinstance(header, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
+                                               for k, v in header.items() if k != "__metadata__"):
+        raise CheckpointError(f"{path} is corrupt: its safetensors header is not a tensor table")
     header.pop("__metadata__", None)
     return header
 

@@ -1,5 +1,6 @@
 """Datasets in one schema: the phantom benchmark, VQA-RAD, SLAKE, PathVQA, ROCO captions and the probe."""
-from .loaders import CAPTION_DATASETS, HUB_IDS, VQA_DATASETS, is_prepared, load, prepare
+from .loaders import CAPTION_DATASETS, HUB_IDS, VQA_DATASETS, fingerprint, is_prepared, load, prepare
 from .sources import DatasetSourceError
 
-__all__ = ["CAPTION_DATASETS", "HUB_IDS", "VQA_DATASETS", "DatasetSourceError", "is_prepared", "load", "prepare"]
+__all__ = ["CAPTION_DATASETS", "HUB_IDS", "VQA_DATASETS", "DatasetSourceError", "fingerprint", "is_prepared", "load",
+           "prepare"]

@@ -164,6 +164,37 @@ def load(name: str, split: str = "test", limit: int | None = None, seed: int = 0
             for r in ds]
 
 
+def fingerprint(name: str, split: str) -> str:
+    """A content hash of one prepared split (its Arrow files), so runs and cached predictions never mix two versions
+    of a dataset (a regenerated phantom set reuses sample ids). Cached beside the files, keyed by their sizes and
+    modification times, so it is computed once per version."""
+    import json
+
+    folder = folder_for(name) / split
+    files = sorted(folder.glob("data-*.arrow"))  # not the cache-*.arrow files that shuffles leave beside them
+    if not files:
+        raise DatasetSourceError(f"dataset '{name}' has no prepared split '{split}' in {folder}")
+    stat = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    sidecar = folder / ".medvqa-fingerprint.json"
+    try:
+        cached = json.loads(sidecar.read_text())
+        if cached["stat"] == stat:
+            return cached["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    value = digest.hexdigest()[:16]
+    try:
+        sidecar.write_text(json.dumps({"stat": stat, "sha256": value}))
+    except OSError:  # a read-only data cache: recomputed next time
+        pass
+    return value
+
+
 def _rgb(image):
     from PIL import Image
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..prompts import MAX_QUESTION_CHARS, apply_strategy, chat_messages, trim_answer
+from ..prompts import MAX_QUESTION_CHARS, apply_strategy, trim_answer
 from ..types import Answer, MedVQAError, ModelSpec
 
 MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let one user stall the GPU
@@ -19,6 +19,10 @@ MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let
 
 class InputError(MedVQAError):
     """A request the model cannot answer as given (empty question, no image, ...)."""
+
+
+class ModelUnloadedError(MedVQAError):
+    """A model handle whose weights were unloaded and that cannot load them again by itself."""
 
 
 @dataclass
@@ -47,13 +51,15 @@ class VQAModel:
 
     family = ""
     transformers_class = ""  # name in `transformers`, loaded with from_pretrained
+    model_types: tuple[str, ...] = ()  # config.json `model_type`s this family reads (a checkpoint of another refused)
     default_max_new_tokens = 8
     padding_side = "left"  # decoder-only generation needs left padding; encoder inputs do not care
 
-    def __init__(self, spec: ModelSpec, base: LoadedBase, adapter_name: str | None = None):
+    def __init__(self, spec: ModelSpec, base: LoadedBase, adapter_name: str | None = None, reload=None):
         self.spec = spec
         self.base = base
         self.adapter_name = adapter_name
+        self._reload = reload  # () -> (base, adapter name): how the cache gives this handle its weights back
 
     # --- hooks -----------------------------------------------------------------------------------------
     @classmethod
@@ -181,7 +187,24 @@ class VQAModel:
 
     @contextlib.contextmanager
     def activated(self):
-        """Hold the base's lock with this spec's adapter (or none) active for the duration."""
+        """Hold the base's lock with this spec's adapter (or none) active for the duration. A handle whose base was
+        unloaded meanwhile (memory budget, the Models page) first gets its weights back from the cache."""
+        for _ in range(3):  # another thread may unload it again between the reload and the lock
+            if self.base.model is None:
+                if self._reload is None:
+                    raise ModelUnloadedError(f"{self.spec.name} was unloaded; load it again")
+                self.base, self.adapter_name = self._reload()
+            with self.base.lock:
+                if self.base.model is None:
+                    continue
+                with self._adapter_active():
+                    yield
+                return
+        raise ModelUnloadedError(f"{self.spec.name} keeps being unloaded to make room for other models: raise "
+                                 "MEDVQA_MEMORY_BUDGET_GB or ask fewer models at once")
+
+    @contextlib.contextmanager
+    def _adapter_active(self):
         with self.base.lock:
             model = self.base.model
             if not self.base.adapters:
@@ -234,47 +257,6 @@ class GenerativeVQA(VQAModel):
         is_eos = torch.isin(generated, eos_ids)
         seen_before = (is_eos.cumsum(-1) - is_eos.long()) > 0
         return ~seen_before
-
-
-class DecoderOnlyVQA(GenerativeVQA):
-    """Image tokens + prompt + answer in one causal sequence (BLIP-2, Idefics2, LLaVA)."""
-
-    @classmethod
-    def prompt_texts(cls, processor, questions: list[str]) -> list[str]:
-        """The generation prompts; by default the processor's chat template with the image first."""
-        return [processor.apply_chat_template(chat_messages(q), add_generation_prompt=True) for q in questions]
-
-    @classmethod
-    def images_arg(cls, images: list):
-        return images
-
-    @classmethod
-    def end_token(cls, tokenizer) -> str:
-        return tokenizer.eos_token
-
-    def preprocess(self, images, questions):
-        return self.processor(text=self.prompt_texts(self.processor, questions), images=self.images_arg(images),
-                              padding=True, return_tensors="pt")
-
-    @classmethod
-    def prepare_processor_for_training(cls, processor) -> None:
-        processor.tokenizer.padding_side = "right"  # training pads on the right; generation on the left
-
-    @classmethod
-    def training_batch(cls, processor, model_config, images, questions, answers):
-        prompts = cls.prompt_texts(processor, questions)
-        completions = [f" {a}{cls.end_token(processor.tokenizer)}" for a in answers]
-        batch = processor(text=[p + c for p, c in zip(prompts, completions)], images=cls.images_arg(images),
-                          padding=True, return_tensors="pt")
-        # Right padding: each row is [prompt + image tokens][completion][padding]. Only the completion is a target.
-        # Its length comes from the tokenizer alone (the prompt ends in ":" and the completion starts with a space,
-        # a token boundary in every family's tokenizer), which spares a second pass over the images.
-        completion_lengths = processor.tokenizer(completions, add_special_tokens=False, return_length=True)["length"]
-        labels = torch.full_like(batch["input_ids"], -100)
-        for i, (length, width) in enumerate(zip(completion_lengths, batch["attention_mask"].sum(1).tolist())):
-            labels[i, width - length : width] = batch["input_ids"][i, width - length : width]
-        batch["labels"] = labels
-        return batch
 
 
 def _check_question(question) -> str:

@@ -9,6 +9,7 @@ from .base import GenerativeVQA
 class BlipVQA(GenerativeVQA):
     family = "blip"
     transformers_class = "BlipForQuestionAnswering"
+    model_types = ("blip",)
     default_max_new_tokens = 10
     padding_side = "right"  # the question goes to a BERT encoder with a mask; the decoder starts fresh
 

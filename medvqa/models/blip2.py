@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from ..prompts import blip2_prompt
-from .base import DecoderOnlyVQA
+from ._decoder_only import DecoderOnlyVQA
 
 
 class Blip2VQA(DecoderOnlyVQA):
     family = "blip2"
     transformers_class = "Blip2ForConditionalGeneration"
+    model_types = ("blip-2",)
     default_max_new_tokens = 10
     lora_targets = r".*(qformer.*\.(query|key|value)|language_model.*\.(q_proj|v_proj))$"
 

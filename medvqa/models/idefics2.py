@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import DecoderOnlyVQA
+from ._decoder_only import DecoderOnlyVQA
 
 # Chat templates are hub files, not code: a locally built processor must be given one.
 IDEFICS2_CHAT = (
@@ -17,6 +17,7 @@ IDEFICS2_CHAT = (
 class Idefics2VQA(DecoderOnlyVQA):
     family = "idefics2"
     transformers_class = "Idefics2ForConditionalGeneration"
+    model_types = ("idefics2",)
     default_max_new_tokens = 10
     lora_targets = (r".*(text_model|modality_projection|perceiver_resampler)"
                     r".*(down_proj|gate_proj|up_proj|k_proj|q_proj|v_proj|o_proj).*$")

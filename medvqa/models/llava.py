@@ -1,7 +1,7 @@
 """LLaVA-1.5: CLIP vision + projector + Llama, prompted through the processor's chat template."""
 from __future__ import annotations
 
-from .base import DecoderOnlyVQA
+from ._decoder_only import DecoderOnlyVQA
 
 # Chat templates are hub files, not code: a locally built processor must be given one.
 LLAVA_CHAT = (  # the llava-1.5-hf layout: "USER: <image>\n{question} ASSISTANT:"
@@ -16,6 +16,7 @@ LLAVA_CHAT = (  # the llava-1.5-hf layout: "USER: <image>\n{question} ASSISTANT:
 class LlavaVQA(DecoderOnlyVQA):
     family = "llava"
     transformers_class = "LlavaForConditionalGeneration"
+    model_types = ("llava",)
     default_max_new_tokens = 10
     lora_targets = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 

@@ -31,6 +31,7 @@ def soft_scores(answer: str, label2id: dict[str, int], num_labels: int) -> torch
 class ViltVQA(VQAModel):
     family = "vilt"
     transformers_class = "ViltForQuestionAnswering"
+    model_types = ("vilt",)
     padding_side = "right"  # an encoder: padding side does not change its outputs
     max_text_tokens = 40  # ViLT's text position table
 

@@ -20,6 +20,7 @@ def prompt(question: str) -> str:
 class VitGpt2VQA(GenerativeVQA):
     family = "vit-gpt2"
     transformers_class = "VisionEncoderDecoderModel"
+    model_types = ("vision-encoder-decoder",)
     default_max_new_tokens = 10
     # GPT-2's self- and cross-attention and MLP input projections (Conv1D layers; peft handles their layout)
     lora_targets = r".*decoder\.transformer\.h\.\d+\.(attn\.c_attn|crossattention\.(q_attn|c_attn)|mlp\.c_fc)$"

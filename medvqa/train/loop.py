@@ -90,10 +90,10 @@ def _load(cfg: TrainConfig, answers: list[str]):
     family = family_class(cfg.family)
     device = loading.pick_device()
     if cfg.method == "qlora":  # the loader's 4-bit settings, so training and serving quantize alike
-        ckpt = loading.load(family, cfg.base, dtype="auto", device=device, quantization="4bit",
+        ckpt = loading.load(family, cfg.base, dtype="auto", device=device, quantization="4bit", strict=False,
                             require_quantization=True, **family.training_load_kwargs(answers, cfg))
-    else:
-        ckpt = loading.load(family, cfg.base, dtype="float32", device=device,
+    else:  # not strict: a training base may lack the head training adds (a hub MLM checkpoint, say)
+        ckpt = loading.load(family, cfg.base, dtype="float32", device=device, strict=False,
                             **family.training_load_kwargs(answers, cfg))
     model = ckpt.model
     if cfg.init_adapter is None:

@@ -1,6 +1,7 @@
 """Answer cards and model choices for the pages (models load lazily, once, through medvqa's process-wide cache)."""
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import streamlit as st
@@ -8,6 +9,8 @@ import streamlit as st
 from .. import list_models, load_model
 from ..metrics import correct
 from ..types import MedVQAError
+
+log = logging.getLogger(__name__)
 
 
 def model_names() -> list[str]:
@@ -30,6 +33,9 @@ def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
                 out[name] = load_model(name).answer(image, question, prompt_strategy="expert" if expert else None)
         except MedVQAError as exc:
             out[name] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the page's edge: a plain message here, the traceback in the log
+            log.exception("%s failed to answer", name)
+            out[name] = f"{name} failed unexpectedly ({type(exc).__name__}); the server log has the details."
     return out
 
 

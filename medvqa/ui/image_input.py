@@ -22,9 +22,13 @@ class Picked:
     modality: str | None = None
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource
+def _decode_cache() -> images.DecodeCache:
+    return images.DecodeCache()  # one per dashboard process, bounded by bytes
+
+
 def _decode(raw: bytes, name: str, window, invert: bool):
-    decoded = images.decode(raw, name, window=window, invert=invert)
+    decoded = _decode_cache().decode(raw, name, window=window, invert=invert)
     return decoded.image, decoded.metadata
 
 
@@ -87,15 +91,19 @@ def pick_image(key: str) -> Picked | None:
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
         return _from_sample(samples[int(index)])
     window, invert = None, False
-    if images.is_dicom(raw, name):
-        preset = st.selectbox("DICOM window", ["file default", *images.WINDOW_PRESETS, "custom"], key=f"{key}-win")
+    choices = images.window_choices(raw, name)
+    if choices:  # DICOM, and 16-bit or float pictures: shown through a window, never saturated
+        dicom = images.is_dicom(raw, name)
+        preset = st.selectbox("DICOM window" if dicom else "Window (16-bit or float image)", choices,
+                              key=f"{key}-win")
         if preset == "custom":
+            unit = " (HU)" if dicom else ""
             c1, c2 = st.columns(2)
-            window = (c1.number_input("Centre (HU)", value=40.0, key=f"{key}-c"),
-                      c2.number_input("Width (HU)", value=400.0, min_value=1.0, key=f"{key}-w"))
-        elif preset != "file default":
+            window = (c1.number_input(f"Centre{unit}", value=40.0, key=f"{key}-c"),
+                      c2.number_input(f"Width{unit}", value=400.0, min_value=1.0, key=f"{key}-w"))
+        elif preset not in ("file default", "automatic"):
             window = preset
-        invert = st.checkbox("Invert", key=f"{key}-invert")
+        invert = dicom and st.checkbox("Invert", key=f"{key}-invert")
     try:
         image, meta = _decode(raw, name, window, invert)
     except images.ImageDecodeError as exc:

@@ -16,7 +16,7 @@ def shown(metric) -> str:
 
 def test_ask_shows_the_models_answer_for_a_phantom_sample(app):
     sample = first_sample()
-    app.switch_page("pages/ask.py").run()
+    app.switch_page("views/ask.py").run()
     assert app.text_input(key="ask-question").value == sample.question
     app.selectbox(key="ask-model").set_value("llava-tiny").run()
     app.button(key="ask-go").click().run()
@@ -27,7 +27,7 @@ def test_ask_shows_the_models_answer_for_a_phantom_sample(app):
 
 
 def test_ask_with_vilt_shows_candidates_and_a_bad_upload_shows_an_error(app):
-    app.switch_page("pages/ask.py").run()
+    app.switch_page("views/ask.py").run()
     app.selectbox(key="ask-model").set_value("vilt-tiny").run()
     app.button(key="ask-go").click().run()
     assert list(app.dataframe[0].value.columns) == ["candidate", "probability"]
@@ -36,9 +36,31 @@ def test_ask_with_vilt_shows_candidates_and_a_bad_upload_shows_an_error(app):
     assert any("not an image format" in e.value for e in app.error)
 
 
+def test_a_16_bit_upload_gets_window_controls_and_is_not_saturated(app):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 256), (64, 1)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    app.switch_page("views/ask.py").run()
+    app.radio(key="ask-src").set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(("ct-slice.png", buf.getvalue(), "image/png")).run()
+    assert not app.error and not app.exception
+    window = app.selectbox(key="ask-win")
+    assert window.label == "Window (16-bit or float image)" and window.options == ["automatic", "custom"]
+    app.selectbox(key="ask-win").set_value("custom").run()
+    app.number_input(key="ask-c").set_value(16384.0).run()
+    app.number_input(key="ask-w").set_value(32768.0).run()
+    assert not app.error and not app.exception
+    assert "ct-slice.png (format PNG" in app.image[0].proto.imgs[0].caption  # decoded and shown
+
+
 def test_compare_shows_every_family_and_reloads_nothing(app):
     sample = first_sample()
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     names = app.multiselect(key="compare-models").value
     assert sorted(medvqa.registry.get_spec(n).family for n in names) == sorted(medvqa.registry.family_names())
     app.button(key="compare-go").click().run()
@@ -56,7 +78,7 @@ def test_compare_shows_every_family_and_reloads_nothing(app):
 
 
 def test_gallery_dicom_with_a_window_preset(app):
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     app.radio(key="compare-src").set_value("Gallery (real DICOM)").run()
     app.selectbox(key="compare-win").set_value("lung").run()
     assert not app.exception and not app.error

@@ -5,7 +5,7 @@ from medvqa.loader import CACHE
 
 
 def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
-    app.switch_page("pages/metrics.py").run()
+    app.switch_page("views/metrics.py").run()
     assert not app.exception
     shown = app.dataframe[0].value
     stored = evaluated.metrics()
@@ -27,7 +27,7 @@ def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
     table, models = sample_table(evaluated, "phantom", "test")
     assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16
-    app.switch_page("pages/samples.py").run()
+    app.switch_page("views/samples.py").run()
     assert not app.exception
     assert app.caption[0].value.startswith("16 of 16 samples")
     first = table.iloc[0]
@@ -44,16 +44,16 @@ def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated
 
 def test_open_a_sample_in_compare(app, evaluated):
     table, _ = sample_table(evaluated, "phantom", "test")
-    app.switch_page("pages/samples.py").run()
+    app.switch_page("views/samples.py").run()
     app.button(key=f"samples-open-{table.sample_id.iloc[0]}").click().run()
-    app.switch_page("pages/compare.py").run()  # AppTest does not follow st.switch_page; the state carries over
+    app.switch_page("views/compare.py").run()  # AppTest does not follow st.switch_page; the state carries over
     assert not app.exception
     assert app.text_input(key="compare-question").value == table.question.iloc[0]
     assert any(table.sample_id.iloc[0] in i.value for i in app.info)
 
 
 def test_models_page_loads_and_unloads(app):
-    app.switch_page("pages/models.py").run()
+    app.switch_page("views/models.py").run()
     assert not app.exception and CACHE.loaded_names() == []
     app.button(key="models-load-vilt-tiny").click().run()
     assert medvqa.loaded_models() == ["vilt-tiny"]

@@ -31,9 +31,9 @@ def test_pages_import_no_torch(zoo, phantom_cache):
 
     code = (
         "import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
-        "default_timeout=300); at.run(); [at.switch_page(p).run() for p in ('pages/ask.py', 'pages/compare.py', "
-        "'pages/metrics.py', 'pages/samples.py', 'pages/models.py', 'pages/grade.py', 'pages/arena.py', "
-        "'pages/leaderboard.py')]; "
+        "default_timeout=300); at.run(); [at.switch_page(p).run() for p in ('views/ask.py', 'views/compare.py', "
+        "'views/metrics.py', 'views/samples.py', 'views/models.py', 'views/grade.py', 'views/arena.py', "
+        "'views/leaderboard.py')]; "
         "assert not at.exception, at.exception; "
         "heavy = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not heavy, heavy"
     )

@@ -21,7 +21,7 @@ def set_rater(app, name):
 
 
 def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluated):
-    app.switch_page("pages/grade.py").run()
+    app.switch_page("views/grade.py").run()
     assert any("rater name" in w.value for w in app.warning)  # nothing is recorded without a name
     set_rater(app, "dr-a")
     app.multiselect(key="grade-models").set_value(["vilt-tiny", "llava-tiny"]).run()
@@ -47,7 +47,7 @@ def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluat
 
 def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_store):
     names = [s.name for s in registry.list_models()]
-    app.switch_page("pages/arena.py").run()
+    app.switch_page("views/arena.py").run()
     set_rater(app, "dr-a")
     app.button(key="arena-go").click().run()
     assert not app.exception
@@ -84,7 +84,7 @@ def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_stor
         store.add_vote("dr-a", "llava-tiny", "vilt-tiny", winner, "what organ?", "0" * 64, "phantom", "ct")
     for verdict in ("correct", "incorrect"):
         store.add_grade("dr-a", "s1", "llava-tiny", verdict, None)
-    app.switch_page("pages/leaderboard.py").run()
+    app.switch_page("views/leaderboard.py").run()
     assert not app.exception
     assert app.caption[0].value.startswith("9 arena votes by 1 raters · 2 grades")
     table = app.dataframe[0].value.set_index("model")

@@ -170,3 +170,44 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     shot(page, "leaderboard")
+
+
+def test_arena_opened_by_its_url_records_a_vote(page, dashboard, phantom_cache):
+    """A rater who bookmarks /arena gets the rater box and navigation too (they come from the entry point)."""
+    page.goto(f"{dashboard}/arena")  # a new session, straight to the page
+    page.get_by_role("heading", name="Arena").wait_for(timeout=120_000)
+    page.get_by_role("textbox", name="Rater name").fill("dr-direct")
+    page.get_by_role("textbox", name="Rater name").press("Enter")
+    assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Leaderboard", exact=True).count() == 1
+    page.get_by_role("button", name="New battle").click()
+    page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
+    page.get_by_role("button", name="A is better").click()
+    page.get_by_text("Vote recorded").wait_for(timeout=120_000)
+    shot(page, "arena-direct")
+    from medvqa.store import Store
+
+    votes = Store(phantom_cache / "e2e.db").votes()
+    assert (votes.rater == "dr-direct").sum() == 1
+
+
+def test_the_dashboard_listens_on_loopback_only(dashboard):
+    """The README's command binds 127.0.0.1 (.streamlit/config.toml): nothing answers on another interface."""
+    port = int(dashboard.rsplit(":", 1)[1])
+    assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Addresses with a socket listening on `port`, from /proc/net/tcp and tcp6 (what `ss -ltn` reads)."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found

@@ -181,6 +181,7 @@ def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     deadline = time.time() + 900  # only a hang gets there; the kill waits for progress (the first resume point)
     while not state.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before its first save: " + proc.stdout.read()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert state.exists(), "the run must be killed after its first save"

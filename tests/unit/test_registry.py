@@ -54,11 +54,16 @@ def test_bad_spec_names_file_and_field_and_others_still_list(tmp_path, payload, 
 
 
 def test_duplicate_names_and_unknown_names(tmp_path):
+    """Two folders claiming one name: both are named, neither silently wins (the second used to take it over)."""
     write(tmp_path / "a", {"name": "same", "family": "vilt", "base": "."})
     write(tmp_path / "b", {"name": "same", "family": "blip", "base": "."})
+    write(tmp_path / "c", {"name": "other", "family": "blip", "base": "."})
     specs, problems = registry.scan(tmp_path)
-    assert len(specs) == 1 and "already used" in problems[0].message
-    with pytest.raises(UnknownModelError, match="Registered models: same"):
+    assert [s.name for s in specs] == ["other"] and len(problems) == 2
+    assert all(f"{tmp_path / 'a'} and {tmp_path / 'b'}" in p.message for p in problems)
+    with pytest.raises(SpecError, match="claimed by .*/a and .*/b"):
+        registry.get_spec("same", tmp_path)
+    with pytest.raises(UnknownModelError, match="Registered models: other"):
         registry.get_spec("nope", tmp_path)
 
 

@@ -70,7 +70,7 @@ def test_nothing_below_the_presentation_layer_imports_it_or_the_package_facade()
 
 
 def test_pages_and_entry_point_import_no_model_code():
-    for path in [REPO / "Home.py", *sorted((REPO / "pages").glob("*.py"))]:
+    for path in [REPO / "Home.py", *sorted((REPO / "views").glob("*.py"))]:
         source = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(torch|transformers|peft)\b", source, re.M), path
         assert "medvqa.models" not in source and "medvqa.loader" not in source, path
@@ -84,14 +84,14 @@ def test_family_names_appear_only_in_their_modules_and_the_zoo_recipes():
     names = "|".join(map(re.escape, family_names()))
     pattern = re.compile(rf"""["'](?:{names})["']""")
     offenders = [f"{p.relative_to(REPO)}: {m.group(0)}"
-                 for p in [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "pages").glob("*.py")]
+                 for p in [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "views").glob("*.py")]
                  if p.parent != PACKAGE / "models" and p not in allowed
                  for m in pattern.finditer(p.read_text())]
     assert not offenders, offenders
 
 
 def test_long_files_say_why_at_the_top():
-    for path in [*PACKAGE.rglob("*.py"), *(REPO / "pages").glob("*.py"), *(REPO / "tests").rglob("*.py"),
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "views").glob("*.py"), *(REPO / "tests").rglob("*.py"),
                  *(REPO / "benchmarks").glob("*.py"), REPO / "Home.py"]:
         lines = path.read_text().splitlines()
         if len(lines) > MAX_LINES:

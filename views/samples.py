@@ -42,4 +42,4 @@ for start in range(0, len(rows), 4):
                                      for m in models if isinstance(row[m], str)))
             if st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
                 open_in("compare", dataset, split, row["sample_id"])
-                st.switch_page("pages/compare.py")
+                st.switch_page("views/compare.py")

@@ -1,0 +1,98 @@
+"""Checkpoints that should fail do, with a message naming the folder; one bad checkpoint never takes down a listing;
+a handle whose weights were unloaded to make room loads them again instead of crashing."""
+import json
+import shutil
+import threading
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+import medvqa
+from medvqa import registry
+from medvqa.cli import main
+from medvqa.types import CheckpointError
+from tests.conftest import QUESTIONS, noise_image
+
+
+def copy_model(root, source: str, name: str):
+    folder = root / name
+    shutil.copytree(root / source, folder)
+    spec = json.loads((folder / "medvqa.json").read_text())
+    (folder / "medvqa.json").write_text(json.dumps({**spec, "name": name}))
+    return folder
+
+
+def test_a_checkpoint_missing_tensors_is_refused_not_answered_from_random_weights(scratch_zoo):
+    folder = copy_model(scratch_zoo, "vilt-tiny", "vilt-headless")
+    tensors = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in tensors.items() if not k.startswith("classifier.")}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"vilt-headless.*do not match.*missing \(e\.g\. classifier"):
+        medvqa.load_model("vilt-headless")
+
+
+def test_a_spec_naming_the_wrong_family_is_refused_with_both_names(scratch_zoo):
+    folder = copy_model(scratch_zoo, "llava-tiny", "llava-as-vilt")
+    spec = json.loads((folder / "medvqa.json").read_text())
+    (folder / "medvqa.json").write_text(json.dumps({**spec, "family": "vilt"}))
+    with pytest.raises(CheckpointError, match=r"holds a 'llava' model, not a vilt one"):
+        medvqa.load_model("llava-as-vilt")
+
+
+def test_an_adapter_folder_with_any_pickle_is_refused(scratch_zoo):
+    adapter = scratch_zoo / "idefics2-tiny-lora"
+    (adapter / "adapter_model.bin").write_bytes(b"pickle would run here")
+    with pytest.raises(CheckpointError, match=r"holds pickle files \(adapter_model\.bin\)"):
+        medvqa.load_model("idefics2-tiny-lora")
+    assert medvqa.load_model("idefics2-tiny").answer(noise_image(0), "What organ?").model == "idefics2-tiny"
+
+
+@pytest.mark.parametrize("header", [b"\x00" * 8, (10**12).to_bytes(8, "little"), b"\x02\x00\x00\x00\x00\x00\x00\x00[]"])
+def test_one_unreadable_safetensors_header_never_takes_down_the_listing(scratch_zoo, capsys, header):
+    folder = copy_model(scratch_zoo, "blip-tiny", "blip-broken")
+    (folder / "model.safetensors").write_bytes(header)
+    rows, problems = registry.model_table()
+    names = {r["model"] for r in rows}
+    assert "blip-broken" not in names and {"blip-tiny", "llava-tiny"} <= names
+    assert any("blip-broken" in p.message and "corrupt" in p.message for p in problems)
+    assert main(["models"]) == 0
+    out = capsys.readouterr()
+    assert "llava-tiny" in out.out and "skipped: blip-broken" in out.err
+
+
+def test_a_handle_whose_base_was_evicted_loads_it_again(scratch_zoo, monkeypatch):
+    """A tiny budget and four threads on two bases: every load evicts the other base. Each answer must still be the
+    one the model gives alone (it used to raise AttributeError: 'NoneType' object has no attribute 'config')."""
+    monkeypatch.setenv("MEDVQA_MEMORY_BUDGET_GB", "0.000001")
+    image = noise_image(3)
+    expected = {}
+    for name in ("vilt-tiny", "llava-tiny"):
+        expected[name] = {q: medvqa.load_model(name).answer(image, q).text for q in QUESTIONS[:4]}
+    handles = {name: medvqa.load_model(name) for name in expected}  # loading the second evicted the first
+    assert len(medvqa.loaded_models()) == 1
+    errors, answers = [], []
+
+    def ask(name):
+        try:
+            for q in QUESTIONS[:4]:
+                answers.append((name, q, handles[name].answer(image, q).text))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in ("vilt-tiny", "llava-tiny") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(answers) == 16 and all(text == expected[name][q] for name, q, text in answers)
+
+
+def test_a_zero_shot_variant_survives_its_base_being_unloaded(scratch_zoo):
+    from medvqa.evaluation import _model_for
+
+    spec = registry.get_spec("idefics2-tiny-lora")
+    variant = _model_for(spec, zero_shot=True)
+    before = variant.answer(noise_image(1), "What organ?").text
+    medvqa.unload_model("idefics2-tiny-lora")
+    assert variant.answer(noise_image(1), "What organ?").text == before
