@@ -200,10 +200,32 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
         if invert:
             rgb = 1 - rgb
         return DecodedImage(Image.fromarray((rgb * 255).astype(np.uint8)).convert("RGB"), {**meta, "window": None})
-    values = apply_modality_lut(pixels, ds).astype(np.float32)
-    # MONOCHROME1 stores bright as low values
-    image, shown = _windowed(values, *_window(ds, values, window), invert=(photometric == "MONOCHROME1") != invert)
+    modality = apply_modality_lut(pixels, ds)
+    flip = (photometric == "MONOCHROME1") != invert  # MONOCHROME1 stores bright as low values
+    if window is None and ("VOILUTSequence" in ds or ds.get("VOILUTFunction") in ("SIGMOID", "LINEAR_EXACT")):
+        image, shown = _voi_lut(modality, ds, flip)  # the file's own non-linear or exact mapping, as pydicom applies it
+    else:
+        values = modality.astype(np.float32)
+        image, shown = _windowed(values, *_window(ds, values, window), invert=flip)
     return DecodedImage(image, {**meta, "window": shown})
+
+
+def _voi_lut(modality, ds, invert: bool):
+    """A VOI LUT Sequence or a SIGMOID / LINEAR_EXACT window through pydicom's apply_voi_lut, scaled by its output
+    range (the LUT's nominal depth, or the window's own bounds)."""
+    import numpy as np
+    from PIL import Image
+    from pydicom.pixels import apply_voi_lut
+
+    if "VOILUTSequence" in ds:
+        low, high, source = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1), "file VOI LUT"
+    else:
+        low, high = (float(v) for v in apply_voi_lut(np.array([-1e12, 1e12]), ds))  # where the window saturates
+        source = f"file ({ds.VOILUTFunction})"
+    scaled = np.clip((apply_voi_lut(modality, ds).astype(np.float64) - low) / max(high - low, 1e-6), 0.0, 1.0)
+    if invert:
+        scaled = 1.0 - scaled
+    return Image.fromarray((scaled * 255).astype(np.uint8)).convert("RGB"), {"source": source}
 
 
 def _windowed(values, centre: float, width: float, source: str, invert: bool = False):

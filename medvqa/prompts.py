@@ -8,8 +8,10 @@ MAX_QUESTION_CHARS = 1000
 
 
 def apply_strategy(question: str, strategy: str = "plain") -> str:
-    """The question as the model sees it under a prompt strategy ('plain' or 'expert')."""
-    question = " ".join(str(question).split())
+    """The question as the model sees it under a prompt strategy ('plain' or 'expert'): as the user typed it, ends
+    trimmed. Inner spaces and newlines stay: collapsing them changed BLIP-2's and Idefics2's answers against the
+    model card's own call (and would change a real Llama or Mistral tokenisation too)."""
+    question = str(question).strip()
     if strategy == "expert":
         return f"{EXPERT_PREFIX} {question}"
     if strategy != "plain":

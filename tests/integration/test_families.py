@@ -97,3 +97,29 @@ def test_tiny_idefics2_resampler_latents_are_distinct(zoo):
     with safe_open(f"{folder}/model.safetensors", "pt") as f:
         latents = f.get_tensor("model.connector.perceiver_resampler.latents")
     assert latents.shape == (8, 64) and latents.std(0).min() > 0.001
+
+
+@pytest.mark.parametrize("name", ["blip2-tiny", "idefics2-tiny"])
+def test_a_question_reaches_the_model_as_typed(zoo, images, name):
+    """A double space and a newline stay in the prompt: the answer equals the model card's plain transformers call
+    on the same text (whitespace used to be collapsed first, which changed the tokens)."""
+    import torch
+
+    from medvqa.prompts import blip2_prompt, chat_messages
+
+    question = "Is there  a mass\nin the left lung?"
+    model = medvqa.load_model(name)
+    processor, hf = model.processor, model.model
+    if name.startswith("blip2"):
+        inputs = processor(images=images[0], text=blip2_prompt(question), return_tensors="pt")
+    else:
+        text = processor.apply_chat_template(chat_messages(question), add_generation_prompt=True)
+        inputs = processor(text=[text], images=[[images[0]]], return_tensors="pt")
+    with torch.inference_mode():
+        out = hf.generate(**inputs, max_new_tokens=10, do_sample=False)
+    plain = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert model.answer(images[0], question).text == medvqa.prompts.trim_answer(plain)
+    collapsed_ids = processor(images=images[0], text=blip2_prompt(" ".join(question.split())), return_tensors="pt") \
+        if name.startswith("blip2") else None
+    if collapsed_ids is not None:  # the collapsed prompt really is another token sequence
+        assert not torch.equal(collapsed_ids["input_ids"], inputs["input_ids"])

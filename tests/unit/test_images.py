@@ -138,3 +138,50 @@ def test_no_patient_tag_in_values_or_logs(caplog):
         decoded = images.load_path(get_testdata_file(name))
         exposed = repr(decoded.metadata) + caplog.text
         assert not [s for s in secrets if s in exposed]
+
+
+def _voi_expected(ds):
+    """pydicom's own pipeline: modality LUT, then the VOI LUT or window the file carries."""
+    import numpy as np
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    return apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float64)
+
+
+def test_a_voi_lut_sequence_is_applied_as_pydicom_applies_it():
+    import numpy as np
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("vlut_04.dcm")  # from pydicom-data: a VOI LUT Sequence, no window
+    ds = pydicom.dcmread(path)
+    depth = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+    expected = (np.clip(_voi_expected(ds) / (2**depth - 1), 0, 1) * 255).astype(np.uint8)
+    decoded = images.decode(open(path, "rb").read(), "vlut_04.dcm")
+    assert decoded.metadata["window"]["source"] == "file VOI LUT"
+    assert np.array_equal(np.asarray(decoded.image)[..., 0], expected)
+    preset = images.decode(open(path, "rb").read(), "vlut_04.dcm", window=(100.0, 50.0))  # a chosen window wins
+    assert preset.metadata["window"]["source"] == "custom"
+
+
+def test_a_sigmoid_window_is_applied_as_pydicom_applies_it():
+    import io
+
+    import numpy as np
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 40.0, 400.0, "SIGMOID"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    out = _voi_expected(ds)
+    from pydicom.pixels import apply_voi_lut
+
+    low, high = apply_voi_lut(np.array([-1e12, 1e12]), ds)  # the window's output bounds
+    expected = (np.clip((out - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+    decoded = images.decode(buf.getvalue(), "sigmoid.dcm")
+    assert decoded.metadata["window"]["source"] == "file (SIGMOID)"
+    assert np.array_equal(np.asarray(decoded.image)[..., 0], expected)
+    linear = images.decode(buf.getvalue(), "sigmoid.dcm", window="soft tissue")  # presets stay exactly linear
+    assert linear.metadata["window"]["source"] == "soft tissue"

@@ -20,7 +20,7 @@ def test_trim_answer(raw, expected):
 
 
 def test_prompt_strategies():
-    assert apply_strategy("  Is there   a mass? ") == "Is there a mass?"
+    assert apply_strategy("  Is there   a mass?\n") == "Is there   a mass?"  # ends trimmed, inside as typed
     assert apply_strategy("Is there a mass?", "expert") == f"{EXPERT_PREFIX} Is there a mass?"
     assert blip2_prompt("What organ?") == "Question: What organ? Answer:"
     with pytest.raises(ValueError, match="unknown prompt strategy"):
