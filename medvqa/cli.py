@@ -202,6 +202,8 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--ablation", default="none", help="comma-separated, any of: " + "; ".join(
         f"{a.name} ({a.help})" for a in ABLATIONS.values()))
     ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--bootstrap", choices=["image", "question"], default="image",
+                    help="CIs resample images (all their questions together; default) or single questions")
     ev.add_argument("--max-new-tokens", type=int, default=None)
 
 
@@ -211,7 +213,8 @@ def _eval(args) -> int:
     for model in args.model.split(","):
         for ablation in args.ablation.split(","):
             r = evaluate(model.strip(), args.dataset, split=args.split, limit=args.limit, ablation=ablation.strip(),
-                         batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens)
+                         batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                         bootstrap=args.bootstrap)
             parts = [f"{k} {v['accuracy']:.3f}" for k, v in r.summary.items() if "accuracy" in v]
             extra = f", hallucination rate {r.summary['all']['hallucination_rate']:.3f}" \
                 if "hallucination_rate" in r.summary.get("all", {}) else ""
@@ -268,13 +271,16 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--dataset", default="phantom")
     rep.add_argument("--split", default="test")
     rep.add_argument("--ablation", default="none")
+    rep.add_argument("--bootstrap", choices=["image", "question"], default="image",
+                     help="the paired bootstrap resamples images (default) or single questions")
 
 
 def _report(args) -> int:
     from . import config, report
 
     if args.compare:
-        c = report.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation)
+        c = report.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation,
+                           bootstrap=args.bootstrap)
         pb, mc = c["paired_bootstrap"], c["mcnemar"]
         print(f"{c['model_a']} vs {c['model_b']} on {c['dataset']}/{args.split} ({args.ablation}), {c['n']} paired "
               f"samples: accuracy {c['accuracy_a']:.3f} vs {c['accuracy_b']:.3f}")

@@ -14,6 +14,7 @@ from . import data, metrics, registry
 from .store import Prediction, Store
 from .types import MedVQAError, ModelSpec, Sample
 
+BOOTSTRAPS = ("image", "question")
 SUBSET_FIELDS = ("answer_type", "question_type", "modality", "organ")
 HEADLINE = ("accuracy", "exact_match", "contains", "token_f1", "token_recall", "bleu1", "bleu4", "meteor")
 
@@ -89,7 +90,7 @@ ABLATIONS = {a.name: a for a in (
 
 def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
              batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
-             progress: bool = True) -> EvalResult:
+             progress: bool = True, bootstrap: str = "image") -> EvalResult:
     if ablation not in ABLATIONS:
         raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
     condition = ABLATIONS[ablation]
@@ -133,7 +134,7 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
             bar.close()
     rows = store.predictions(run_id)
     rows = rows[rows.sample_id.isin(key_of)]  # exactly this sample set
-    metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics)
+    metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap)
     store.finish_run(run_id, metric_rows)
     summary = {}
     for m in metric_rows:
@@ -170,8 +171,12 @@ def _row_from_cache(row, s: Sample) -> Prediction:
     return dataclasses.replace(Prediction.from_row(row), sample_id=s.id)
 
 
-def aggregate(rows, extra_metrics: tuple[str, ...] = ()) -> list[dict]:
-    """Metric rows (subset, metric, value, 95% bootstrap CI, n) over all samples and every breakdown."""
+def aggregate(rows, extra_metrics: tuple[str, ...] = (), bootstrap: str = "image") -> list[dict]:
+    """Metric rows (subset, metric, value, 95% bootstrap CI, n) over all samples and every breakdown. CIs resample
+    images (every question of a drawn image together: questions about one image are not independent), or single
+    questions with bootstrap="question"."""
+    if bootstrap not in BOOTSTRAPS:
+        raise MedVQAError(f"bootstrap must be one of {', '.join(BOOTSTRAPS)}, not '{bootstrap}'")
     subsets = {"all": rows, "closed": rows[rows.answer_type == "closed"], "open": rows[rows.answer_type == "open"]}
     for field in SUBSET_FIELDS:
         for value, group in rows.groupby(field):
@@ -186,11 +191,40 @@ def aggregate(rows, extra_metrics: tuple[str, ...] = ()) -> list[dict]:
                    meteor_name: group["meteor"]}
         if "hallucination_rate" in extra_metrics:
             columns["hallucination_rate"] = 1.0 - group["declined"]
-        cis = metrics.bootstrap_cis({name: values.tolist() for name, values in columns.items()})
+        clusters = group["image_id"].tolist() if bootstrap == "image" else None
+        long_gold = group["answer"].map(lambda a: len(metrics.tokens(str(a))) >= 4)
+        bleu4 = columns.pop("bleu4")[long_gold]  # BLEU-4 of a one-word answer says nothing: 4+ gold tokens only
+        cis = metrics.bootstrap_cis({name: values.tolist() for name, values in columns.items()}, clusters=clusters)
         for metric, values in columns.items():
             out.append({"subset": subset, "metric": metric, "value": float(values.mean()), "ci_low": cis[metric][0],
                         "ci_high": cis[metric][1], "n": int(len(values))})
+        if len(bleu4):
+            long_clusters = [c for c, keep in zip(clusters, long_gold) if keep] if clusters else None
+            low, high = metrics.bootstrap_ci(bleu4.tolist(), clusters=long_clusters)
+            out.append({"subset": subset, "metric": "bleu4", "value": float(bleu4.mean()), "ci_low": low,
+                        "ci_high": high, "n": int(len(bleu4))})
+        out += _corpus_bleu_rows(subset, group, long_gold, clusters)
     return out
+
+
+def _corpus_bleu_rows(subset: str, group, long_gold, clusters) -> list[dict]:
+    """Corpus BLEU-1 (all samples) and BLEU-4 (gold answers of 4+ tokens), pooled counts as pycocoevalcap computes
+    them, with bootstrap CIs from resampled counts (their ratios do not depend on the resample's size)."""
+    import numpy as np
+
+    counts = np.array([metrics.bleu_counts(p, a) for p, a in zip(group["prediction"], group["answer"])], float)
+    rows = []
+    everything = np.ones(len(group), bool)
+    for name, keep, index in (("corpus_bleu1", everything, 0), ("corpus_bleu4", long_gold.to_numpy(), 3)):
+        if not keep.any():
+            continue
+        kept = counts[keep]
+        value = float(metrics.corpus_bleu_from_counts(kept.sum(0))[index])
+        kept_clusters = [c for c, k in zip(clusters, keep) if k] if clusters else None
+        resampled = metrics.corpus_bleu_from_counts(metrics.resampled_means(kept.T, kept_clusters))[:, index]
+        rows.append({"subset": subset, "metric": name, "value": value, "ci_low": float(np.percentile(resampled, 2.5)),
+                     "ci_high": float(np.percentile(resampled, 97.5)), "n": int(keep.sum())})
+    return rows
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

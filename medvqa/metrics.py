@@ -90,6 +90,45 @@ def bleu(pred: str, gold: str, n: int = 1) -> float:
     return float(sentence_bleu([g], p, weights=(1.0 / n,) * n, smoothing_function=SmoothingFunction().method1))
 
 
+def bleu_counts(pred: str, gold: str, max_n: int = 4) -> list[float]:
+    """One sample's BLEU statistics on SQuAD-normalised tokens: clipped n-gram matches for n = 1..max_n, n-grams
+    guessed, prediction length, reference length. Summed over a corpus they give corpus BLEU (corpus_bleu)."""
+    p, g = tokens(pred), tokens(gold)
+    correct, guessed = [], []
+    for n in range(1, max_n + 1):
+        p_grams = Counter(tuple(p[i : i + n]) for i in range(len(p) - n + 1))
+        g_grams = Counter(tuple(g[i : i + n]) for i in range(len(g) - n + 1))
+        correct.append(sum(min(c, g_grams[gram]) for gram, c in p_grams.items()))
+        guessed.append(max(len(p) - n + 1, 0))
+    return [*correct, *guessed, len(p), len(g)]
+
+
+def corpus_bleu_from_counts(counts, max_n: int = 4):
+    """Corpus BLEU-1..max_n from summed (or mean) bleu_counts, exactly as pycocoevalcap computes it: pooled counts,
+    the geometric mean of the 1..n precisions, no smoothing except its epsilons (1e-15 added to matches, 1e-9 to
+    guesses: a corpus with no matching n-gram scores ~1e-4 rather than 0), brevity penalty exp(1 - ref/hyp) when
+    the corpus is shorter than its references."""
+    import numpy as np
+
+    tiny, small = 1e-15, 1e-9
+    counts = np.asarray(counts, dtype=float)
+    correct, guessed = counts[..., :max_n], counts[..., max_n : 2 * max_n]
+    hyp, ref = counts[..., 2 * max_n], counts[..., 2 * max_n + 1]
+    log_p = np.log((correct + tiny) / (guessed + small))
+    scores = np.exp(np.cumsum(log_p, axis=-1) / np.arange(1, max_n + 1))
+    ratio = (hyp + tiny) / (ref + small)
+    brevity = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return scores * brevity[..., None]
+
+
+def corpus_bleu(preds, golds, max_n: int = 4) -> list[float]:
+    """Corpus-level BLEU-1..max_n over paired predictions and gold answers (one reference each)."""
+    import numpy as np
+
+    counts = np.sum([bleu_counts(p, g, max_n) for p, g in zip(preds, golds)], axis=0)
+    return [float(v) for v in corpus_bleu_from_counts(counts, max_n)]
+
+
 @lru_cache(maxsize=1)
 def meteor_backend() -> tuple[object | None, str]:
     """(wordnet, label): nltk's WordNet when installed, else a synonym-free stand-in labelled as such."""
@@ -143,33 +182,49 @@ def mean(values) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean."""
+def resampled_means(data, clusters=None, n_resamples: int = 1000, seed: int = 0):
+    """Bootstrap means of each row of `data` (metrics x samples): resamples x metrics. With `clusters` (a label per
+    sample, e.g. its image) whole clusters are drawn with replacement and the mean is pooled over their samples, so
+    questions that share an image move together; without, each sample is its own cluster (the per-question
+    bootstrap). Resampled in chunks of bounded size: memory does not grow with resamples x samples."""
     import numpy as np
 
-    data = np.asarray(list(values), dtype=float)
-    if data.size == 0:
-        return (float("nan"), float("nan"))
+    data = np.atleast_2d(np.asarray(data, dtype=float))
+    if clusters is None:
+        sums, sizes = data, np.ones(data.shape[1])
+    else:
+        _, cluster_index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
+        sums = np.stack([np.bincount(cluster_index, weights=row) for row in data])
+        sizes = np.bincount(cluster_index).astype(float)
+    k = sizes.size
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(n_resamples, data.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+    chunk = max(1, min(n_resamples, 2_000_000 // k))
+    out = []
+    for start in range(0, n_resamples, chunk):
+        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(float)
+        out.append((counts @ sums.T) / (counts @ sizes)[:, None])
+    return np.concatenate(out)
+
+
+def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                 clusters=None) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (clustered when `clusters` is given)."""
+    return bootstrap_cis({"value": list(values)}, n_resamples, seed, level, clusters)["value"]
 
 
 def bootstrap_cis(columns: dict[str, list], n_resamples: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile CIs of several per-sample metrics over the same samples, from one shared set of resamples."""
+                  level: float = 0.95, clusters=None) -> dict[str, tuple[float, float]]:
+    """Percentile CIs of several per-sample metrics over the same samples, from one shared set of resamples;
+    `clusters` (an image id per sample) resamples images rather than questions."""
     import numpy as np
 
     names = list(columns)
     data = np.asarray([list(columns[n]) for n in names], dtype=float)  # metrics x samples
     if data.size == 0:
         return {n: (float("nan"), float("nan")) for n in names}
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, data.shape[1], size=(n_resamples, data.shape[1]))
-    means = data[:, index].mean(axis=2)  # metrics x resamples
+    means = resampled_means(data, clusters, n_resamples, seed)  # resamples x metrics
     tail = (1 - level) / 2 * 100
-    lows, highs = np.percentile(means, tail, axis=1), np.percentile(means, 100 - tail, axis=1)
+    lows, highs = np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
     return {n: (float(lo), float(hi)) for n, lo, hi in zip(names, lows, highs)}
 
 
@@ -186,16 +241,16 @@ def mcnemar(a_correct, b_correct) -> dict:
     return {"only_a": only_a, "only_b": only_b, "p_value": p}
 
 
-def paired_bootstrap(a_values, b_values, n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean difference A - B over the same samples, its 95% CI, and the two-sided bootstrap p-value."""
+def paired_bootstrap(a_values, b_values, n_resamples: int = 2000, seed: int = 0, clusters=None) -> dict:
+    """Mean difference A - B over the same samples, its 95% CI, and the two-sided bootstrap p-value (resampling
+    images when `clusters` gives each sample's image)."""
     import numpy as np
 
     a, b = np.asarray(list(a_values), float), np.asarray(list(b_values), float)
     if a.shape != b.shape or a.size == 0:
         raise ValueError("paired bootstrap needs the same non-empty samples for both models")
     diff = a - b
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(n_resamples, diff.size))].mean(axis=1)
+    means = resampled_means(diff, clusters, n_resamples, seed)[:, 0]
     p = 2 * min((means <= 0).mean(), (means >= 0).mean())
     return {"difference": float(diff.mean()), "ci_low": float(np.percentile(means, 2.5)),
             "ci_high": float(np.percentile(means, 97.5)), "p_value": float(min(1.0, p))}

@@ -34,8 +34,9 @@ def leaderboard(store: Store | None = None):
 
 
 def compare(model_a: str, model_b: str, dataset: str, split: str = "test", ablation: str = "none",
-            store: Store | None = None) -> dict:
-    """McNemar and paired bootstrap on per-sample correctness over the samples both models answered."""
+            store: Store | None = None, bootstrap: str = "image") -> dict:
+    """McNemar and paired bootstrap on per-sample correctness over the samples both models answered (the bootstrap
+    resamples images by default, single questions with bootstrap="question")."""
     store = store or Store()
     runs = store.runs()
     picked = {}
@@ -44,11 +45,12 @@ def compare(model_a: str, model_b: str, dataset: str, split: str = "test", ablat
                      & (runs.ablation == ablation) & (runs.status == "done")]
         if match.empty:
             raise MedVQAError(f"no finished run of {model} on {dataset}/{split} ({ablation}); run `medvqa eval` first")
-        picked[model] = store.predictions(int(match.id.iloc[-1])).set_index("sample_id")["correct"]
+        picked[model] = store.predictions(int(match.id.iloc[-1])).set_index("sample_id")[["correct", "image_id"]]
     common = picked[model_a].index.intersection(picked[model_b].index)
     if common.empty:
         raise MedVQAError("the two runs share no samples")
-    a, b = picked[model_a].loc[common].tolist(), picked[model_b].loc[common].tolist()
+    a, b = picked[model_a].loc[common, "correct"].tolist(), picked[model_b].loc[common, "correct"].tolist()
+    images = picked[model_a].loc[common, "image_id"].tolist() if bootstrap == "image" else None
     return {"model_a": model_a, "model_b": model_b, "dataset": dataset, "n": len(common),
-            "accuracy_a": metrics.mean(a), "accuracy_b": metrics.mean(b),
-            "mcnemar": metrics.mcnemar(a, b), "paired_bootstrap": metrics.paired_bootstrap(a, b)}
+            "accuracy_a": metrics.mean(a), "accuracy_b": metrics.mean(b), "bootstrap": bootstrap,
+            "mcnemar": metrics.mcnemar(a, b), "paired_bootstrap": metrics.paired_bootstrap(a, b, clusters=images)}

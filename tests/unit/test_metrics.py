@@ -101,3 +101,69 @@ def test_joint_bootstrap_matches_single_metric_bootstrap():
     joint = m.bootstrap_cis({"a": values, "b": [1 - v for v in values]})
     assert joint["a"] == pytest.approx(m.bootstrap_ci(values))  # same seed, same resamples
     assert joint["b"][0] == pytest.approx(1 - joint["a"][1])
+
+
+def test_image_clustered_bootstrap_is_wider_when_an_images_questions_move_together():
+    """50 images x 10 questions, every question of an image right or wrong together: there are 50 independent
+    outcomes, not 500. Per-question resampling is too narrow by about sqrt(10); resampling images is not."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    image_right = rng.random(50) < 0.6
+    values = np.repeat(image_right, 10).astype(float)
+    images = np.repeat([f"img{i}" for i in range(50)], 10)
+    per_question = m.bootstrap_ci(values)
+    per_image = m.bootstrap_ci(values, clusters=images)
+    width_q, width_i = per_question[1] - per_question[0], per_image[1] - per_image[0]
+    assert width_i > 2.5 * width_q  # sqrt(10) = 3.2 in expectation
+    # the clustered width matches the independent-outcome width of 50 images
+    assert width_i == pytest.approx(np.subtract(*m.bootstrap_ci(image_right.astype(float))[::-1]), rel=0.25)
+    # with one question per image the two are the same bootstrap
+    assert m.bootstrap_ci(image_right.astype(float), clusters=[f"i{k}" for k in range(50)]) == pytest.approx(
+        m.bootstrap_ci(image_right.astype(float)), abs=0.03)
+    paired_q = m.paired_bootstrap(values, np.zeros_like(values))
+    paired_i = m.paired_bootstrap(values, np.zeros_like(values), clusters=images)
+    assert (paired_i["ci_high"] - paired_i["ci_low"]) > 2.5 * (paired_q["ci_high"] - paired_q["ci_low"])
+
+
+def test_bootstrap_memory_does_not_grow_with_resamples_times_samples():
+    import tracemalloc
+
+    values = [1.0, 0.0] * 50_000  # 100k samples x 1000 resamples would be 800 MB as one index array
+    tracemalloc.start()
+    m.bootstrap_cis({"a": values, "b": values})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * 1024**2
+
+
+@pytest.mark.parametrize("preds, golds", [
+    (["the cat sat on the mat", "a nodule in the left lung", "yes", "right upper lobe mass"],
+     ["the cat is on the mat", "there is a nodule in the left lung", "no", "mass in the right upper lobe"]),
+    (["left lung", "small round nodule seen", "a b c d e f"], ["in the left lung", "a small round nodule", "a b c d"]),
+    (["no", "yes"], ["no", "yes"]),
+])
+def test_corpus_bleu_equals_pycocoevalcap_on_the_same_tokens(preds, golds):
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    gts = {i: [" ".join(m.tokens(g))] for i, g in enumerate(golds)}
+    res = {i: [" ".join(m.tokens(p))] for i, p in enumerate(preds)}
+    reference = Bleu(4).compute_score(gts, res, verbose=0)[0]
+    assert m.corpus_bleu(preds, golds) == pytest.approx(reference, abs=1e-6)
+
+
+def test_bleu4_is_reported_only_for_gold_answers_of_four_or_more_tokens():
+    import pandas as pd
+
+    from medvqa.evaluation import aggregate
+
+    answers = [("yes", "yes", "closed"), ("no", "no", "closed"), ("left", "left", "open"),
+               ("small round pulmonary nodule", "small round pulmonary nodule", "open"),
+               ("mass in the upper lobe", "a mass in the right upper lobe", "open")]
+    rows = pd.DataFrame([{"sample_id": str(i), "image_id": str(i), "prediction": p, "answer": g, "answer_type": t,
+                          "question_type": "", "modality": "", "organ": "",
+                          **m.score(p, g, t)} for i, (p, g, t) in enumerate(answers)])
+    out = {(r["subset"], r["metric"]): r for r in aggregate(rows)}
+    assert out[("all", "bleu4")]["n"] == 2 and out[("all", "bleu1")]["n"] == 5  # gold of 4+ normalised tokens
+    assert out[("all", "corpus_bleu4")]["n"] == 2 and out[("closed", "accuracy")]["value"] == 1.0
+    assert ("closed", "bleu4") not in out  # no closed answer has 4 tokens
