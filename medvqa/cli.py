@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: eight subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: ten subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -7,7 +7,8 @@
   medvqa eval         evaluate models on a dataset (batched, resumable, stored), with ablations
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
   medvqa report       the leaderboard of stored runs, or a paired test between two models
-  medvqa export       one run's predictions as CSV or JSONL
+  medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
+  medvqa import       a FastChat battle log into the arena votes (published arena logs rated with ours)
   medvqa db backup    a consistent copy of the results database, safe while the dashboard writes to it
 """
 from __future__ import annotations
@@ -303,14 +304,33 @@ def _report(args) -> int:
 
 
 def _export_args(exp: argparse.ArgumentParser) -> None:
-    exp.add_argument("--run", type=int, required=True)
-    exp.add_argument("--out", required=True, help="path ending in .csv or .jsonl")
+    what = exp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run", type=int, help="one run's predictions (.csv or .jsonl)")
+    what.add_argument("--votes", action="store_true", help="every arena vote as a FastChat battle log (.json/.jsonl)")
+    exp.add_argument("--out", required=True, help="the file to write")
 
 
 def _export(args) -> int:
+    if args.votes:
+        from .interop import export_votes
+
+        print(f"wrote {export_votes(args.out)} battles to {args.out}")
+        return 0
     from .store import Store
 
     print(f"wrote {Store().export(args.run, args.out)}")
+    return 0
+
+
+def _import_args(imp: argparse.ArgumentParser) -> None:
+    imp.add_argument("--votes", required=True, type=_existing_file,
+                     help="a FastChat / Chatbot Arena battle log (.json array or .jsonl)")
+
+
+def _import(args) -> int:
+    from .interop import import_votes
+
+    print(f"imported {import_votes(args.votes)} votes from {args.votes}")
     return 0
 
 
@@ -336,7 +356,8 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "eval": ("evaluate models on a dataset (batched, resumable, stored)", _eval_args, _eval),
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
     "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
-    "export": ("write one run's predictions as CSV or JSONL", _export_args, _export),
+    "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
+    "import": ("read a FastChat battle log into the arena votes", _import_args, _import),
     "db": ("the results database: backup", _db_args, _db),
 }
 

@@ -228,6 +228,13 @@ class Store:
                               (rater, model_a, model_b, winner, question, image_hash, dataset, modality, saved_case,
                                time.time())).lastrowid
 
+    def add_votes(self, rows: list[dict]) -> None:
+        """Many votes in one transaction (an imported battle log): all or none."""
+        columns = ("rater", "model_a", "model_b", "winner", "question", "image_hash", "dataset", "modality", "created")
+        with self.transaction() as db:
+            db.executemany(f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                           [tuple(r.get(c) for c in columns) for r in rows])
+
     def add_grade(self, rater: str, sample_id: str, model: str, verdict: str, run_id: int | None = None,
                   comment: str | None = None) -> int:
         with self.transaction() as db:
