@@ -8,7 +8,7 @@
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
   medvqa report       the leaderboard of stored runs, or a paired test between two models
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
-  medvqa import       a FastChat battle log into the arena votes (published arena logs rated with ours)
+  medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
   medvqa db backup    a consistent copy of the results database, safe while the dashboard writes to it
 """
 from __future__ import annotations
@@ -323,14 +323,31 @@ def _export(args) -> int:
 
 
 def _import_args(imp: argparse.ArgumentParser) -> None:
-    imp.add_argument("--votes", required=True, type=_existing_file,
-                     help="a FastChat / Chatbot Arena battle log (.json array or .jsonl)")
+    what = imp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--votes", type=_existing_file, help="a FastChat / Chatbot Arena battle log (.json or .jsonl)")
+    what.add_argument("--predictions", type=_existing_file,
+                      help="predictions made elsewhere: lmms-eval --log_samples JSONL, VLMEvalKit .tsv/.csv, or a "
+                           "plain CSV/JSONL (id or image, question, answer, prediction)")
+    imp.add_argument("--model", help="the name its run is stored under (with --predictions)")
+    imp.add_argument("--dataset", help="the dataset the predictions answer (with --predictions)")
+    imp.add_argument("--split", default="test")
+    imp.add_argument("--format", default="auto", choices=["auto", "lmms-eval", "vlmevalkit", "plain"])
 
 
 def _import(args) -> int:
-    from .interop import import_votes
+    from . import interop
 
-    print(f"imported {import_votes(args.votes)} votes from {args.votes}")
+    if args.votes:
+        print(f"imported {interop.import_votes(args.votes)} votes from {args.votes}")
+        return 0
+    if not (args.model and args.dataset):
+        print("error: --predictions needs --model and --dataset", file=sys.stderr)
+        return 2
+    run_id, rows = interop.import_predictions(args.predictions, args.model, args.dataset, args.split, args.format)
+    summary = {r["subset"]: r["value"] for r in rows if r["metric"] == "accuracy" and r["subset"] in ("all", "closed",
+                                                                                                          "open")}
+    print(f"run {run_id}: {args.model} on {args.dataset}/{args.split} (imported), accuracy "
+          + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
     return 0
 
 
@@ -357,7 +374,7 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
     "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
-    "import": ("read a FastChat battle log into the arena votes", _import_args, _import),
+    "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
     "db": ("the results database: backup", _db_args, _db),
 }
 

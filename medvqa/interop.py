@@ -66,3 +66,111 @@ def import_votes(path: str | Path, store: Store | None = None) -> int:
     rows = battles_to_votes(battles, str(path))
     (store or Store()).add_votes(rows)
     return len(rows)
+
+
+# --- predictions made elsewhere ------------------------------------------------------------------------------------
+PREDICTION_FORMATS = ("auto", "lmms-eval", "vlmevalkit", "plain")
+
+
+def read_predictions(path: str | Path, fmt: str = "auto") -> list[dict]:
+    """Rows of (sample_id, image_id, question, answer, prediction, answer_type, question_type, modality, organ) from
+    an lmms-eval `--log_samples` JSONL, a VLMEvalKit prediction file (.tsv/.csv: index, question, answer,
+    prediction), or a plain CSV/JSONL (id or image, question, answer, prediction)."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        if path.suffix == ".jsonl":
+            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+            records = frame.to_dict("records")
+    except (OSError, ValueError) as exc:
+        raise MedVQAError(f"{path} cannot be read as predictions ({type(exc).__name__}: {exc})") from exc
+    if not records:
+        raise MedVQAError(f"{path} holds no predictions")
+    if fmt == "auto":
+        fmt = ("lmms-eval" if "filtered_resps" in records[0]
+               else "vlmevalkit" if {"index", "prediction"} <= set(records[0]) else "plain")
+    reader = {"lmms-eval": _lmms_eval_row, "vlmevalkit": _vlmevalkit_row, "plain": _plain_row}[fmt]
+    rows = []
+    for i, record in enumerate(records):
+        try:
+            rows.append(_with_answer_type(reader(record, i)))
+        except (KeyError, IndexError, TypeError) as exc:
+            raise MedVQAError(f"{path}: record {i} is not a {fmt} prediction (missing {exc})") from exc
+    return rows
+
+
+def _first(value):
+    while isinstance(value, list):
+        value = value[0] if value else ""
+    return "" if value is None else str(value)
+
+
+def _lmms_eval_row(record: dict, i: int) -> dict:
+    doc = record.get("doc") or {}
+    sample_id = str(doc.get("qid") or doc.get("id") or record["doc_id"])
+    return {"sample_id": sample_id, "image_id": str(doc.get("img_name") or doc.get("image_id") or sample_id),
+            "question": str(doc.get("question", "")), "answer": _first(record["target"]),
+            "prediction": _first(record["filtered_resps"]), "answer_type": str(doc.get("answer_type", "")),
+            "question_type": str(doc.get("content_type") or doc.get("question_type") or ""),
+            "modality": str(doc.get("modality", "")), "organ": str(doc.get("location") or doc.get("organ") or "")}
+
+
+def _vlmevalkit_row(record: dict, i: int) -> dict:
+    sample_id = str(record["index"])
+    return {"sample_id": sample_id, "image_id": str(record.get("image_path") or sample_id),
+            "question": str(record["question"]), "answer": str(record["answer"]),
+            "prediction": str(record["prediction"]), "answer_type": str(record.get("answer_type", "")),
+            "question_type": str(record.get("category", "")), "modality": str(record.get("modality", "")),
+            "organ": ""}
+
+
+def _plain_row(record: dict, i: int) -> dict:
+    image = str(record.get("image_id") or record.get("image") or record.get("image_path") or "")
+    sample_id = str(record.get("id") or record.get("sample_id") or f"{image}#{i}")
+    return {"sample_id": sample_id, "image_id": image or sample_id, "question": str(record["question"]),
+            "answer": str(record["answer"]), "prediction": str(record["prediction"]),
+            "answer_type": str(record.get("answer_type", "")), "question_type": str(record.get("question_type", "")),
+            "modality": str(record.get("modality", "")), "organ": str(record.get("organ", ""))}
+
+
+def _with_answer_type(row: dict) -> dict:
+    from .data.loaders import answer_type_of
+
+    kind = row["answer_type"].strip().lower()
+    return {**row, "answer_type": kind if kind in ("open", "closed") else answer_type_of(row["answer"])}
+
+
+def import_predictions(path: str | Path, model: str, dataset: str, split: str = "test", fmt: str = "auto",
+                       store: Store | None = None) -> tuple[int, list[dict]]:
+    """Store predictions made by another tool as a finished run of `model` (not a registered checkpoint), scored
+    by our metrics so it sits on the same leaderboard. Importing the same file again reuses that run."""
+    from .evaluation import aggregate
+    from .metrics import score
+    from .store import Prediction
+
+    if fmt not in PREDICTION_FORMATS:
+        raise MedVQAError(f"unknown prediction format '{fmt}'; choose one of {', '.join(PREDICTION_FORMATS)}")
+    path = Path(path)
+    rows = read_predictions(path, fmt)
+    ids = [r["sample_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise MedVQAError(f"{path}: sample ids repeat ({len(ids) - len(set(ids))} duplicates); each must be unique")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    store = store or Store()
+    identity = {"model": model, "spec_hash": f"external:{digest}", "dataset": dataset, "split": split,
+                "ablation": "none", "prompt": "external", "generation": {"imported_from": path.name}, "limit": None,
+                "seed": 0, "data": digest, "ood": False}
+    run_id, _ = store.open_run(identity)
+    predictions = [Prediction(sample_id=r["sample_id"], cache_key=f"external:{digest}:{r['sample_id']}",
+                              question=r["question"], answer=r["answer"], prediction=r["prediction"], score=None,
+                              latency_s=None, answer_type=r["answer_type"], question_type=r["question_type"],
+                              modality=r["modality"], organ=r["organ"], image_id=r["image_id"],
+                              values_json=json.dumps(score(r["prediction"], r["answer"], r["answer_type"])))
+                   for r in rows]
+    store.add_predictions(run_id, predictions)
+    metric_rows = aggregate(store.predictions(run_id))
+    store.finish_run(run_id, metric_rows)
+    return run_id, metric_rows

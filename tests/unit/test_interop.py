@@ -51,3 +51,50 @@ def test_a_log_that_is_not_battles_is_refused_and_writes_nothing(tmp_path, monke
     with pytest.raises(MedVQAError, match="record 1 is not a battle"):
         import_votes(bad)
     assert Store().count("votes") == 0
+
+
+PAIRS = [  # (question, gold, prediction, answer_type)
+    ("Is there a mass?", "yes", "Yes, a mass.", "closed"),
+    ("Is this a CT?", "no", "yes", "closed"),
+    ("Which organ?", "lung", "the lung", "open"),
+    ("Where is the lesion?", "right upper lobe of the lung", "upper lobe of the right lung", "open"),
+]
+
+
+def lmms_eval_log(path):
+    """lmms-eval --log_samples: one JSON per line with doc_id, doc, target, arguments, resps, filtered_resps."""
+    lines = [{"doc_id": i, "doc": {"qid": 100 + i, "img_name": f"xmlab{i // 2}/source.jpg", "question": q,
+                                   "answer": a, "answer_type": t.upper(), "modality": "CT", "content_type": "Organ"},
+              "target": a, "arguments": [[q + "\nAnswer the question using a single word or phrase.", {}]],
+              "resps": [[p]], "filtered_resps": [p], "doc_hash": f"h{i}", "exact_match": float(p == a)}
+             for i, (q, a, p, t) in enumerate(PAIRS)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def vlmevalkit_tsv(path):
+    """VLMEvalKit's {model}_{dataset} prediction file: index, question, answer, prediction (+ category)."""
+    rows = ["index\tquestion\tanswer\tprediction\tcategory"]
+    rows += [f"{i}\t{q}\t{a}\t{p}\tpathvqa" for i, (q, a, p, _) in enumerate(PAIRS)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("writer, name", [(lmms_eval_log, "samples_slake_en.jsonl"),
+                                          (vlmevalkit_tsv, "model_PathVQA_TEST.tsv")])
+def test_imported_predictions_are_scored_like_our_own(tmp_path, monkeypatch, writer, name):
+    from medvqa import metrics
+    from medvqa.interop import import_predictions
+
+    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "db.db"))
+    writer(tmp_path / name)
+    run_id, rows = import_predictions(tmp_path / name, "external-model", "slake")
+    by_key = {(r["subset"], r["metric"]): r for r in rows}
+    expected_types = [t for *_, t in PAIRS] if writer is lmms_eval_log else ["closed", "closed", "open", "open"]
+    correct = [metrics.correct(p, a, t) for (_, a, p, _), t in zip(PAIRS, expected_types)]
+    assert by_key[("all", "accuracy")]["value"] == pytest.approx(sum(correct) / len(correct))
+    assert by_key[("all", "token_f1")]["value"] == pytest.approx(
+        sum(metrics.token_f1(p, a) for _, a, p, _ in PAIRS) / len(PAIRS))
+    assert by_key[("closed", "accuracy")]["n"] == 2
+    board = Store().metrics()
+    assert set(board[board.run_id == run_id].model) == {"external-model"}
+    again, _ = import_predictions(tmp_path / name, "external-model", "slake")
+    assert again == run_id and Store().count("predictions") == len(PAIRS)  # the same file: the same run, no copies
