@@ -8,8 +8,16 @@ import plotly.graph_objects as go
 ABLATION_ORDER = ["none", "swap-images", "expert-prompt", "zero-shot", "ood", "probe"]
 
 
-def _with_errors(frame: pd.DataFrame, value: str = "value", low: str = "ci_low", high: str = "ci_high"):
-    return frame.assign(err_plus=frame[high] - frame[value], err_minus=frame[value] - frame[low])
+MIN_N_FOR_INTERVAL = 10  # as medvqa.ratings: no whisker drawn from fewer observations
+
+
+def _with_errors(frame: pd.DataFrame, value: str = "value", low: str = "ci_low", high: str = "ci_high",
+                 count: str = "n"):
+    out = frame.assign(err_plus=frame[high] - frame[value], err_minus=frame[value] - frame[low])
+    if count in out:
+        small = out[count] < MIN_N_FOR_INTERVAL
+        out.loc[small, ["err_plus", "err_minus"]] = float("nan")
+    return out
 
 
 def _empty(message: str) -> go.Figure:
@@ -19,14 +27,21 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-def metric_bars(metrics: pd.DataFrame, metric: str, subset: str = "all") -> go.Figure:
-    """Model x dataset bars of one metric with 95% bootstrap CI error bars (plain runs only)."""
+def metric_bars(metrics: pd.DataFrame, metric: str, subset: str = "all",
+                baselines: dict[str, float] | None = None) -> go.Figure:
+    """Model x dataset bars of one metric with 95% bootstrap CI error bars (plain runs only), n on each bar, and a
+    dashed line per dataset at `baselines` (e.g. the text-only baseline: what a model scores without the image)."""
     rows = metrics[(metrics.metric == metric) & (metrics.subset == subset) & (metrics.ablation == "none")]
     if rows.empty:
         return _empty(f"no {metric} on '{subset}' in the store yet")
     fig = px.bar(_with_errors(rows), x="model", y="value", color="dataset", barmode="group",
                  error_y="err_plus", error_y_minus="err_minus", hover_data=["n", "ci_low", "ci_high"],
-                 labels={"value": metric})
+                 labels={"value": metric}, text="n")
+    fig.update_traces(texttemplate="n=%{text}", textposition="inside")
+    for dataset, value in (baselines or {}).items():
+        if dataset in set(rows.dataset):
+            fig.add_hline(y=value, line_dash="dash", line_color="grey",
+                          annotation_text=f"{dataset} text-only baseline {value:.1%}")
     fig.update_layout(yaxis_range=[0, 1.05] if rows.value.max() <= 1 else None, height=380)
     return fig
 
@@ -75,7 +90,7 @@ def rating_intervals(board: pd.DataFrame, value: str, label: str) -> go.Figure:
     if board.empty:
         return _empty(f"no {label} yet")
     count = "battles" if "battles" in board else "grades"
-    rows = _with_errors(board.sort_values(value), value=value)
+    rows = _with_errors(board.sort_values(value), value=value, count=count)
     fig = px.scatter(rows, x=value, y="model", error_x="err_plus", error_x_minus="err_minus",
                      hover_data=["ci_low", "ci_high", count], labels={value: label}, text=count)
     fig.update_traces(textposition="top center", marker_size=10)

@@ -67,6 +67,17 @@ def _fit(wins: np.ndarray, ridge: float = 0.1, iterations: int = 100) -> np.ndar
     return theta
 
 
+# Fewer observations than this give no interval at all: one vote showed a rating CI of [1185, 1185], one grade a
+# score CI of [1.00, 1.00], which read as certainty where there is none.
+MIN_N_FOR_INTERVAL = 10
+
+
+def _blank_small(frame: pd.DataFrame, count: str) -> pd.DataFrame:
+    small = frame[count] < MIN_N_FOR_INTERVAL
+    frame.loc[small, ["ci_low", "ci_high"]] = np.nan
+    return frame
+
+
 def _to_elo(theta: np.ndarray) -> np.ndarray:
     return INIT + SCALE / math.log(BASE) * theta
 
@@ -92,7 +103,7 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
                           "ci_low": np.percentile(samples, tail, axis=0),
                           "ci_high": np.percentile(samples, 100 - tail, axis=0),
                           "battles": [int(battles[m]) for m in models]})
-    return frame.sort_values("rating", ascending=False, ignore_index=True)
+    return _blank_small(frame, "battles").sort_values("rating", ascending=False, ignore_index=True)
 
 
 def win_rate_matrix(votes: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +133,8 @@ def human_eval_score(grades: pd.DataFrame, n_resamples: int = 1000, seed: int = 
         values = group["verdict"].map(VERDICT_SCORES).tolist()
         low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
         rows.append((model, float(np.mean(values)), low, high, len(values)))
-    return pd.DataFrame(rows, columns=columns).sort_values("score", ascending=False, ignore_index=True)
+    frame = pd.DataFrame(rows, columns=columns)
+    return _blank_small(frame, "grades").sort_values("score", ascending=False, ignore_index=True)
 
 
 def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_id", "model")) -> dict:

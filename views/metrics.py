@@ -26,8 +26,10 @@ for column, chosen in (("dataset", datasets), ("split", splits), ("model", model
 overview, breakdowns, ablations, training, table = st.tabs(
     ["Overview", "Breakdowns", "Ablations", "Training", "Table"])
 with overview:
-    st.plotly_chart(plots.metric_bars(shown, metric, subset), key="metrics-overview")
-    st.caption("Bars: plain runs; whiskers: 95% bootstrap confidence intervals.")
+    st.plotly_chart(plots.metric_bars(shown, metric, subset, results.baselines(metric, subset)),
+                    key="metrics-overview")
+    st.caption("Bars: plain runs, n questions on each; whiskers: 95% bootstrap intervals (images resampled; none "
+               "drawn from fewer than 10 questions); dashed: the text-only baseline, a model that ignores the image.")
 with breakdowns:
     field = st.radio("Break down by", ["answer_type", "question_type", "modality", "organ"], horizontal=True,
                      key="metrics-field")

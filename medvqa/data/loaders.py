@@ -164,6 +164,18 @@ def load(name: str, split: str = "test", limit: int | None = None, seed: int = 0
             for r in ds]
 
 
+def text_only_baselines() -> dict[str, dict[str, float]]:
+    """Dataset -> {"closed": .., "open": ..}: the test split's accuracy of the majority answer per question template
+    (no image), where a prepared dataset records it (the phantom benchmark does)."""
+    import json
+
+    path = config.data_cache_dir() / "phantom" / "statistics.json"
+    try:
+        return {"phantom": json.loads(path.read_text())["text_only_baseline_test"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def fingerprint(name: str, split: str) -> str:
     """A content hash of one prepared split (its Arrow files), so runs and cached predictions never mix two versions
     of a dataset (a regenerated phantom set reuses sample ids). Cached beside the files, keyed by their sizes and

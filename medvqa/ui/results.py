@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import browse
+from .. import browse, data
 from ..store import Store
 
 
@@ -39,3 +39,10 @@ def judgments() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Arena votes, grades and automatic metrics: what the Leaderboard puts side by side."""
     db = store()
     return db.votes(), db.grades(), db.metrics()
+
+
+def baselines(metric: str, subset: str) -> dict[str, float]:
+    """Dataset -> the text-only baseline to draw on an accuracy chart of closed or open questions."""
+    if metric != "accuracy":
+        return {}
+    return {name: values[subset] for name, values in data.text_only_baselines().items() if subset in values}

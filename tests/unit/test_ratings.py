@@ -74,14 +74,15 @@ def test_win_rate_matrix():
 def test_human_eval_score():
     grades = pd.DataFrame(
         {
-            "model": ["a", "a", "a", "a", "b", "b"],
-            "verdict": ["correct", "correct", "partially correct", "incorrect", "incorrect", "incorrect"],
+            "model": ["a"] * 12 + ["b", "b"],
+            "verdict": ["correct", "correct", "partially correct", "incorrect"] * 3 + ["incorrect", "incorrect"],
         }
     )
     scores = ratings.human_eval_score(grades).set_index("model")
-    assert scores.loc["a", "score"] == pytest.approx(2.5 / 4) and scores.loc["a", "grades"] == 4
-    assert scores.loc["b", "score"] == 0.0 and scores.loc["b", "ci_high"] == 0.0
-    assert scores.loc["a", "ci_low"] <= 0.625 <= scores.loc["a", "ci_high"]
+    assert scores.loc["a", "score"] == pytest.approx(2.5 / 4) and scores.loc["a", "grades"] == 12
+    assert scores.loc["a", "ci_low"] < 0.625 < scores.loc["a", "ci_high"]
+    # two grades give a score but no interval (it used to read [0.00, 0.00]: certainty where there is none)
+    assert scores.loc["b", "score"] == 0.0 and scores.loc[["b"], ["ci_low", "ci_high"]].isna().all(axis=None)
     with pytest.raises(ValueError, match="unknown verdicts"):
         ratings.human_eval_score(pd.DataFrame({"model": ["a"], "verdict": ["great"]}))
 
@@ -117,3 +118,10 @@ def test_cohen_kappa_three_categories_and_only_shared_items():
     assert perfect["kappa"] == pytest.approx(1.0)
     assert math.isnan(ratings.cohen_kappa(_two_raters([("correct", "correct")]), "ann", "bob")["kappa"])
     assert ratings.cohen_kappa(grades, "ann", "nobody")["items"] == 0
+
+
+def test_a_lone_vote_gives_a_rating_but_no_interval():
+    votes = pd.DataFrame({"model_a": ["x"], "model_b": ["y"], "winner": ["model_a"]})
+    board = ratings.bradley_terry(votes, n_bootstrap=20).set_index("model")
+    assert board.loc["x", "rating"] > board.loc["y", "rating"]
+    assert board[["ci_low", "ci_high"]].isna().all(axis=None) and (board.battles == 1).all()

@@ -1,0 +1,25 @@
+"""Honest charts: n on every bar, no whisker from too few questions, the text-only baseline drawn."""
+import math
+
+import pandas as pd
+
+from medvqa import plots
+
+
+def metric_rows():
+    return pd.DataFrame([
+        {"model": "big", "dataset": "phantom", "ablation": "none", "subset": "closed", "metric": "accuracy",
+         "value": 0.9, "ci_low": 0.87, "ci_high": 0.93, "n": 519},
+        {"model": "tiny-run", "dataset": "phantom", "ablation": "none", "subset": "closed", "metric": "accuracy",
+         "value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 3},
+    ])
+
+
+def test_metric_bars_show_n_skip_small_intervals_and_draw_the_baseline():
+    fig = plots.metric_bars(metric_rows(), "accuracy", "closed", baselines={"phantom": 0.468, "slake": 0.5})
+    bar = fig.data[0]
+    assert list(bar.text) == [519, 3] and bar.texttemplate == "n=%{text}"
+    plus = list(bar.error_y.array)
+    assert plus[0] > 0 and math.isnan(plus[1])  # 3 questions: no whisker
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 1 and lines[0].y0 == 0.468  # only the dataset on the chart gets its baseline
