@@ -35,6 +35,12 @@ def memory_budget_bytes() -> int | None:
     return int(float(raw) * 1024**3) if raw else None
 
 
+def arena_daily_cap() -> int | None:
+    """MEDVQA_ARENA_DAILY_CAP: the most arena votes one rater may cast in 24 hours (unset: no cap)."""
+    raw = os.environ.get("MEDVQA_ARENA_DAILY_CAP", "").strip()
+    return int(raw) if raw else None
+
+
 def offline() -> bool:
     """No hub access: either of Hugging Face's offline switches turns it off for models and datasets alike."""
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))

@@ -83,9 +83,11 @@ def _to_elo(theta: np.ndarray) -> np.ndarray:
 
 
 def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, level: float = 0.95,
-                  prior: float = 0.1) -> pd.DataFrame:
+                  prior: float = 0.1, anchor: str | None = None) -> pd.DataFrame:
     """Ratings per model: model, rating, ci_low, ci_high (percentile bootstrap over battles), battles; best first.
-    `prior` is the ridge of `_fit` (0: the plain maximum-likelihood fit, infinite for a model that never lost)."""
+    `prior` is the ridge of `_fit` (0: the plain maximum-likelihood fit, infinite for a model that never lost).
+    `anchor` fixes one model at 1000 (as the public arena anchors a reference model), so ratings stay comparable as
+    models come and go; its own interval is then empty by construction."""
     votes = _check_votes(votes)
     columns = ["model", "rating", "ci_low", "ci_high", "battles"]
     if votes.empty:
@@ -97,13 +99,30 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
     # each bootstrap round re-draws the battles as multinomial counts (FastChat's compute_bootstrap_bt)
     counts = rng.multinomial(len(votes), np.full(len(votes), 1 / len(votes)), size=n_bootstrap)
     samples = np.array([_to_elo(_fit(_pair_wins(a, b, score_a, len(models), c), prior)) for c in counts])
+    if anchor is not None:
+        if anchor not in models:
+            raise ValueError(f"anchor model '{anchor}' has no battles")
+        at = models.index(anchor)
+        rating, samples = rating - rating[at] + INIT, samples - samples[:, at : at + 1] + INIT
     tail = (1 - level) / 2 * 100
     battles = pd.concat([votes["model_a"], votes["model_b"]]).value_counts()
     frame = pd.DataFrame({"model": models, "rating": rating,
                           "ci_low": np.percentile(samples, tail, axis=0),
                           "ci_high": np.percentile(samples, 100 - tail, axis=0),
                           "battles": [int(battles[m]) for m in models]})
-    return _blank_small(frame, "battles").sort_values("rating", ascending=False, ignore_index=True)
+    frame = _blank_small(frame, "battles")
+    if anchor is not None:
+        frame.loc[frame.model == anchor, ["ci_low", "ci_high"]] = np.nan
+    return frame.sort_values("rating", ascending=False, ignore_index=True)
+
+
+def reveals_identity(answer: str, model: str, family: str) -> bool:
+    """Whether an answer names its model or family ("As LLaVA, I see..."): a blind vote on it is not blind."""
+    import re
+
+    text = str(answer).lower()
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(name.lower())}(?![a-z0-9])", text) for name in (model, family)
+               if name)
 
 
 def win_rate_matrix(votes: pd.DataFrame) -> pd.DataFrame:

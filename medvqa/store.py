@@ -247,6 +247,11 @@ class Store:
                            + (" WHERE run_name = ?" if run_name else "") + " ORDER BY run_name, split, step",
                            (run_name,) if run_name else ())
 
+    def votes_since(self, rater: str, since: float) -> int:
+        with self.connect() as db:
+            query = "SELECT COUNT(*) FROM votes WHERE rater = ? AND created >= ?"
+            return db.execute(query, (rater, since)).fetchone()[0]
+
     def votes(self):
         """Arena votes in the public Chatbot Arena battle format (model_a, model_b, winner) plus our context."""
         return self._frame("SELECT id, rater, model_a, model_b, winner, question, image_hash, dataset, modality, "

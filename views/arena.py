@@ -2,6 +2,7 @@
 import streamlit as st
 
 from medvqa.images import pixel_hash
+from medvqa.types import MedVQAError
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
@@ -23,13 +24,19 @@ if picked is not None:
             with column:
                 revealed = f" — {battle.models[0 if side == 'model_a' else 1]}" if battle.winner else ""
                 answer_card(label + revealed, battle.answers[side])
-        if battle.winner is None:
+        if battle.winner is None and battle.unblinded:
+            st.warning("An answer names its model, so this battle is not blind: it is not rated. Press *New battle*.")
+        elif battle.winner is None:
             name = require_rater()
             save_case = st.checkbox("Save this case (stores the image as a PNG)", key="arena-save")
             for column, (winner, label) in zip(st.columns(4), VOTES.items()):
                 if column.button(label, key=f"arena-vote-{winner}", disabled=name is None, width="stretch"):
-                    record_vote(battle, winner, name, picked, save_case)
-                    st.rerun()
+                    try:
+                        record_vote(battle, winner, name, picked, save_case)
+                    except MedVQAError as exc:
+                        st.error(str(exc))
+                    else:
+                        st.rerun()
         else:
             st.success(f"Vote recorded: {VOTES[battle.winner]}. Model A was **{battle.models[0]}**, "
                        f"Model B was **{battle.models[1]}**. Press *New battle* for another round.")

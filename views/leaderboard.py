@@ -18,7 +18,10 @@ with st.sidebar:
 
 votes = ratings.only(votes, chosen_datasets, chosen_modalities)
 grades = ratings.only(grades, chosen_datasets, chosen_modalities)
-arena = ratings.bradley_terry(votes)
+rated = sorted(set(votes.model_a) | set(votes.model_b))
+with st.sidebar:
+    anchor = st.selectbox("Anchor model (fixed at 1000)", ["(none: mean 1000)", *rated], key="lb-anchor")
+arena = ratings.bradley_terry(votes, anchor=None if anchor.startswith("(none") else anchor)
 human = ratings.human_eval_score(grades)
 automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)
 st.caption(f"{len(votes)} arena votes by {votes.rater.nunique()} raters · {len(grades)} grades by "

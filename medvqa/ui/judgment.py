@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -9,6 +10,7 @@ import streamlit as st
 from .. import config, list_models
 from ..images import pixel_hash
 from ..store import Store
+from ..types import MedVQAError
 
 VERDICTS = {"correct": "✅ Correct", "partially correct": "◐ Partially correct", "incorrect": "❌ Incorrect"}
 VOTES = {"model_a": "👈 A is better", "model_b": "👉 B is better", "tie": "🤝 Tie", "tie (bothbad)": "👎 Both are bad"}
@@ -43,6 +45,17 @@ class Battle:
     answers: dict = field(default_factory=dict)  # side ("model_a"/"model_b") -> Answer or error text
     winner: str | None = None
 
+    @property
+    def unblinded(self) -> bool:
+        """An answer names its model or family: the vote would not be blind, so it is not taken."""
+        from .. import registry
+        from ..ratings import reveals_identity
+
+        specs = {s.name: s for s in registry.list_models()}
+        return any(not isinstance(self.answers[side], str)
+                   and reveals_identity(self.answers[side].text, model, getattr(specs.get(model), "family", ""))
+                   for side, model in zip(("model_a", "model_b"), self.models))
+
 
 def draw_pair(names: list[str], rng: random.Random | None = None) -> tuple[str, str]:
     """Two distinct models at random, in random order (which side each gets is part of the draw)."""
@@ -68,6 +81,11 @@ def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: 
                 store: Store | None = None) -> int:
     """Store the vote: rater, both models in side order, verdict, question and the pixel hash; the image itself only
     when the rater asked to save the case (as a PNG, which carries no DICOM header)."""
+    store = store or Store()
+    cap = config.arena_daily_cap()
+    if cap is not None and store.votes_since(name, time.time() - 86400) >= cap:
+        raise MedVQAError(f"{name} has cast {cap} votes in the last 24 hours, this arena's daily limit "
+                          "(MEDVQA_ARENA_DAILY_CAP): thank you, come back tomorrow.")
     saved = None
     if save_case and picked is not None:
         folder = config.home() / "saved_cases"
@@ -76,5 +94,5 @@ def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: 
         picked.image.save(path)
         saved = str(path)
     battle.winner = winner
-    return (store or Store()).add_vote(name, battle.models[0], battle.models[1], winner, battle.question,
+    return store.add_vote(name, battle.models[0], battle.models[1], winner, battle.question,
                                        battle.image_hash, battle.dataset, battle.modality, saved)

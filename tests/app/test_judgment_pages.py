@@ -123,3 +123,31 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
     models = set(at.dataframe[0].value["model"])
     assert {"vilt-tiny", "blip-tiny", "blip2-tiny", "idefics2-tiny", "llava-tiny"} <= models
     assert any("building vilt-tiny" in line for line in build.log)
+
+
+def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(tmp_path, monkeypatch):
+    import pytest
+
+    from medvqa.types import Answer, MedVQAError
+    from medvqa.ui.judgment import Battle, record_vote
+
+    monkeypatch.setenv("MEDVQA_ARENA_DAILY_CAP", "2")
+    store = Store(tmp_path / "votes.db")
+    answers = {"model_a": Answer("yes", 0.9), "model_b": Answer("no", 0.8)}
+    for _ in range(2):
+        record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
+    with pytest.raises(MedVQAError, match="daily limit"):
+        record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
+    record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-b", store=store)
+    assert store.count("votes") == 3
+
+
+def test_a_battle_whose_answer_names_its_model_is_not_blind(zoo):
+    from medvqa.types import Answer
+    from medvqa.ui.judgment import Battle
+
+    named = Battle(("llava-tiny", "vilt-tiny"), "q", "0" * 64, "upload", None,
+                   {"model_a": Answer("LLaVA here: yes", 0.9), "model_b": Answer("no", 0.8)})
+    blind = Battle(("llava-tiny", "vilt-tiny"), "q", "0" * 64, "upload", None,
+                   {"model_a": Answer("yes", 0.9), "model_b": "vilt-tiny failed unexpectedly"})
+    assert named.unblinded and not blind.unblinded

@@ -125,3 +125,19 @@ def test_a_lone_vote_gives_a_rating_but_no_interval():
     board = ratings.bradley_terry(votes, n_bootstrap=20).set_index("model")
     assert board.loc["x", "rating"] > board.loc["y", "rating"]
     assert board[["ci_low", "ci_high"]].isna().all(axis=None) and (board.battles == 1).all()
+
+
+def test_an_anchor_model_is_fixed_at_1000_and_the_gaps_stay():
+    votes = simulate({"a": 1100, "b": 1000, "c": 900}, 600)
+    free = ratings.bradley_terry(votes, n_bootstrap=30).set_index("model")
+    anchored = ratings.bradley_terry(votes, n_bootstrap=30, anchor="c").set_index("model")
+    assert anchored.loc["c", "rating"] == 1000 and anchored.loc[["c"], ["ci_low", "ci_high"]].isna().all(axis=None)
+    gap = free.loc["a", "rating"] - free.loc["c", "rating"]
+    assert anchored.loc["a", "rating"] - 1000 == pytest.approx(gap)
+
+
+def test_answers_that_name_their_model_are_detected():
+    assert ratings.reveals_identity("As LLaVA, I see a mass", "llava-phantom", "llava")
+    assert ratings.reveals_identity("blip2-phantom says yes", "blip2-phantom", "blip2")
+    assert not ratings.reveals_identity("the blip on the scan is benign", "blip2-phantom", "blip2")
+    assert not ratings.reveals_identity("yes", "vilt-phantom", "vilt")
