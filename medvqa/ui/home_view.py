@@ -35,7 +35,7 @@ def _live_status(build, rendered_phase: str) -> None:
         st.rerun()
     label = {"untrained": "Building the demo zoo: untrained checkpoints (a few seconds)",
              "data": "Building the demo zoo: generating the phantom benchmark (about 20 s)",
-             }.get(build.phase, "Training the demo zoo on the phantom benchmark (about 8 minutes on 2 cores); "
+             }.get(build.phase, "Training the demo zoo on the phantom benchmark (about 7 minutes on 2 cores); "
                                 "every page works meanwhile with the untrained models")
     with st.status(label, expanded=True, state="running"):
         st.code("\n".join(build.log[-12:]) or "starting...", language=None)
