@@ -70,18 +70,19 @@ class Ablation:
     zero_shot: bool = False  # the spec's base with its adapter switched off
     extra_metrics: tuple[str, ...] = ()  # e.g. the probe's hallucination rate
     refuse: Callable[[ModelSpec, str], str | None] = lambda spec, dataset: None  # a message when it cannot apply
+    paired: bool = True  # same samples as the plain run: its accuracy delta gets a paired CI (not probe, not ood)
 
 
 ABLATIONS = {a.name: a for a in (
-    Ablation("none", "the plain run"),
+    Ablation("none", "the plain run", paired=False),
     Ablation("swap-images", "every question asked about another sample's image (does the model look?)",
              transform=swap_images),
     Ablation("expert-prompt", "the expert-radiologist instruction before each question", prompt="expert"),
-    Ablation("ood", "a dataset the model was not trained on",
+    Ablation("ood", "a dataset the model was not trained on", paired=False,
              refuse=lambda spec, dataset: (f"{spec.name} was trained on {dataset}: pick a dataset outside "
                                            f"{list(spec.trained_on)}") if dataset in spec.trained_on else None),
     Ablation("probe", "unanswerable questions (hallucination rate = answers that do not decline)",
-             dataset=("probe", "test"), extra_metrics=("hallucination_rate",)),
+             dataset=("probe", "test"), extra_metrics=("hallucination_rate",), paired=False),
     Ablation("zero-shot", "the same base with the adapter switched off", zero_shot=True,
              refuse=lambda spec, dataset: (f"{spec.name} has no adapter: it is already its own zero-shot base"
                                            if spec.adapter is None else None)),
@@ -135,12 +136,37 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     rows = store.predictions(run_id)
     rows = rows[rows.sample_id.isin(key_of)]  # exactly this sample set
     metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap)
+    if condition.paired:
+        metric_rows += paired_deltas(store, identity, rows, bootstrap)
     store.finish_run(run_id, metric_rows)
     summary = {}
     for m in metric_rows:
         if m["subset"] in ("all", "closed", "open"):
             summary.setdefault(m["subset"], {})[m["metric"]] = m["value"]
     return EvalResult(run_id, model_name, dataset, ablation, len(samples), reused, len(remaining), summary)
+
+
+def paired_deltas(store: Store, identity: dict, rows, bootstrap: str = "image") -> list[dict]:
+    """delta_accuracy rows (this run minus the newest finished plain run of the same model, data, limit and seed)
+    with a paired bootstrap CI over the samples both answered, for all / closed / open questions. Nothing when the
+    plain run does not exist yet (run `--ablation none,...`: the plain run first)."""
+    runs = store.runs()
+    plain = runs[(runs.model == identity["model"]) & (runs.dataset == identity["dataset"])
+                 & (runs.split == identity["split"]) & (runs.ablation == "none") & (runs.status == "done")
+                 & (runs.sample_limit.fillna(-1) == (identity["limit"] if identity["limit"] is not None else -1))]
+    if plain.empty:
+        return []
+    base = store.predictions(int(plain.id.iloc[-1]))[["sample_id", "correct"]].rename(columns={"correct": "plain"})
+    both = rows.merge(base, on="sample_id")
+    out = []
+    for subset, group in (("all", both), ("closed", both[both.answer_type == "closed"]),
+                          ("open", both[both.answer_type == "open"])):
+        if len(group):
+            test = metrics.paired_bootstrap(group["correct"], group["plain"],
+                                            clusters=group["image_id"].tolist() if bootstrap == "image" else None)
+            out.append({"subset": subset, "metric": "delta_accuracy", "value": test["difference"],
+                        "ci_low": test["ci_low"], "ci_high": test["ci_high"], "n": int(len(group))})
+    return out
 
 
 def _model_for(spec: ModelSpec, zero_shot: bool):

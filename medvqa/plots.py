@@ -62,15 +62,21 @@ def breakdown_bars(metrics: pd.DataFrame, field: str, metric: str) -> go.Figure:
 def ablation_deltas(metrics: pd.DataFrame, metric: str, subset: str = "all") -> go.Figure:
     """Each ablation's value minus the plain run's, per model and dataset: what swapping images, the expert prompt
     or switching the adapter off costs or gains."""
-    rows = metrics[(metrics.metric == metric) & (metrics.subset == subset)]
-    plain = rows[rows.ablation == "none"].set_index(["model", "dataset"]).value
-    other = rows[~rows.ablation.isin(["none", "probe"])].copy()
-    other["delta"] = [v - plain.get((m, d), float("nan")) for m, d, v in zip(other.model, other.dataset, other.value)]
-    other = other.dropna(subset=["delta"])
+    paired = metrics[(metrics.metric == f"delta_{metric}") & (metrics.subset == subset)]
+    if not paired.empty:  # stored by the runner: paired over the same samples, with a bootstrap CI
+        other = _with_errors(paired.rename(columns={"value": "delta"}), value="delta")
+    else:
+        rows = metrics[(metrics.metric == metric) & (metrics.subset == subset)]
+        plain = rows[rows.ablation == "none"].set_index(["model", "dataset"]).value
+        other = rows[~rows.ablation.isin(["none", "probe"])].copy()
+        other["delta"] = [v - plain.get((m, d), float("nan"))
+                          for m, d, v in zip(other.model, other.dataset, other.value)]
+        other = other.dropna(subset=["delta"]).assign(err_plus=float("nan"), err_minus=float("nan"))
     if other.empty:
         return _empty("no ablation runs beside a plain run yet (medvqa eval --ablation none,swap-images)")
-    fig = px.bar(other, x="model", y="delta", color="ablation", barmode="group", hover_data=["dataset", "value", "n"],
-                 category_orders={"ablation": ABLATION_ORDER}, labels={"delta": f"Δ {metric} vs plain"})
+    fig = px.bar(other, x="model", y="delta", color="ablation", barmode="group", hover_data=["dataset", "n"],
+                 error_y="err_plus", error_y_minus="err_minus", category_orders={"ablation": ABLATION_ORDER},
+                 labels={"delta": f"Δ {metric} vs plain"})
     fig.add_hline(y=0, line_color="grey")
     fig.update_layout(height=380)
     return fig
@@ -99,9 +105,14 @@ def rating_intervals(board: pd.DataFrame, value: str, label: str) -> go.Figure:
 
 
 def win_rate_heatmap(matrix: pd.DataFrame) -> go.Figure:
+    """Row model's share of wins against the column model: percentages in the cells, blank where two never met."""
     if matrix.empty:
         return _empty("no battles yet")
-    fig = px.imshow(matrix, text_auto=".2f", zmin=0, zmax=1, color_continuous_scale="RdBu",
-                    labels={"x": "opponent", "y": "model", "color": "win rate"})
-    fig.update_layout(height=max(260, 70 * len(matrix)))
+    text = matrix.map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+    fig = go.Figure(go.Heatmap(z=matrix.values, x=list(matrix.columns), y=list(matrix.index), text=text.values,
+                               texttemplate="%{text}", zmin=0, zmax=1, colorscale="RdBu",
+                               colorbar={"title": "win rate", "tickformat": ".0%"},
+                               hovertemplate="%{y} beat %{x} in %{z:.0%} of their battles<extra></extra>"))
+    fig.update_layout(height=max(260, 60 * len(matrix) + 80), xaxis_title="opponent", yaxis_title="model",
+                      xaxis_tickangle=-30, yaxis_autorange="reversed")
     return fig

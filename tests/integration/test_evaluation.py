@@ -136,3 +136,15 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         t.join()
     assert store.count("votes") == 400 and store.count("grades") == 40
     assert Store(tmp_path / "votes.db").count("votes") == 400  # durable: a new connection sees every row
+
+
+def test_an_ablation_run_stores_its_paired_delta_against_the_plain_run(env, zoo):
+    plain = evaluate("vilt-tiny", "phantom", limit=24, progress=False)
+    swapped = evaluate("vilt-tiny", "phantom", limit=24, ablation="swap-images", progress=False)
+    metrics = Store().metrics()
+    mine = metrics[(metrics.run_id == swapped.run_id) & (metrics.metric == "delta_accuracy")].set_index("subset")
+    accuracy = metrics[metrics.metric == "accuracy"].set_index(["run_id", "subset"]).value
+    expected = accuracy[(swapped.run_id, "all")] - accuracy[(plain.run_id, "all")]  # the same 24 samples
+    assert mine.loc["all", "value"] == pytest.approx(expected) and mine.loc["all", "n"] == 24
+    assert mine.loc["all", "ci_low"] <= mine.loc["all", "value"] <= mine.loc["all", "ci_high"]
+    assert metrics[(metrics.run_id == plain.run_id) & (metrics.metric == "delta_accuracy")].empty

@@ -23,3 +23,10 @@ def test_metric_bars_show_n_skip_small_intervals_and_draw_the_baseline():
     assert plus[0] > 0 and math.isnan(plus[1])  # 3 questions: no whisker
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert len(lines) == 1 and lines[0].y0 == 0.468  # only the dataset on the chart gets its baseline
+
+
+def test_the_win_rate_matrix_shows_percentages_and_blank_for_pairs_that_never_met():
+    matrix = pd.DataFrame([[float("nan"), 0.75, float("nan")], [0.25, float("nan"), 0.5],
+                           [float("nan"), 0.5, float("nan")]], index=["a", "b", "c"], columns=["a", "b", "c"])
+    cells = plots.win_rate_heatmap(matrix).data[0].text
+    assert cells[0][1] == "75%" and cells[0][2] == "" and cells[1][0] == "25%"
