@@ -1,7 +1,7 @@
 """One image and question, every selected model, side by side."""
 import streamlit as st
 
-from medvqa.ui.answers import answer_card, ask, majority_answer, model_names, one_per_family
+from medvqa.ui.answers import answer_card, ask, majority_answer, model_names, one_per_family, over_budget
 from medvqa.ui.image_input import pick_image
 
 st.title("Compare")
@@ -11,6 +11,8 @@ if picked is not None:
     names = st.multiselect("Models", model_names(), default=one_per_family(), key="compare-models")
     question = st.text_input("Question", value=picked.question, max_chars=1000, key="compare-question")
     expert = st.toggle("Expert-radiologist prompt", key="compare-expert")
+    if (warning := over_budget(names)) is not None:
+        st.warning(warning)
     if st.button("Compare", type="primary", key="compare-go") and names:
         answers = ask(names, picked.image, question, expert)
         majority = majority_answer(answers)

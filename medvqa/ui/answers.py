@@ -6,7 +6,7 @@ from collections import Counter
 
 import streamlit as st
 
-from .. import list_models, load_model
+from .. import list_models, load_model, loaded_models
 from ..metrics import correct
 from ..types import MedVQAError
 
@@ -25,9 +25,13 @@ def one_per_family() -> list[str]:
 
 
 def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
-    """name -> Answer or an error message; a failing model never stops the others."""
+    """name -> Answer or an error message, in the order asked; a failing model never stops the others. Models
+    already in memory answer first and the others load one at a time after them, so when the set exceeds the memory
+    budget a load only evicts a model that has already answered (asking in the given order reloaded every model on
+    every question once the budget was one model short)."""
+    resident = set(loaded_models())
     out = {}
-    for name in names:
+    for name in sorted(names, key=lambda n: n not in resident):  # stable: resident ones first, each in its order
         try:
             with st.spinner(f"{name}..."):
                 out[name] = load_model(name).answer(image, question, prompt_strategy="expert" if expert else None)
@@ -36,7 +40,22 @@ def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
         except Exception as exc:  # noqa: BLE001 - the page's edge: a plain message here, the traceback in the log
             log.exception("%s failed to answer", name)
             out[name] = f"{name} failed unexpectedly ({type(exc).__name__}); the server log has the details."
-    return out
+    return {name: out[name] for name in names}
+
+
+def over_budget(names: list[str]) -> str | None:
+    """A warning when the chosen models' estimated weights exceed the memory budget (MEDVQA_MEMORY_BUDGET_GB)."""
+    from .. import config, registry, weights
+
+    budget = config.memory_budget_bytes()
+    if budget is None:
+        return None
+    need = sum(weights.spec_bytes(registry.get_spec(name)) for name in names)
+    if need <= budget:
+        return None
+    return (f"These {len(names)} models need about {need / 1024**3:.2f} GiB of weights; the memory budget holds "
+            f"{budget / 1024**3:.2f} GiB, so some reload on every question. Load them in 4-bit, ask fewer at once, or "
+            "serve them from an engine.")
 
 
 def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",

@@ -83,3 +83,25 @@ def test_gallery_dicom_with_a_window_preset(app):
     app.selectbox(key="compare-win").set_value("lung").run()
     assert not app.exception and not app.error
     assert "format DICOM, modality CT" in app.image[0].proto.imgs[0].caption
+
+
+def test_a_compare_over_the_memory_budget_reloads_one_model_per_question_not_all(zoo, monkeypatch):
+    """Budget one model short: asking in page order reloaded every base on every question (25 loads in 5 compares
+    of 5 models); resident models first, then the rest, reloads one per question."""
+    from medvqa import registry, weights
+    from medvqa.ui.answers import ask, one_per_family, over_budget
+    from tests.conftest import noise_image
+
+    names = one_per_family()
+    sizes = [weights.spec_bytes(registry.get_spec(n)) for n in names]
+    budget = sum(sizes) - min(sizes) / 2  # any all-but-one fit, not all
+    monkeypatch.setenv("MEDVQA_MEMORY_BUDGET_GB", str(budget / 1024**3))
+    assert "memory budget" in over_budget(names)
+    ask(names, noise_image(0), "What organ is shown?")  # warm: every model loaded once
+    loads = CACHE.load_count
+    for i in range(5):
+        answers = ask(names, noise_image(i + 1), "What organ is shown?")
+        assert list(answers) == names and all(not isinstance(a, str) for a in answers.values())
+    assert CACHE.load_count - loads <= 5  # at most one reload per question (it was one per model)
+    monkeypatch.setenv("MEDVQA_MEMORY_BUDGET_GB", str(sum(sizes) * 2 / 1024**3))
+    assert over_budget(names) is None
