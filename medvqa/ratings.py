@@ -96,9 +96,13 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
     a, b, score_a = _encode(votes, models)
     rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models)), prior))
     rng = np.random.default_rng(seed)
-    # each bootstrap round re-draws the battles as multinomial counts (FastChat's compute_bootstrap_bt)
-    counts = rng.multinomial(len(votes), np.full(len(votes), 1 / len(votes)), size=n_bootstrap)
-    samples = np.array([_to_elo(_fit(_pair_wins(a, b, score_a, len(models), c), prior)) for c in counts])
+    # Each bootstrap round re-draws the battles (FastChat's compute_bootstrap_bt). Battles with the same (model_a,
+    # model_b, outcome) are interchangeable, so a multinomial over those cells, weighted by their counts, is the same
+    # distribution at O(models^2) per round instead of O(votes): 100k votes cost what 100 do.
+    cells, cell_counts = np.unique(np.stack([a, b, score_a * 2]), axis=1, return_counts=True)
+    a_cell, b_cell, score_cell = cells[0].astype(int), cells[1].astype(int), cells[2] / 2
+    draws = rng.multinomial(len(votes), cell_counts / len(votes), size=n_bootstrap)
+    samples = np.array([_to_elo(_fit(_pair_wins(a_cell, b_cell, score_cell, len(models), c), prior)) for c in draws])
     if anchor is not None:
         if anchor not in models:
             raise ValueError(f"anchor model '{anchor}' has no battles")
