@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: ten subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: eleven subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -9,6 +9,7 @@
   medvqa report       the leaderboard of stored runs, or a paired test between two models
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
+  medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
   medvqa db backup    a consistent copy of the results database, safe while the dashboard writes to it
 """
 from __future__ import annotations
@@ -351,6 +352,24 @@ def _import(args) -> int:
     return 0
 
 
+def _judge_args(judge: argparse.ArgumentParser) -> None:
+    judge.add_argument("--run", type=int, required=True, help="a finished run whose open answers to judge")
+    judge.add_argument("--endpoint", required=True, help="an OpenAI-compatible base URL, e.g. http://127.0.0.1:8000")
+    judge.add_argument("--judge-model", required=True, help="the model name the endpoint serves")
+    judge.add_argument("--api-key-env", default=None, help="the NAME of the environment variable holding the key")
+
+
+def _judge(args) -> int:
+    from .judge import judge_run
+    from .openai_api import ChatEndpoint
+
+    endpoint = ChatEndpoint(args.endpoint, args.judge_model, args.api_key_env)
+    out = judge_run(args.run, endpoint)
+    print(f"run {args.run}: {out['items']} open answers, {out['asked']} asked, {out['cached']} from the cache, "
+          f"{out['no_verdict']} without a readable verdict; judge accuracy {out['judge_accuracy']:.3f}")
+    return 0
+
+
 def _db_args(db: argparse.ArgumentParser) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     backup = db_sub.add_parser("backup", help="copy the results database (online: others may keep writing)")
@@ -375,6 +394,7 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
+    "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),
     "db": ("the results database: backup", _db_args, _db),
 }
 

@@ -1,4 +1,4 @@
-"""The results database (SQLite, WAL): runs, predictions, metrics, training logs, grades and votes.
+"""The results database (SQLite, WAL; long: one store for runs, predictions, metrics, logs, grades, votes, verdicts).
 
 Every write is its own short transaction on a fresh connection, so concurrent threads and processes are safe and a
 crash loses at most the write in flight.
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS training_logs (
 CREATE TABLE IF NOT EXISTS grades (
     id INTEGER PRIMARY KEY, rater TEXT NOT NULL, run_id INTEGER, sample_id TEXT NOT NULL, model TEXT NOT NULL,
     verdict TEXT NOT NULL, comment TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS judge_verdicts (
+    judge TEXT NOT NULL, prompt_version TEXT NOT NULL, item_key TEXT NOT NULL, verdict TEXT, reply TEXT NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY (judge, prompt_version, item_key));
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY, rater TEXT NOT NULL, model_a TEXT NOT NULL, model_b TEXT NOT NULL, winner TEXT NOT NULL,
     question TEXT NOT NULL, image_hash TEXT NOT NULL, dataset TEXT, modality TEXT, saved_case TEXT,
@@ -247,6 +250,27 @@ class Store:
                            + (" WHERE run_name = ?" if run_name else "") + " ORDER BY run_name, split, step",
                            (run_name,) if run_name else ())
 
+    def judge_verdicts(self, judge: str | None = None, prompt_version: str | None = None, keys=None):
+        """Cached judge verdicts (verdict None: the reply could not be parsed), optionally for one judge and items."""
+        sql, params = "SELECT judge, prompt_version, item_key, verdict, reply FROM judge_verdicts WHERE 1=1", []
+        if judge is not None:
+            sql, params = sql + " AND judge = ? AND prompt_version = ?", [judge, prompt_version]
+        frame = self._frame(sql, params)
+        return frame if keys is None else frame[frame.item_key.isin(set(keys))]
+
+    def add_judge_verdicts(self, rows: list[dict]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO judge_verdicts (judge, prompt_version, item_key, verdict, reply, "
+                           "created) VALUES (:judge, :prompt_version, :item_key, :verdict, :reply, :created)",
+                           [{**r, "created": time.time()} for r in rows])
+
+    def add_metrics(self, run_id: int, rows: list[dict]) -> None:
+        """Metric rows added to a finished run (a judge's verdicts), replacing earlier rows of the same name."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO metrics (run_id, subset, metric, value, ci_low, ci_high, n) VALUES "
+                           "(:run_id, :subset, :metric, :value, :ci_low, :ci_high, :n)",
+                           [{**m, "run_id": run_id} for m in rows])
+
     def votes_since(self, rater: str, since: float) -> int:
         with self.connect() as db:
             query = "SELECT COUNT(*) FROM votes WHERE rater = ? AND created >= ?"
@@ -271,7 +295,7 @@ class Store:
             return pd.read_sql_query(sql, db, params=params)
 
     def count(self, table: str) -> int:
-        if table not in ("runs", "predictions", "metrics", "training_logs", "grades", "votes"):
+        if table not in ("runs", "predictions", "metrics", "training_logs", "grades", "votes", "judge_verdicts"):
             raise ValueError(table)
         with self.connect() as db:
             return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

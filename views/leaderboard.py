@@ -47,3 +47,7 @@ with right:
     if agreement:
         st.markdown("**Agreement between raters** (Cohen's kappa on items both graded)")
         st.dataframe(pd.DataFrame(agreement), hide_index=True, key="lb-kappa")
+    judged = results.judge_agreement()
+    if not judged.empty:
+        st.markdown("**Judge model against the radiologists** (Cohen's kappa and raw agreement on items both scored)")
+        st.dataframe(judged, hide_index=True, key="lb-judge")

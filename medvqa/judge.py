@@ -1,0 +1,103 @@
+"""A model as judge of open answers: (question, gold, prediction) sent to any OpenAI-compatible endpoint with a fixed,
+versioned prompt; verdicts cached by (judge, prompt version, item), never guessed when a reply cannot be read.
+
+Stored per run as `judge_accuracy` (correct 1, partially correct 0.5, incorrect 0; image-clustered 95% CI; n = the
+items with a verdict) and `judge_no_verdict` (the share of unreadable replies), beside the lexical metrics; the
+Leaderboard shows the judge's agreement with the radiologists' grades on the items both scored."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from . import metrics
+from .openai_api import ChatEndpoint
+from .store import Store
+
+PROMPT_VERSION = "judge-v1"
+PROMPT = ("You grade answers to questions about a medical image.\n"
+          "Question: {question}\nCorrect answer: {gold}\nAnswer to grade: {prediction}\n"
+          "Is the answer to grade correct? Reply with one word: correct, partial or incorrect.")
+SCORES = {"correct": 1.0, "partially correct": 0.5, "incorrect": 0.0}
+
+
+def item_key(question: str, gold: str, prediction: str) -> str:
+    return hashlib.sha256("\x1f".join((question, gold, prediction)).encode()).hexdigest()
+
+
+def parse_verdict(reply: str) -> str | None:
+    """The verdict in a reply's first word; None when it is none of them. A plain yes or no (a VQA-tuned judge's
+    habit) reads as correct or incorrect: the prompt asks whether the answer is correct."""
+    words = re.findall(r"[a-z]+", reply.lower())
+    if not words:
+        return None
+    first = words[0]
+    if first in ("incorrect", "wrong", "no"):
+        return "incorrect"
+    if first in ("partial", "partially"):
+        return "partially correct"
+    if first in ("correct", "yes", "right"):
+        return "correct"
+    return None
+
+
+def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, progress=None) -> dict:
+    """Judge a finished run's open answers (cached verdicts are reused), store its judge metrics, and return
+    {"items", "asked", "cached", "no_verdict", "judge_accuracy"}."""
+    store = store or Store()
+    rows = store.predictions(run_id)
+    rows = rows[rows.answer_type == "open"]
+    judge = f"{endpoint.model}@{endpoint.base_url}"
+    keys = [item_key(q, g, p) for q, g, p in zip(rows.question, rows.answer, rows.prediction)]
+    cached = store.judge_verdicts(judge, PROMPT_VERSION, keys).set_index("item_key")
+    fresh = []
+    for key, question, gold, prediction in zip(keys, rows.question, rows.answer, rows.prediction):
+        if key in cached.index or any(f["item_key"] == key for f in fresh):
+            continue
+        reply = endpoint.chat([{"role": "user", "content": PROMPT.format(question=question, gold=gold,
+                                                                         prediction=prediction)}], max_tokens=8)
+        fresh.append({"judge": judge, "prompt_version": PROMPT_VERSION, "item_key": key,
+                      "verdict": parse_verdict(reply), "reply": reply})
+        if progress:
+            progress(1)
+    store.add_judge_verdicts(fresh)
+    verdicts = store.judge_verdicts(judge, PROMPT_VERSION, keys).set_index("item_key").verdict
+    per_item = [verdicts.get(k) for k in keys]
+    scored = [(SCORES[v], image) for v, image in zip(per_item, rows.image_id) if v is not None]
+    out = {"items": len(keys), "asked": len(fresh), "cached": len(keys) - len(fresh),
+           "no_verdict": sum(v is None for v in per_item), "judge_accuracy": float("nan")}
+    metric_rows = []
+    if keys:
+        metric_rows.append({"subset": "open", "metric": "judge_no_verdict", "value": out["no_verdict"] / len(keys),
+                            "ci_low": None, "ci_high": None, "n": len(keys)})
+    if scored:
+        values, images = [v for v, _ in scored], [i for _, i in scored]
+        low, high = metrics.bootstrap_ci(values, clusters=images)
+        out["judge_accuracy"] = sum(values) / len(values)
+        metric_rows.append({"subset": "open", "metric": "judge_accuracy", "value": out["judge_accuracy"],
+                            "ci_low": low, "ci_high": high, "n": len(values)})
+    store.add_metrics(run_id, metric_rows)
+    return out
+
+
+def judge_grades(store: Store | None = None):
+    """Every cached judge verdict on a graded item, as grade rows (rater "judge: <name>") that ratings.cohen_kappa
+    can set against the radiologists' grades of the same (sample, model)."""
+    import pandas as pd
+
+    store = store or Store()
+    grades = store.grades()
+    columns = ["rater", "sample_id", "model", "verdict"]
+    if grades.empty:
+        return pd.DataFrame(columns=columns)
+    verdicts = store.judge_verdicts().dropna(subset=["verdict"])
+    rows = []
+    for run_id, group in grades.dropna(subset=["run_id"]).groupby("run_id"):
+        predictions = store.predictions(int(run_id)).set_index("sample_id")
+        for sample_id, model in zip(group.sample_id, group.model):
+            if sample_id not in predictions.index:
+                continue
+            p = predictions.loc[sample_id]
+            key = item_key(p["question"], p["answer"], p["prediction"])
+            for judge, verdict in verdicts[verdicts.item_key == key][["judge", "verdict"]].itertuples(index=False):
+                rows.append({"rater": f"judge: {judge}", "sample_id": sample_id, "model": model, "verdict": verdict})
+    return pd.DataFrame(rows, columns=columns)
