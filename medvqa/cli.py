@@ -206,11 +206,18 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--bootstrap", choices=["image", "question"], default="image",
                     help="CIs resample images (all their questions together; default) or single questions")
+    ev.add_argument("--judge-endpoint", default=None, help="also judge each run's open answers (see `medvqa judge`)")
+    ev.add_argument("--judge-model", default=None, help="the judge's model name at --judge-endpoint")
+    ev.add_argument("--api-key-env", default=None, help="the NAME of the variable holding the judge's API key")
     ev.add_argument("--max-new-tokens", type=int, default=None)
 
 
 def _eval(args) -> int:
     from .evaluation import evaluate
+
+    if bool(args.judge_endpoint) != bool(args.judge_model):
+        print("error: --judge-endpoint and --judge-model go together", file=sys.stderr)
+        return 2
 
     for model in args.model.split(","):
         for ablation in args.ablation.split(","):
@@ -222,6 +229,9 @@ def _eval(args) -> int:
                 if "hallucination_rate" in r.summary.get("all", {}) else ""
             print(f"run {r.run_id}: {r.model} on {r.dataset} ({r.ablation}): {r.total} samples, reused {r.reused}, "
                   f"computed {r.computed}; accuracy " + ", ".join(parts) + extra)
+            if args.judge_endpoint:
+                args.run = r.run_id
+                _judge(args)
     return 0
 
 
@@ -363,7 +373,7 @@ def _judge(args) -> int:
     from .judge import judge_run
     from .openai_api import ChatEndpoint
 
-    endpoint = ChatEndpoint(args.endpoint, args.judge_model, args.api_key_env)
+    endpoint = ChatEndpoint(getattr(args, "endpoint", None) or args.judge_endpoint, args.judge_model, args.api_key_env)
     out = judge_run(args.run, endpoint)
     print(f"run {args.run}: {out['items']} open answers, {out['asked']} asked, {out['cached']} from the cache, "
           f"{out['no_verdict']} without a readable verdict; judge accuracy {out['judge_accuracy']:.3f}")

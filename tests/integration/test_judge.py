@@ -86,6 +86,10 @@ def test_a_judge_run_stores_verdicts_reuses_them_and_counts_the_unreadable(judge
                  "--judge-model", judge_server.model]) == 0
     out = capsys.readouterr().out
     assert f"{first['items']} open answers, 0 asked, {first['items']} from the cache" in out
+    # the runner's flag judges after evaluating; the same answers again cost nothing
+    assert main(["eval", "--model", "llava-tiny", "--limit", "24", "--judge-endpoint", judge_server.base_url,
+                 "--judge-model", judge_server.model]) == 0
+    assert f"{first['items']} open answers, 0 asked" in capsys.readouterr().out
 
 
 def test_the_leaderboard_shows_the_judges_agreement_with_the_radiologists(judge_server, zoo, phantom_cache,
