@@ -28,7 +28,11 @@ st.caption(f"{len(votes)} arena votes by {votes.rater.nunique()} raters · {len(
            f"{grades.rater.nunique()} raters · ratings on the Elo scale (Bradley-Terry, ties count half), "
            "95% bootstrap intervals")
 table = ratings.side_by_side(arena, human, automatic)
-st.dataframe(results.formatted(table), hide_index=True, width="stretch", key="lb-table")
+st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
+             column_config={**{c: st.column_config.NumberColumn(format="%.0f")
+                               for c in ("arena rating", "arena ci_low", "arena ci_high")},
+                            **{c: st.column_config.NumberColumn(format="%.2f")
+                               for c in table.columns if c.startswith(("human", "accuracy"))}})
 left, right = st.columns(2)
 with left:
     st.subheader("Arena rating")

@@ -60,13 +60,3 @@ def judge_agreement() -> pd.DataFrame:
     rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j)}
             for j in sorted(verdicts.rater.unique()) for r in sorted(grades.rater.unique())]
     return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
-
-
-def formatted(table: pd.DataFrame):
-    """The side-by-side table for display: ratings and counts without decimals, scores with two, and a blank cell
-    (not "None") where a model has no rating, grade or run."""
-    whole = {c: "{:.0f}" for c in table.columns if c.startswith("arena") or c in ("battles", "grades")}
-    scores = {c: "{:.2f}" for c in table.columns if c.startswith(("human", "accuracy"))}
-    formats = {**whole, **scores}
-    numeric = table.astype({c: float for c in formats})  # object columns of None (from empty merges) become NaN
-    return numeric.style.format(formats, na_rep="")
