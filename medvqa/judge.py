@@ -90,6 +90,7 @@ def judge_grades(store: Store | None = None):
     if grades.empty:
         return pd.DataFrame(columns=columns)
     verdicts = store.judge_verdicts().dropna(subset=["verdict"])
+    by_item = {key: list(zip(group.judge, group.verdict)) for key, group in verdicts.groupby("item_key")}
     rows = []
     for run_id, group in grades.dropna(subset=["run_id"]).groupby("run_id"):
         predictions = store.predictions(int(run_id)).set_index("sample_id")
@@ -98,6 +99,6 @@ def judge_grades(store: Store | None = None):
                 continue
             p = predictions.loc[sample_id]
             key = item_key(p["question"], p["answer"], p["prediction"])
-            for judge, verdict in verdicts[verdicts.item_key == key][["judge", "verdict"]].itertuples(index=False):
+            for judge, verdict in by_item.get(key, []):
                 rows.append({"rater": f"judge: {judge}", "sample_id": sample_id, "model": model, "verdict": verdict})
     return pd.DataFrame(rows, columns=columns)

@@ -7,6 +7,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MEDVQA_DEVICE", "cpu")
 os.environ.setdefault("MEDVQA_FIRST_LAUNCH", "off")  # the dashboard's first-launch build only where a test asks
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -96,3 +97,37 @@ QUESTIONS = [
     "What colour is the stain on this slide?",
     "Is it abnormal?",
 ]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], health_url: str, env: dict | None = None, name: str = "the server"):
+    """Start a real server process, wait until `health_url` answers (only a hang reaches the 600 s guard), yield the
+    process, and stop it afterwards."""
+    import subprocess
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(health_url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"{name} did not come up: " + proc.stdout.read().decode()[-2000:])
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)

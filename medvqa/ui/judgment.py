@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import streamlit as st
 
@@ -45,7 +46,7 @@ class Battle:
     answers: dict = field(default_factory=dict)  # side ("model_a"/"model_b") -> Answer or error text
     winner: str | None = None
 
-    @property
+    @cached_property  # once per battle: the Arena reruns on every click
     def unblinded(self) -> bool:
         """An answer names its model or family: the vote would not be blind, so it is not taken."""
         from .. import registry

@@ -1,14 +1,12 @@
 """A real `streamlit run Home.py` driven by Playwright in Debian's Chromium; screenshots go to test-output/."""
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port, serving
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -16,12 +14,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots
 # flags for a closed network: without them Chromium keeps trying Google's hosts
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +31,11 @@ def dashboard(zoo_dir, phantom_cache):
         for model in ("vilt-tiny", "llava-tiny"):
             for ablation in ("none", "swap-images"):
                 evaluate(model, "phantom", limit=16, ablation=ablation, progress=False)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port",
+               str(port), "--browser.gatherUsageStats", "false"]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600  # only a hang gets there
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not come up: " + proc.stdout.read().decode()[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with serving(command, f"{url}/_stcore/health", env, "streamlit"):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,6 @@
 """Judging open answers with a real `transformers serve` process serving a small local model (no mock server)."""
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,14 +11,9 @@ from medvqa.judge import PROMPT_VERSION, item_key, judge_run, parse_verdict
 from medvqa.openai_api import ChatEndpoint, EngineError
 from medvqa.store import Store
 from medvqa.train import TrainConfig, run
+from tests.conftest import free_port, serving
 
 SERVE = Path(sys.executable).parent / "transformers"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +28,10 @@ def judge_server(zoo_dir, phantom_cache, tmp_path_factory):
         run(TrainConfig(family="llava", base=str(zoo_dir / "llava-tiny"), output=str(folder), **settings),
             progress=False)
     port = free_port()
-    proc = subprocess.Popen([str(SERVE), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    command = [str(SERVE), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 600  # only a hang gets there
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("transformers serve did not come up: " + proc.stdout.read().decode()[-2000:])
-    yield ChatEndpoint(url, str(folder))
-    proc.terminate()
-    proc.wait(30)
+    with serving(command, f"{url}/health", {**os.environ, "HF_HUB_OFFLINE": "1"}, "transformers serve"):
+        yield ChatEndpoint(url, str(folder))
 
 
 def test_verdicts_are_parsed_or_counted_never_guessed():
