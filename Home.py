@@ -31,9 +31,9 @@ def home():
     with right:
         st.subheader("Leaderboard snapshot")
         board = leaderboard_snapshot()
-        if board.empty:
+        if board is not None and board.empty:
             st.info("No evaluation results yet (`medvqa eval`).")
-        else:
+        elif board is not None:
             st.dataframe(board, hide_index=True, width="stretch", key="home-leaderboard")
 
 

@@ -1,91 +1,119 @@
-"""Stored predictions as tables for browsing and grading: one row per sample with every model's answer, the filters of
-the Samples page, and the Grade page's queue. Pure pandas over the store; no streamlit, no torch."""
+"""Stored predictions as the Samples and Grade pages show them: filtered, ordered and paginated in SQL, so a click
+reads one page of rows whatever the store holds. No streamlit, no torch."""
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import dataclass, field
 
-from .metrics import normalize
-from .store import Store
+import pandas as pd
+import sqlalchemy as sa
+
+from .store import Store, latest_run_ids
+from .store.schema import grades, predictions, runs
 
 SAMPLE_FIELDS = ["sample_id", "image_id", "question", "answer", "answer_type", "question_type", "modality", "organ"]
 
 
+@dataclass(frozen=True)
+class SampleFilter:
+    """The Samples page's filters (empty: no restriction)."""
+
+    question_types: tuple[str, ...] = ()
+    answer_types: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ()
+    wrong_model: str | None = None  # samples this model got wrong
+    models_disagree: bool = False  # the models gave more than one distinct (normalised) answer
+
+
+@dataclass
+class SamplePage:
+    rows: pd.DataFrame  # SAMPLE_FIELDS, then `<model>` (its answer) and `<model> correct` (0/1) per model
+    models: list[str]
+    matching: int  # samples that pass the filters
+    total: int  # samples evaluated on this dataset/split
+    facets: dict[str, list[str]] = field(default_factory=dict)  # the values each filter offers
+
+
 def latest_runs(store: Store, dataset: str | None = None, split: str | None = None, ablation: str = "none"):
     """The newest finished run per model (optionally on one dataset/split) for one ablation."""
-    runs = store.runs()
-    runs = runs[(runs.status == "done") & (runs.ablation == ablation)]
-    if dataset is not None:
-        runs = runs[runs.dataset == dataset]
-    if split is not None:
-        runs = runs[runs.split == split]
-    return runs.sort_values("id").groupby(["model", "dataset", "split"], as_index=False).last()
+    query = (sa.select(runs.c.id, runs.c.model, runs.c.dataset, runs.c.split, runs.c.ablation, runs.c.sample_limit,
+                       runs.c.finished)
+             .where(runs.c.id.in_(latest_run_ids(ablation, dataset, split)))
+             .order_by(runs.c.model, runs.c.dataset, runs.c.split))
+    return store.frame(query)
 
 
-def sample_table(store: Store, dataset: str, split: str, ablation: str = "none") -> tuple[pd.DataFrame, list[str]]:
-    """One row per sample evaluated on dataset/split: the sample's fields, then `<model>` (prediction) and
-    `<model> correct` (0/1) for each model's newest run. Returns (table, models)."""
-    runs = latest_runs(store, dataset, split, ablation)
-    table, models = None, []
-    for run in runs.itertuples():
-        preds = store.predictions(int(run.id))
-        if preds.empty:
-            continue
-        models.append(run.model)
-        answers = preds[["sample_id", "prediction", "correct"]].rename(
-            columns={"prediction": run.model, "correct": f"{run.model} correct"})
-        base = preds[SAMPLE_FIELDS]
-        table = (base.merge(answers, on="sample_id") if table is None
-                 else table.merge(base, on=SAMPLE_FIELDS, how="outer").merge(answers, on="sample_id", how="left"))
-    if table is None:
-        return pd.DataFrame(columns=SAMPLE_FIELDS), []
-    return table.sort_values("sample_id", ignore_index=True), models
+def _matching_samples(run_ids, chosen: SampleFilter):
+    """Sample ids (grouped, one row each) of these runs that pass the filters."""
+    p = predictions
+    query = sa.select(p.c.sample_id).where(p.c.run_id.in_(run_ids))
+    for column, values in ((p.c.question_type, chosen.question_types), (p.c.answer_type, chosen.answer_types),
+                           (p.c.modality, chosen.modalities)):
+        if values:
+            query = query.where(column.in_(list(values)))
+    if chosen.wrong_model:
+        of_model = sa.select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.model == chosen.wrong_model)
+        query = query.where(p.c.sample_id.in_(sa.select(p.c.sample_id).where(p.c.run_id.in_(of_model),
+                                                                            p.c.correct == 0)))
+    if chosen.models_disagree:
+        query = query.where(p.c.sample_id.in_(
+            sa.select(p.c.sample_id).where(p.c.run_id.in_(run_ids)).group_by(p.c.sample_id)
+            .having(sa.func.count(p.c.normalized.distinct()) > 1)))
+    return query.group_by(p.c.sample_id)
 
 
-def disagree(table: pd.DataFrame, models: list[str]) -> pd.Series:
-    """True where the models that answered gave more than one distinct (normalised) answer."""
-    if len(models) < 2:
-        return pd.Series(False, index=table.index)
-    answers = table[models].apply(lambda col: col.map(lambda a: normalize(a) if isinstance(a, str) else None))
-    return answers.nunique(axis=1, dropna=True) > 1
+def sample_page(store: Store, dataset: str, split: str, chosen: SampleFilter = SampleFilter(), page: int = 1,
+                page_size: int = 12, ablation: str = "none") -> SamplePage:
+    """One page of samples evaluated on dataset/split (each model's newest run), the filters applied in SQL."""
+    run_ids = latest_run_ids(ablation, dataset, split)
+    p = predictions
+    matching = _matching_samples(run_ids, chosen).subquery()
+    with store.connect() as db:
+        models = list(db.execute(sa.select(runs.c.model).where(runs.c.id.in_(run_ids)).order_by(runs.c.model))
+                      .scalars())
+        count = db.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
+        total = db.execute(sa.select(sa.func.count(p.c.sample_id.distinct())).where(p.c.run_id.in_(run_ids))
+                           ).scalar_one()
+        facets = {name: sorted(v for v in db.execute(sa.select(p.c[name]).where(p.c.run_id.in_(run_ids))
+                                                     .distinct()).scalars() if v is not None)
+                  for name in ("question_type", "answer_type", "modality")}
+        page_ids = (sa.select(matching.c.sample_id).order_by(matching.c.sample_id)
+                    .limit(page_size).offset(max(0, page - 1) * page_size))
+        result = db.execute(sa.select(*(p.c[f] for f in SAMPLE_FIELDS), p.c.prediction, p.c.correct, runs.c.model)
+                            .join(runs, runs.c.id == p.c.run_id)
+                            .where(p.c.run_id.in_(run_ids), p.c.sample_id.in_(page_ids)))
+        long = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return SamplePage(_wide(long, models), models, count, total, facets)
 
 
-def filter_samples(table: pd.DataFrame, models: list[str], question_types=None, answer_types=None, modalities=None,
-                   wrong_model: str | None = None, models_disagree: bool = False) -> pd.DataFrame:
-    out = table
-    if question_types:
-        out = out[out.question_type.isin(question_types)]
-    if answer_types:
-        out = out[out.answer_type.isin(answer_types)]
-    if modalities:
-        out = out[out.modality.isin(modalities)]
-    if wrong_model:
-        out = out[out[f"{wrong_model} correct"] == 0]
-    if models_disagree:
-        out = out[disagree(out, models)]
-    return out
+def _wide(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    if long.empty:
+        return pd.DataFrame(columns=[*SAMPLE_FIELDS, *models, *(f"{m} correct" for m in models)])
+    base = long.drop_duplicates("sample_id")[SAMPLE_FIELDS].set_index("sample_id")
+    answers = long.pivot(index="sample_id", columns="model", values="prediction").reindex(columns=models)
+    correct = long.pivot(index="sample_id", columns="model", values="correct").reindex(columns=models)
+    correct.columns = [f"{m} correct" for m in models]
+    return pd.concat([base, answers, correct], axis=1).reset_index().sort_values("sample_id", ignore_index=True)
 
 
-def grading_queue(store: Store, run_ids: list[int], rater: str) -> pd.DataFrame:
-    """Predictions of the chosen runs not yet graded by `rater`: open questions first, then samples on which the
-    chosen models disagree, then the rest (stable by sample id so raters see the same order)."""
-    runs = store.runs().set_index("id")
-    frames = []
-    for run_id in run_ids:
-        preds = store.predictions(int(run_id))
-        if preds.empty:
-            continue
-        preds = preds[[*SAMPLE_FIELDS, "prediction", "correct"]].assign(run_id=int(run_id),
-                                                                        model=runs.loc[run_id, "model"])
-        frames.append(preds)
-    if not frames:
-        return pd.DataFrame(columns=[*SAMPLE_FIELDS, "prediction", "correct", "run_id", "model"])
-    items = pd.concat(frames, ignore_index=True)
-    distinct = items.assign(norm=items.prediction.map(normalize)).groupby("sample_id")["norm"].nunique()
-    items["disagreement"] = items.sample_id.map(distinct) > 1
-    graded = store.grades()
-    graded = graded[graded.rater == rater]
-    done = set(zip(graded.run_id.fillna(-1).astype(int), graded.sample_id))
-    items = items[[(r, s) not in done for r, s in zip(items.run_id, items.sample_id)]]
-    items = items.assign(open_first=items.answer_type != "open", disagree_first=~items.disagreement)
-    return items.sort_values(["open_first", "disagree_first", "sample_id", "model"], ignore_index=True).drop(
-        columns=["open_first", "disagree_first"])
+def grading_queue(store: Store, run_ids: list[int], rater: str, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+    """Predictions of the chosen runs not yet graded by `rater`, open questions first, then samples on which the
+    chosen models disagree, then the rest (stable by sample id so raters see the same order): the first `limit`
+    items and how many are left."""
+    p, g = predictions, grades
+    run_ids = [int(i) for i in run_ids]
+    disagreement = (sa.select(p.c.sample_id, sa.case((sa.func.count(p.c.normalized.distinct()) > 1, 1), else_=0)
+                              .label("disagreement"))
+                    .where(p.c.run_id.in_(run_ids)).group_by(p.c.sample_id).subquery())
+    graded = sa.exists().where(g.c.rater == rater, g.c.run_id == p.c.run_id, g.c.sample_id == p.c.sample_id)
+    pending = (sa.select(*(p.c[f] for f in SAMPLE_FIELDS), p.c.prediction, p.c.correct, p.c.run_id, runs.c.model,
+                         disagreement.c.disagreement)
+               .join(runs, runs.c.id == p.c.run_id).join(disagreement, disagreement.c.sample_id == p.c.sample_id)
+               .where(p.c.run_id.in_(run_ids), ~graded))
+    ordered = pending.order_by(sa.case((p.c.answer_type == "open", 0), else_=1), disagreement.c.disagreement.desc(),
+                               p.c.sample_id, runs.c.model)
+    with store.connect() as db:
+        left = db.execute(sa.select(sa.func.count()).select_from(pending.subquery())).scalar_one()
+        result = db.execute(ordered.limit(limit) if limit is not None else ordered)
+        items = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    items["disagreement"] = items["disagreement"].astype(bool)
+    return items, left

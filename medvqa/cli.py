@@ -10,7 +10,7 @@
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
-  medvqa db backup    a consistent copy of the results database, safe while the dashboard writes to it
+  medvqa db           the results database: info, upgrade (schema migrations), copy --to URL, backup
 """
 from __future__ import annotations
 
@@ -309,6 +309,7 @@ def _report(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         print(board.to_string(index=False))
     path = args.csv or str(config.data_cache_dir() / "leaderboard.csv")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     board.to_csv(path, index=False)
     print(f"written to {path}")
     return 0
@@ -382,15 +383,33 @@ def _judge(args) -> int:
 
 def _db_args(db: argparse.ArgumentParser) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    backup = db_sub.add_parser("backup", help="copy the results database (online: others may keep writing)")
+    db_sub.add_parser("info", help="backend, location, schema version and row counts of MEDVQA_DB")
+    db_sub.add_parser("upgrade", help="migrate the store to this release's schema, in place, keeping every row")
+    copy = db_sub.add_parser("copy", help="copy every table into an empty store (e.g. to a PostgreSQL server)")
+    copy.add_argument("--to", required=True, help="the target: postgresql://user@host/db or a SQLite file path")
+    backup = db_sub.add_parser("backup", help="copy the SQLite results database (online: others may keep writing)")
     backup.add_argument("--out", required=True, help="the copy's path")
 
 
 def _db(args) -> int:
     from .store import Store
 
-    store = Store()
-    print(f"copied {store.path} to {store.backup(args.out)}")
+    if args.db_command == "upgrade":
+        store = Store(upgrade=False)
+        before, after = store.upgrade(progress=lambda message: print(message, flush=True))
+        print(f"{store.where}: schema v{after}" + (f" (upgraded from v{before})" if before != after else
+                                                   " (already current)"))
+        return 0
+    store = Store(upgrade=False)
+    if args.db_command == "info":
+        for key, value in store.info().items():
+            print(f"{key:15} {value}")
+    elif args.db_command == "copy":
+        counts = store.copy_to(args.to, progress=lambda message: print(message, flush=True))
+        print(f"copied {sum(counts.values())} rows ({', '.join(f'{n} {t}' for t, n in counts.items())}), "
+              "every count checked")
+    else:
+        print(f"copied {store.where} to {store.backup(args.out)}")
     return 0
 
 
@@ -405,7 +424,7 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),
-    "db": ("the results database: backup", _db_args, _db),
+    "db": ("the results database: info, upgrade, copy, backup", _db_args, _db),
 }
 
 

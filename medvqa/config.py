@@ -20,8 +20,12 @@ def data_cache_dir() -> Path:
     return Path(os.environ.get("MEDVQA_DATA_CACHE", home() / "data_cache")).expanduser().resolve()
 
 
-def db_path() -> Path:
-    return Path(os.environ.get("MEDVQA_DB", data_cache_dir() / "medvqa.db")).expanduser().resolve()
+def db_url() -> str:
+    """MEDVQA_DB: a database URL (postgresql://user@host/db) or a path to the embedded SQLite file (the default)."""
+    setting = os.environ.get("MEDVQA_DB", "").strip()
+    if "://" in setting:
+        return setting
+    return "sqlite:///" + str(Path(setting or data_cache_dir() / "medvqa.db").expanduser().resolve())
 
 
 def device_setting() -> str:

@@ -187,7 +187,7 @@ def _cache_key(model_hash: str, data_version: str, s: Sample, prompt: str, gener
 
 def _row(s: Sample, answer, key: str) -> Prediction:
     values = metrics.score(answer.text, s.answer, s.answer_type)
-    return Prediction(sample_id=s.id, cache_key=key, question=s.question, answer=s.answer, prediction=answer.text,
+    return Prediction.of(sample_id=s.id, cache_key=key, question=s.question, answer=s.answer, prediction=answer.text,
                       score=answer.score, latency_s=answer.latency_s, answer_type=s.answer_type,
                       question_type=s.question_type, modality=s.modality, organ=s.organ, image_id=s.image_id,
                       values_json=json.dumps(values))

@@ -164,7 +164,7 @@ def import_predictions(path: str | Path, model: str, dataset: str, split: str = 
                 "ablation": "none", "prompt": "external", "generation": {"imported_from": path.name}, "limit": None,
                 "seed": 0, "data": digest, "ood": False}
     run_id, _ = store.open_run(identity)
-    predictions = [Prediction(sample_id=r["sample_id"], cache_key=f"external:{digest}:{r['sample_id']}",
+    predictions = [Prediction.of(sample_id=r["sample_id"], cache_key=f"external:{digest}:{r['sample_id']}",
                               question=r["question"], answer=r["answer"], prediction=r["prediction"], score=None,
                               latency_s=None, answer_type=r["answer_type"], question_type=r["question_type"],
                               modality=r["modality"], organ=r["organ"], image_id=r["image_id"],

@@ -30,6 +30,11 @@ def _check_votes(votes: pd.DataFrame) -> pd.DataFrame:
     return votes[votes["model_a"] != votes["model_b"]]
 
 
+def _counts(votes: pd.DataFrame) -> np.ndarray:
+    """How many battles each row stands for: its `count` (votes grouped in the database, `Store.vote_counts`), or 1."""
+    return votes["count"].to_numpy(dtype=float) if "count" in votes else np.ones(len(votes))
+
+
 def _encode(votes: pd.DataFrame, models: list[str]):
     """Model indices of each side and side A's score (win 1, tie or both bad 0.5, loss 0)."""
     index = {m: k for k, m in enumerate(models)}
@@ -85,6 +90,7 @@ def _to_elo(theta: np.ndarray) -> np.ndarray:
 def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, level: float = 0.95,
                   prior: float = 0.1, anchor: str | None = None) -> pd.DataFrame:
     """Ratings per model: model, rating, ci_low, ci_high (percentile bootstrap over battles), battles; best first.
+    `votes`: one row per battle, or grouped rows with a `count` column (the same fit, the same bootstrap).
     `prior` is the ridge of `_fit` (0: the plain maximum-likelihood fit, infinite for a model that never lost).
     `anchor` fixes one model at 1000 (as the public arena anchors a reference model), so ratings stay comparable as
     models come and go; its own interval is then empty by construction."""
@@ -94,14 +100,17 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
         return pd.DataFrame(columns=columns)
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
     a, b, score_a = _encode(votes, models)
-    rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models)), prior))
+    weights = _counts(votes)
+    n_battles = int(weights.sum())
+    rating = _to_elo(_fit(_pair_wins(a, b, score_a, len(models), weights), prior))
     rng = np.random.default_rng(seed)
     # Each bootstrap round re-draws the battles (FastChat's compute_bootstrap_bt). Battles with the same (model_a,
     # model_b, outcome) are interchangeable, so a multinomial over those cells, weighted by their counts, is the same
     # distribution at O(models^2) per round instead of O(votes): 100k votes cost what 100 do.
-    cells, cell_counts = np.unique(np.stack([a, b, score_a * 2]), axis=1, return_counts=True)
+    cells, inverse = np.unique(np.stack([a, b, score_a * 2]), axis=1, return_inverse=True)
+    cell_counts = np.bincount(inverse.ravel(), weights=weights, minlength=cells.shape[1])
     a_cell, b_cell, score_cell = cells[0].astype(int), cells[1].astype(int), cells[2] / 2
-    draws = rng.multinomial(len(votes), cell_counts / len(votes), size=n_bootstrap)
+    draws = rng.multinomial(n_battles, cell_counts / n_battles, size=n_bootstrap)
     samples = np.array([_to_elo(_fit(_pair_wins(a_cell, b_cell, score_cell, len(models), c), prior)) for c in draws])
     if anchor is not None:
         if anchor not in models:
@@ -109,7 +118,8 @@ def bradley_terry(votes: pd.DataFrame, n_bootstrap: int = 200, seed: int = 0, le
         at = models.index(anchor)
         rating, samples = rating - rating[at] + INIT, samples - samples[:, at : at + 1] + INIT
     tail = (1 - level) / 2 * 100
-    battles = pd.concat([votes["model_a"], votes["model_b"]]).value_counts()
+    battles = pd.Series(np.concatenate([weights, weights])).groupby(
+        pd.concat([votes["model_a"], votes["model_b"]], ignore_index=True)).sum()
     frame = pd.DataFrame({"model": models, "rating": rating,
                           "ci_low": np.percentile(samples, tail, axis=0),
                           "ci_high": np.percentile(samples, 100 - tail, axis=0),
@@ -135,7 +145,7 @@ def win_rate_matrix(votes: pd.DataFrame) -> pd.DataFrame:
     if votes.empty:
         return pd.DataFrame()
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
-    wins = _pair_wins(*_encode(votes, models), len(models))
+    wins = _pair_wins(*_encode(votes, models), len(models), _counts(votes))
     games = wins + wins.T
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(games > 0, wins / games, np.nan)

@@ -10,27 +10,39 @@ COLUMNS = [("all", "accuracy"), ("closed", "accuracy"), ("open", "token_recall")
 
 
 def leaderboard(store: Store | None = None):
-    """One row per run: model x dataset x ablation, headline metrics as "value [low, high]" plus raw columns."""
+    """One row per finished run: model x dataset x ablation, the headline metrics as value and "[low, high]" columns.
+    The database returns only the headline rows (a few per run); pandas pivots them."""
     import pandas as pd
+    import sqlalchemy as sa
 
-    frame = (store or Store()).metrics()
+    from .store.schema import metrics as m
+    from .store.schema import runs as r
+
+    store = store or Store()
+    pairs = [(("all" if subset == "probe" else subset), metric) for subset, metric in COLUMNS]
+    frame = store.frame(
+        sa.select(m.c.run_id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, m.c.subset, m.c.metric, m.c.value,
+                  m.c.ci_low, m.c.ci_high)
+        .join(r, r.c.id == m.c.run_id)
+        .where(r.c.status == "done", sa.tuple_(m.c.subset, m.c.metric).in_(pairs)))
     if frame.empty:
         return pd.DataFrame()
-    rows = []
-    for (_run_id, model, dataset, split, ablation), group in frame.groupby(["run_id", "model", "dataset", "split",
-                                                                            "ablation"]):
-        row = {"model": model, "dataset": dataset, "split": split, "ablation": ablation,
-               "n": int(group[group.subset == "all"].n.max())}
-        for subset, metric in COLUMNS:
-            pick = group[(group.subset == ("all" if subset == "probe" else subset)) & (group.metric == metric)]
-            if pick.empty:
-                continue
-            label = f"{'closed ' if subset == 'closed' else 'open ' if subset == 'open' else ''}{metric}"
-            r = pick.iloc[0]
-            row[label] = r.value
-            row[f"{label} CI"] = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values(["dataset", "ablation", "model"]).reset_index(drop=True)
+    counts = store.frame(sa.select(m.c.run_id, sa.func.max(m.c.n).label("n")).where(m.c.subset == "all")
+                         .group_by(m.c.run_id))
+    frame["label"] = [f"{subset} {metric}" if subset in ("closed", "open") else metric
+                      for subset, metric in zip(frame.subset, frame.metric)]
+    frame["ci"] = [f"[{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None and lo == lo and hi == hi else None
+                   for lo, hi in zip(frame.ci_low, frame.ci_high)]
+    keys = ["run_id", "model", "dataset", "split", "ablation"]
+    values = frame.pivot(index=keys, columns="label", values="value")
+    cis = frame.pivot(index=keys, columns="label", values="ci").add_suffix(" CI")
+    order = [c for label in dict.fromkeys(
+        f"{s} {m_}" if s in ("closed", "open") else m_ for s, m_ in COLUMNS) if label in values
+        for c in (label, f"{label} CI")]
+    board = pd.concat([values, cis], axis=1)[order].reset_index().merge(counts, on="run_id", how="left")
+    board["n"] = board["n"].astype("Int64")
+    return (board[["model", "dataset", "split", "ablation", "n", *order]]
+            .sort_values(["dataset", "ablation", "model"]).reset_index(drop=True))
 
 
 def compare(model_a: str, model_b: str, dataset: str, split: str = "test", ablation: str = "none",

@@ -131,3 +131,73 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def _postgres_bindir() -> Path:
+    import shutil as sh
+
+    found = sh.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not installed:
+        pytest.fail("PostgreSQL is not installed: the store tests run on a real server (`apt-get install postgresql`)")
+    return installed[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the test session (Debian's binaries, a temporary folder, a free port on
+    127.0.0.1); initdb refuses to run as root, so as root it runs as the package's `postgres` user. Yields a URL
+    without a database name."""
+    import subprocess
+    import tempfile
+
+    bindir = _postgres_bindir()
+    root = Path(tempfile.mkdtemp(prefix="medvqa-pg-"))
+    as_user = []
+    if os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam("postgres")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = root / "data"
+    subprocess.run([*as_user, bindir / "initdb", "-D", data, "-U", "medvqa", "--auth=trust", "-E", "UTF8",
+                    "--no-sync"], check=True, capture_output=True)
+    # fsync off: the tests kill client processes, never the machine; it saves seconds per test on a slow disk.
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o", options,
+                    "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://medvqa@127.0.0.1:{port}"
+    finally:
+        from medvqa.store.engine import dispose_all
+
+        dispose_all()
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def new_postgres_database(server_url: str) -> str:
+    """A fresh, empty database on the session's server; returns its URL."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return f"{server_url}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path, monkeypatch) -> str:
+    """Each store test once on the embedded SQLite file and once on a real PostgreSQL; MEDVQA_DB points at it."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "store.db")
+    else:
+        url = new_postgres_database(request.getfixturevalue("postgres_server"))
+    monkeypatch.setenv("MEDVQA_DB", url)
+    return url

@@ -3,6 +3,7 @@ import streamlit as st
 
 from medvqa.images import pixel_hash
 from medvqa.types import MedVQAError
+from medvqa.ui import results
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
@@ -10,6 +11,7 @@ from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
 st.title("Arena")
 st.caption("Two models drawn at random answer anonymously. Vote for the better answer; the names appear afterwards. "
            "Votes keep a hash of the image, never its pixels, unless you save the case.")
+results.require_store()
 picked = pick_image("arena")
 if picked is not None:
     st.image(picked.image, caption=picked.caption, width=320)

@@ -2,10 +2,11 @@
 import streamlit as st
 
 from medvqa.ui import results
-from medvqa.ui.image_input import samples_by_id
+from medvqa.ui.image_input import samples_if_prepared
 from medvqa.ui.judgment import VERDICTS, require_rater
 
 st.title("Grade")
+results.require_store()
 runs = results.latest_runs()
 runs = runs[runs.dataset != "probe"]
 if runs.empty:
@@ -20,14 +21,15 @@ name = require_rater()
 if name is None or not models:
     st.stop()
 skipped = st.session_state.setdefault("grade-skipped", set())
-queue = results.grading_queue([int(i) for i in chosen[chosen.model.isin(models)].id], name)
+run_ids = [int(i) for i in chosen[chosen.model.isin(models)].id]
+queue, remaining = results.grading_queue(run_ids, name, limit=len(skipped) + 1)  # the next item past those skipped
 queue = queue[[(r, s) not in skipped for r, s in zip(queue.run_id, queue.sample_id)]]
-st.caption(f"{len(queue)} answers left to grade for **{name}** (open questions and disagreements first).")
+st.caption(f"{remaining - len(skipped)} answers left to grade for **{name}** (open questions and disagreements first).")
 if queue.empty:
     st.success("Nothing left to grade here. Thank you!")
     st.stop()
 item = queue.iloc[0]
-sample = samples_by_id(dataset, split).get(item.sample_id)
+sample = samples_if_prepared(dataset, split).get(item.sample_id)
 left, right = st.columns([1, 1])
 if sample is not None:
     left.image(sample.image, caption=f"{item.sample_id} ({item.modality})", width="stretch")

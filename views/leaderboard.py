@@ -8,23 +8,20 @@ from medvqa import plots, ratings
 from medvqa.ui import results
 
 st.title("Leaderboard")
-votes, grades, metrics = results.judgments()
-datasets = sorted(set(votes.dataset.dropna()) | set(grades.dataset.dropna()) | set(metrics.dataset) - {"probe"})
-modalities = sorted(set(votes.modality.dropna()) | set(grades.modality.dropna())
-                    | {s.split("=", 1)[1] for s in metrics.subset if s.startswith("modality=")})
+results.require_store()
+datasets, modalities = results.judgment_facets()
 with st.sidebar:
     chosen_datasets = st.multiselect("Datasets", datasets, key="lb-datasets")
-    chosen_modalities = st.multiselect("Modalities", [m for m in modalities if m], key="lb-modalities")
-
-votes = ratings.only(votes, chosen_datasets, chosen_modalities)
-grades = ratings.only(grades, chosen_datasets, chosen_modalities)
+    chosen_modalities = st.multiselect("Modalities", modalities, key="lb-modalities")
+# Votes arrive grouped by (model_a, model_b, winner): a ratings fit over 100k votes reads a few hundred rows.
+votes, (n_votes, n_voters), grades, metrics = results.judgments(chosen_datasets, chosen_modalities)
 rated = sorted(set(votes.model_a) | set(votes.model_b))
 with st.sidebar:
     anchor = st.selectbox("Anchor model (fixed at 1000)", ["(none: mean 1000)", *rated], key="lb-anchor")
 arena = ratings.bradley_terry(votes, anchor=None if anchor.startswith("(none") else anchor)
 human = ratings.human_eval_score(grades)
 automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)
-st.caption(f"{len(votes)} arena votes by {votes.rater.nunique()} raters · {len(grades)} grades by "
+st.caption(f"{n_votes} arena votes by {n_voters} raters · {len(grades)} grades by "
            f"{grades.rater.nunique()} raters · ratings on the Elo scale (Bradley-Terry, ties count half), "
            "95% bootstrap intervals")
 table = ratings.side_by_side(arena, human, automatic)

@@ -5,24 +5,24 @@ from medvqa import plots
 from medvqa.ui import results
 
 st.title("Metrics")
-metrics = results.metrics()
+results.require_store()
+runs = results.runs()
+runs = runs[runs.status == "done"]
 logs = results.training_logs()
-if metrics.empty and logs.empty:
+if runs.empty and logs.empty:
     st.info("The store is empty: run `medvqa eval --model NAME` (or build the demo zoo) and come back.")
     st.stop()
 with st.sidebar:
     st.markdown("**Filters**")
-    datasets = st.multiselect("Datasets", sorted(metrics.dataset.unique()), key="metrics-datasets")
-    splits = st.multiselect("Splits", sorted(metrics.split.unique()), key="metrics-splits")
-    models = st.multiselect("Models", sorted(metrics.model.unique()), key="metrics-models")
-    metric_names = sorted(metrics.metric.unique())
+    datasets = st.multiselect("Datasets", sorted(runs.dataset.unique()), key="metrics-datasets")
+    splits = st.multiselect("Splits", sorted(runs.split.unique()), key="metrics-splits")
+    models = st.multiselect("Models", sorted(runs.model.unique()), key="metrics-models")
+    metric_names = results.metric_names() or ["accuracy"]
     metric = st.selectbox("Metric", metric_names, index=metric_names.index("accuracy") if "accuracy" in metric_names
                           else 0, key="metrics-metric")
     subset = st.selectbox("Questions", ["all", "closed", "open"], key="metrics-subset")
-shown = metrics
-for column, chosen in (("dataset", datasets), ("split", splits), ("model", models)):
-    if chosen:
-        shown = shown[shown[column].isin(chosen)]
+# One metric of each (model, dataset, split, ablation)'s newest run, filtered in the database.
+shown = results.metrics((metric, f"delta_{metric}"), datasets, splits, models)
 overview, breakdowns, ablations, training, table = st.tabs(
     ["Overview", "Breakdowns", "Ablations", "Training", "Table"])
 with overview:
@@ -43,7 +43,7 @@ with training:
     st.plotly_chart(plots.loss_curves(logs[logs.run_name.isin(picked)] if picked else logs.iloc[0:0]),
                     key="metrics-loss")
 with table:
-    wide = shown[shown.subset == subset] if subset else shown
+    wide = shown[(shown.metric == metric) & (shown.subset == subset)]
     st.dataframe(wide, hide_index=True, width="stretch", key="metrics-table")
     st.download_button("Download CSV", wide.to_csv(index=False).encode(), "medvqa-metrics.csv", "text/csv",
                        key="metrics-csv")

@@ -1,12 +1,13 @@
 """Browse evaluated samples and errors: every model's answer per sample, filters, open a sample in Compare."""
 import streamlit as st
 
-from medvqa.browse import filter_samples
+from medvqa.browse import SampleFilter
 from medvqa.ui import results
-from medvqa.ui.image_input import open_in, samples_by_id
+from medvqa.ui.image_input import open_in, samples_if_prepared
 
 PAGE_SIZE = 12
 st.title("Samples")
+results.require_store()
 runs = results.latest_runs()
 if runs.empty:
     st.info("No finished evaluation runs yet: run `medvqa eval` (the demo zoo build evaluates its models).")
@@ -14,22 +15,23 @@ if runs.empty:
 with st.sidebar:
     dataset = st.selectbox("Dataset", sorted(runs.dataset.unique()), key="samples-dataset")
     split = st.selectbox("Split", sorted(runs[runs.dataset == dataset].split.unique()), key="samples-split")
-table, models = results.sample_table(dataset, split)
+facets = results.sample_page(dataset, split, SampleFilter(), 1, 1)
 with st.sidebar:
-    question_types = st.multiselect("Question type", sorted(table.question_type.dropna().unique()),
-                                    key="samples-qtype")
-    answer_types = st.multiselect("Answer type", sorted(table.answer_type.dropna().unique()), key="samples-atype")
-    modalities = st.multiselect("Modality", sorted(table.modality.dropna().unique()), key="samples-modality")
-    wrong = st.selectbox("Model got it wrong", ["(any)", *models], key="samples-wrong")
+    question_types = st.multiselect("Question type", facets.facets["question_type"], key="samples-qtype")
+    answer_types = st.multiselect("Answer type", facets.facets["answer_type"], key="samples-atype")
+    modalities = st.multiselect("Modality", facets.facets["modality"], key="samples-modality")
+    wrong = st.selectbox("Model got it wrong", ["(any)", *facets.models], key="samples-wrong")
     disagree = st.checkbox("Models disagree", key="samples-disagree")
-shown = filter_samples(table, models, question_types, answer_types, modalities,
-                       None if wrong == "(any)" else wrong, disagree)
-pages = max(1, -(-len(shown) // PAGE_SIZE))
+chosen = SampleFilter(tuple(question_types), tuple(answer_types), tuple(modalities),
+                      None if wrong == "(any)" else wrong, disagree)
+pages = max(1, -(-results.sample_page(dataset, split, chosen, 1, 1).matching // PAGE_SIZE))
 c1, c2 = st.columns([3, 1])
-c1.caption(f"{len(shown)} of {len(table)} samples · models: {', '.join(models)}")
 page = c2.number_input("Page", 1, pages, 1, key="samples-page")
-images = samples_by_id(dataset, split)
-rows = shown.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+shown = results.sample_page(dataset, split, chosen, int(page), PAGE_SIZE)
+models = shown.models
+c1.caption(f"{shown.matching} of {shown.total} samples · models: {', '.join(models)}")
+images = samples_if_prepared(dataset, split)
+rows = shown.rows
 for start in range(0, len(rows), 4):
     for column, row in zip(st.columns(4), rows.iloc[start : start + 4].to_dict("records")):
         with column.container(border=True):
@@ -40,6 +42,6 @@ for start in range(0, len(rows), 4):
                         f"{row['question_type']}, {row['answer_type']}")
             st.markdown("  \n".join(f"{'✅' if row[f'{m} correct'] == 1 else '❌'} {m}: `{row[m] or '(empty)'}`"
                                      for m in models if isinstance(row[m], str)))
-            if st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
+            if images and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
                 open_in("compare", dataset, split, row["sample_id"])
                 st.switch_page("views/compare.py")

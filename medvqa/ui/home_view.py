@@ -7,8 +7,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from .. import data, report
+from .. import data
 from ..data.loaders import folder_for
+from ..store import StoreError
 from ..zoo import first_launch
 from . import results
 
@@ -53,8 +54,13 @@ def datasets_frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def leaderboard_snapshot(limit: int = 10) -> pd.DataFrame:
-    board = report.leaderboard(results.store())
+def leaderboard_snapshot(limit: int = 10) -> pd.DataFrame | None:
+    """The best plain runs, or None (with a warning) when the results database cannot be read."""
+    try:
+        board = results.leaderboard()
+    except StoreError as exc:
+        st.warning(f"{exc}. Everything but the stored results works.")
+        return None
     if board.empty:
         return board
     board = board[board.ablation == "none"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from .. import data, gallery, images
+from ..types import MedVQAError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom"]
 
@@ -41,6 +42,16 @@ def _samples(dataset: str, limit: int):
 def samples_by_id(dataset: str, split: str) -> dict:
     """Every sample of a split by id (images decoded once per process; shared by Samples, Grade and Compare)."""
     return {s.id: s for s in data.load(dataset, split=split, seed=0)}
+
+
+def samples_if_prepared(dataset: str, split: str) -> dict:
+    """The split's samples by id, or {} with a note when this machine lacks the dataset (a shared store lists runs
+    made elsewhere): the page still shows the stored questions and answers, without images."""
+    try:
+        return samples_by_id(dataset, split)
+    except (MedVQAError, OSError, KeyError, ValueError) as exc:
+        st.warning(f"No images of {dataset}/{split} on this machine: {exc}. Showing the stored text only.")
+        return {}
 
 
 def _from_sample(s) -> Picked:

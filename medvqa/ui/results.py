@@ -1,44 +1,116 @@
-"""Store reads and writes for the evaluation and judgment pages, in one place: pages call these, never the store."""
+"""Store reads and writes for the evaluation and judgment pages, in one place: pages call these, never the store.
+
+Reads are cached per (database, store version): a rerun or a filter click that the store has not changed since costs
+one index lookup (`Store.version`); a new run, vote or grade anywhere invalidates them for every user.
+"""
 from __future__ import annotations
 
 import pandas as pd
+import streamlit as st
 
-from .. import browse, data
-from ..store import Store
+from .. import browse, data, report
+from ..store import Store, StoreError
 
 
 def store() -> Store:
-    return Store()  # the path follows MEDVQA_DB at call time (tests point it elsewhere)
+    return Store()  # the location follows MEDVQA_DB at call time (tests point it elsewhere)
+
+
+def require_store() -> Store:
+    """The store, or the page stops with what is wrong ("results database unreachable: host:port/db")."""
+    try:
+        db = store()
+        db.version()
+        return db
+    except StoreError as exc:
+        st.error(f"{exc}. The Ask and Compare pages still work; results, grades and votes need the database.")
+        st.stop()
+
+
+_READS = {
+    "latest_runs": browse.latest_runs,
+    "sample_page": browse.sample_page,
+    "grading_queue": browse.grading_queue,
+    "leaderboard": report.leaderboard,
+    "runs": Store.runs,
+    "metrics": Store.metrics,
+    "metric_names": Store.metric_names,
+    "training_logs": Store.training_logs,
+    "vote_counts": Store.vote_counts,
+    "vote_summary": Store.vote_summary,
+    "grades": Store.grades,
+}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _read(name: str, url: str, version: tuple, *args, **kwargs):
+    return _READS[name](Store(url), *args, **kwargs)
+
+
+def _cached(name: str, *args, **kwargs):
+    db = store()
+    return _read(name, db.url, db.version(), *args, **kwargs)
 
 
 def latest_runs() -> pd.DataFrame:
-    return browse.latest_runs(store())
+    return _cached("latest_runs")
 
 
-def sample_table(dataset: str, split: str) -> tuple[pd.DataFrame, list[str]]:
-    return browse.sample_table(store(), dataset, split)
+def sample_page(dataset: str, split: str, chosen: browse.SampleFilter, page: int, page_size: int) -> browse.SamplePage:
+    return _cached("sample_page", dataset, split, chosen, page, page_size)
 
 
-def grading_queue(run_ids: list[int], rater: str) -> pd.DataFrame:
-    return browse.grading_queue(store(), run_ids, rater)
+def grading_queue(run_ids: list[int], rater: str, limit: int) -> tuple[pd.DataFrame, int]:
+    return _cached("grading_queue", sorted(int(i) for i in run_ids), rater, limit)
 
 
 def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None) -> int:
     return store().add_grade(rater, sample_id, model, verdict, run_id, comment)
 
 
-def metrics() -> pd.DataFrame:
-    return store().metrics()
+def leaderboard() -> pd.DataFrame:
+    return _cached("leaderboard")
+
+
+def runs() -> pd.DataFrame:
+    return _cached("runs")
+
+
+def metrics(metric: str | tuple[str, ...] | None = None, datasets=(), splits=(), models=()) -> pd.DataFrame:
+    """Metric rows of each (model, dataset, split, ablation)'s newest finished run, optionally some metrics only."""
+    return _cached("metrics", latest=True, metric=metric, datasets=tuple(datasets), splits=tuple(splits),
+                   models=tuple(models))
+
+
+def metric_names() -> list[str]:
+    return _cached("metric_names")
 
 
 def training_logs() -> pd.DataFrame:
-    return store().training_logs()
+    return _cached("training_logs")
 
 
-def judgments() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Arena votes, grades and automatic metrics: what the Leaderboard puts side by side."""
+def judgments(datasets=(), modalities=()) -> tuple[pd.DataFrame, tuple[int, int], pd.DataFrame, pd.DataFrame]:
+    """What the Leaderboard puts side by side: vote counts per (model_a, model_b, winner), (votes, raters), grades
+    and the automatic metrics, each restricted to the chosen datasets and modalities in the database."""
+    datasets, modalities = tuple(datasets), tuple(modalities)
+    return (_cached("vote_counts", datasets, modalities), _cached("vote_summary", datasets, modalities),
+            _cached("grades", datasets, modalities), metrics(metric="accuracy"))
+
+
+def judgment_facets() -> tuple[list[str], list[str]]:
+    """The datasets and modalities the Leaderboard can filter on."""
+    import sqlalchemy as sa
+
+    from ..store.schema import runs as r
+    from ..store.schema import votes as v
+
     db = store()
-    return db.votes(), db.grades(), db.metrics()
+    with db.connect() as conn:
+        datasets = set(conn.execute(sa.select(v.c.dataset).distinct()).scalars())
+        datasets |= set(conn.execute(sa.select(r.c.dataset).distinct()).scalars())
+        modalities = set(conn.execute(sa.select(v.c.modality).distinct()).scalars())
+    return sorted(d for d in datasets if d and d != "probe"), sorted(m for m in modalities if m)
 
 
 def baselines(metric: str, subset: str) -> dict[str, float]:
