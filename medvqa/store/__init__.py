@@ -124,6 +124,7 @@ class Store:
             raise StoreError(self._damaged("; ".join(problems)))
 
     def _damaged(self, detail: str) -> str:
+        detail = " ".join(detail.split())  # quick_check's rows span lines
         return (f"the results database {self.path} is damaged ({detail}). Nothing was read or written. Move it aside "
                 f"(a new one starts empty), and recover what it holds with `sqlite3 {self.path.name} .recover | "
                 "sqlite3 recovered.db`; keep copies with `medvqa db backup --out FILE`.")

@@ -1,6 +1,6 @@
 """Metrics, Samples, Models and Home: what they show equals what the store and the registry hold."""
 import medvqa
-from medvqa.browse import sample_table
+from medvqa.browse import sample_page
 from medvqa.loader import CACHE
 
 
@@ -8,9 +8,9 @@ def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
     app.switch_page("views/metrics.py").run()
     assert not app.exception
     shown = app.dataframe[0].value
-    stored = evaluated.metrics()
+    stored = evaluated.metrics(latest=True, metric="accuracy")  # the chosen metric of each newest run
     stored = stored[stored.subset == "all"]
-    assert len(shown) == len(stored)
+    assert len(shown) == len(stored) and set(shown.metric) == {"accuracy"}
     merged = shown.merge(stored, on=["run_id", "metric"], suffixes=("", "_db"))
     assert len(merged) == len(stored) and (merged.value == merged.value_db).all()
     assert (merged.ci_low == merged.ci_low_db).all()
@@ -25,8 +25,9 @@ def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
 
 
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
-    table, models = sample_table(evaluated, "phantom", "test")
-    assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16
+    page = sample_page(evaluated, "phantom", "test", page_size=100)
+    table, models = page.rows, page.models
+    assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16 == page.total == page.matching
     app.switch_page("views/samples.py").run()
     assert not app.exception
     assert app.caption[0].value.startswith("16 of 16 samples")
@@ -43,7 +44,7 @@ def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated
 
 
 def test_open_a_sample_in_compare(app, evaluated):
-    table, _ = sample_table(evaluated, "phantom", "test")
+    table = sample_page(evaluated, "phantom", "test").rows
     app.switch_page("views/samples.py").run()
     app.button(key=f"samples-open-{table.sample_id.iloc[0]}").click().run()
     app.switch_page("views/compare.py").run()  # AppTest does not follow st.switch_page; the state carries over
@@ -75,3 +76,40 @@ def test_home_shows_datasets_leaderboard_and_device(app, evaluated):
                           & (stored.metric == "accuracy")].value.iloc[0]
         assert row.accuracy == expected
     assert any("**Device:** CPU" in m.value for m in app.markdown)
+
+
+def test_a_dead_results_server_is_named_and_the_answer_pages_keep_working(app, monkeypatch):
+    from tests.conftest import free_port
+
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("MEDVQA_DB", f"postgresql://medvqa@127.0.0.1:{port}/team")
+    app.run()
+    assert not app.exception
+    assert any(f"results database unreachable: 127.0.0.1:{port}/team" in w.value for w in app.warning)
+    for page in ("views/metrics.py", "views/samples.py", "views/grade.py", "views/leaderboard.py", "views/arena.py"):
+        app.switch_page(page).run()
+        assert not app.exception, page
+        assert any(f"results database unreachable: 127.0.0.1:{port}/team" in e.value for e in app.error), page
+    app.switch_page("views/ask.py").run()
+    assert not app.exception and not app.error
+
+
+def test_samples_and_grade_show_runs_on_a_dataset_this_machine_lacks(app, private_store):
+    """A shared store lists runs made elsewhere: the pages show the stored text and say the images are missing."""
+    from medvqa.store import Store
+    from tests.integration.test_store import prediction
+
+    store = Store(private_store)  # this app's data cache holds only the phantom set
+    run_id = store.open_run({"model": "elsewhere", "spec_hash": "h", "dataset": "vqa-rad", "split": "test",
+                             "ablation": "none", "prompt": "plain", "generation": {}})[0]
+    store.add_predictions(run_id, [prediction("rad-1", "yes", "no")])
+    store.finish_run(run_id, [])
+    app.switch_page("views/samples.py").run()
+    assert not app.exception
+    assert any("vqa-rad" in w.value and "not prepared" in w.value for w in app.warning)
+    assert any("question rad-1" in m.value for m in app.markdown)
+    app.switch_page("views/grade.py").run()
+    app.session_state["rater-name"] = "dr-a"
+    app.run()
+    assert not app.exception
+    assert any("question rad-1" in m.value for m in app.markdown)

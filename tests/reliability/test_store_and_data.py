@@ -49,7 +49,7 @@ def test_a_damaged_database_is_refused_with_a_way_out(tmp_path):
     path.write_bytes(bytes(raw))
     from medvqa import store as store_module
 
-    store_module._CHECKED.discard(path)
+    store_module._OPENED.discard(store.url)
     with pytest.raises(StoreError, match=r"is damaged .*\.recover.*medvqa db backup"):
         Store(path)
 
@@ -58,9 +58,9 @@ def test_a_full_disk_says_so(tmp_path):
     store = Store(tmp_path / "small.db")
     with pytest.raises(StoreError, match="is full"):
         with store.transaction() as db:
-            pages = db.execute("PRAGMA page_count").fetchone()[0]
-            db.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLite's own SQLITE_FULL, as on a full disk
-            db.execute("INSERT INTO votes (rater, model_a, model_b, winner, question, image_hash, created) "
+            pages = db.exec_driver_sql("PRAGMA page_count").scalar()
+            db.exec_driver_sql(f"PRAGMA max_page_count = {pages + 1}")  # SQLite's own SQLITE_FULL, as on a full disk
+            db.exec_driver_sql("INSERT INTO votes (rater, model_a, model_b, winner, question, image_hash, created) "
                        "VALUES ('r', 'a', 'b', 'tie', ?, 'h', 0)", ("x" * 100_000,))
     assert store.count("votes") == 0
 
