@@ -81,24 +81,23 @@ def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, p
 
 def judge_grades(store: Store | None = None):
     """Every cached judge verdict on a graded item, as grade rows (rater "judge: <name>") that ratings.cohen_kappa
-    can set against the radiologists' grades of the same (sample, model)."""
+    can set against the radiologists' grades of the same (sample, model). Reads the graded predictions only."""
     import pandas as pd
+    import sqlalchemy as sa
+
+    from .store.schema import grades as g
+    from .store.schema import predictions as p
 
     store = store or Store()
-    grades = store.grades()
     columns = ["rater", "sample_id", "model", "verdict"]
-    if grades.empty:
+    if store.scalar(sa.select(g.c.id).limit(1)) is None:  # no grades: nothing to set verdicts against
         return pd.DataFrame(columns=columns)
-    verdicts = store.judge_verdicts().dropna(subset=["verdict"])
-    by_item = {key: list(zip(group.judge, group.verdict)) for key, group in verdicts.groupby("item_key")}
-    rows = []
-    for run_id, group in grades.dropna(subset=["run_id"]).groupby("run_id"):
-        predictions = store.predictions(int(run_id)).set_index("sample_id")
-        for sample_id, model in zip(group.sample_id, group.model):
-            if sample_id not in predictions.index:
-                continue
-            p = predictions.loc[sample_id]
-            key = item_key(p["question"], p["answer"], p["prediction"])
-            for judge, verdict in by_item.get(key, []):
-                rows.append({"rater": f"judge: {judge}", "sample_id": sample_id, "model": model, "verdict": verdict})
-    return pd.DataFrame(rows, columns=columns)
+    graded = store.frame(sa.select(g.c.sample_id, g.c.model, p.c.question, p.c.answer, p.c.prediction).distinct()
+                         .join(p, (p.c.run_id == g.c.run_id) & (p.c.sample_id == g.c.sample_id)))
+    if graded.empty:
+        return pd.DataFrame(columns=columns)
+    graded["item_key"] = [item_key(q, a, pred) for q, a, pred in zip(graded.question, graded.answer, graded.prediction)]
+    verdicts = store.judge_verdicts(keys=list(graded.item_key.unique())).dropna(subset=["verdict"])
+    both = graded.merge(verdicts, on="item_key")
+    return pd.DataFrame({"rater": "judge: " + both.judge, "sample_id": both.sample_id, "model": both.model,
+                         "verdict": both.verdict}, columns=columns)

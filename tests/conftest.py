@@ -133,63 +133,24 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
         proc.wait(30)
 
 
-def _postgres_bindir() -> Path:
-    import shutil as sh
-
-    found = sh.which("pg_ctl")
-    if found:
-        return Path(found).resolve().parent
-    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if not installed:
-        pytest.fail("PostgreSQL is not installed: the store tests run on a real server (`apt-get install postgresql`)")
-    return installed[-1].parent
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL cluster for the test session (Debian's binaries, a temporary folder, a free port on
-    127.0.0.1); initdb refuses to run as root, so as root it runs as the package's `postgres` user. Yields a URL
-    without a database name."""
-    import subprocess
-    import tempfile
+    """A throwaway PostgreSQL cluster for the test session (tests/postgres.py); yields a URL without a database."""
+    from medvqa.store.engine import dispose_all
+    from tests.postgres import throwaway_cluster
 
-    bindir = _postgres_bindir()
-    root = Path(tempfile.mkdtemp(prefix="medvqa-pg-"))
-    as_user = []
-    if os.geteuid() == 0:
-        import pwd
-
-        account = pwd.getpwnam("postgres")
-        os.chown(root, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = root / "data"
-    subprocess.run([*as_user, bindir / "initdb", "-D", data, "-U", "medvqa", "--auth=trust", "-E", "UTF8",
-                    "--no-sync"], check=True, capture_output=True)
-    # fsync off: the tests kill client processes, never the machine; it saves seconds per test on a slow disk.
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-o", options,
-                    "start"], check=True, capture_output=True)
     try:
-        yield f"postgresql://medvqa@127.0.0.1:{port}"
-    finally:
-        from medvqa.store.engine import dispose_all
-
-        dispose_all()
-        subprocess.run([*as_user, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        with throwaway_cluster() as url:
+            yield url
+            dispose_all()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
 
 
 def new_postgres_database(server_url: str) -> str:
-    """A fresh, empty database on the session's server; returns its URL."""
-    import uuid
+    from tests.postgres import new_database
 
-    import psycopg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    return f"{server_url}/{name}"
+    return new_database(server_url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

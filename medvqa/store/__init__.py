@@ -328,12 +328,18 @@ class Store:
 
     def judge_verdicts(self, judge: str | None = None, prompt_version: str | None = None, keys=None):
         """Cached judge verdicts (verdict None: the reply could not be parsed), optionally for one judge and items."""
+        import pandas as pd
+
         j = schema.judge_verdicts
         query = sa.select(j.c.judge, j.c.prompt_version, j.c.item_key, j.c.verdict, j.c.reply)
         if judge is not None:
             query = query.where(j.c.judge == judge, j.c.prompt_version == prompt_version)
-        frame = self.frame(query)
-        return frame if keys is None else frame[frame.item_key.isin(set(keys))]
+        if keys is None:
+            return self.frame(query)
+        keys = list(keys)
+        chunks = [self.frame(query.where(j.c.item_key.in_(keys[start : start + 500])))
+                  for start in range(0, len(keys), 500)]
+        return pd.concat(chunks, ignore_index=True) if chunks else self.frame(query.where(sa.false()))
 
     def add_judge_verdicts(self, rows: list[dict]) -> None:
         if rows:

@@ -122,13 +122,20 @@ def baselines(metric: str, subset: str) -> dict[str, float]:
 
 def judge_agreement() -> pd.DataFrame:
     """Each judge against each radiologist on the items both scored: Cohen's kappa and raw agreement."""
+    return _cached("judge_agreement")
+
+
+def _judge_agreement(db: Store) -> pd.DataFrame:
     from .. import judge, ratings
 
-    grades = store().grades()
-    verdicts = judge.judge_grades(store())
+    grades = db.grades()
+    verdicts = judge.judge_grades(db)
     if grades.empty or verdicts.empty:
         return pd.DataFrame(columns=["judge", "rater", "kappa", "observed", "items"])
     both = pd.concat([grades[["rater", "sample_id", "model", "verdict"]], verdicts], ignore_index=True)
     rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j)}
             for j in sorted(verdicts.rater.unique()) for r in sorted(grades.rater.unique())]
     return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
+
+
+_READS["judge_agreement"] = _judge_agreement

@@ -191,3 +191,65 @@ def listening_addresses(port: int) -> set[str]:
                 words = b"".join(raw[i : i + 4][::-1] for i in range(0, width, 4))
                 found.add(str(ipaddress.ip_address(words)))
     return found
+
+
+def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom_cache, postgres_server):
+    """Two `streamlit run` replicas on one PostgreSQL: 8 raters (threads, through the store API) cast 50 votes and
+    50 grades each while the replicas serve; exactly 800 rows, and both replicas show them; a vote cast in one
+    replica's browser shows in the other's Leaderboard."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from medvqa.store import Store
+    from tests.conftest import new_postgres_database
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    url = new_postgres_database(postgres_server)
+    store = Store(url)
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache), "MEDVQA_DB": url}
+    ports = [free_port(), free_port()]
+    commands = [[sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port",
+                 str(port), "--browser.gatherUsageStats", "false"] for port in ports]
+    replicas = [f"http://127.0.0.1:{port}" for port in ports]
+    errors = []
+
+    def rater(k):
+        try:
+            for i in range(50):
+                store.add_vote(f"rater{k}", "vilt-tiny", "blip-tiny", ("model_a", "model_b", "tie")[(i + k) % 3],
+                               f"q{i}", "hash", "phantom", "ct")
+                store.add_grade(f"rater{k}", f"s{i}", "vilt-tiny", "correct" if i % 2 else "incorrect")
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    def leaderboard_caption(page, replica, text):
+        page.goto(f"{replica}/leaderboard")
+        page.get_by_text(text).wait_for(timeout=120_000)
+
+    with serving(commands[0], f"{replicas[0]}/_stcore/health", env, "replica A"), \
+            serving(commands[1], f"{replicas[1]}/_stcore/health", env, "replica B"), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        threads = [threading.Thread(target=rater, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        page.goto(f"{replicas[0]}/leaderboard")  # a replica reading while the raters write
+        page.get_by_role("heading", name="Leaderboard").wait_for(timeout=120_000)
+        for t in threads:
+            t.join()
+        assert not errors
+        assert store.count("votes") == 400 and store.count("grades") == 400
+        for replica in replicas:
+            leaderboard_caption(page, replica, "400 arena votes by 8 raters · 400 grades by 8 raters")
+        shot(page, "leaderboard-postgresql")
+        page.goto(f"{replicas[1]}/arena")
+        page.get_by_role("textbox", name="Rater name").fill("dr-replica-b")
+        page.get_by_role("textbox", name="Rater name").press("Enter")
+        page.get_by_role("button", name="New battle").click()
+        page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
+        page.get_by_role("button", name="A is better").click()
+        page.get_by_text("Vote recorded").wait_for(timeout=120_000)
+        leaderboard_caption(page, replicas[0], "401 arena votes by 9 raters")
+        browser.close()
