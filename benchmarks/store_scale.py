@@ -118,6 +118,7 @@ def page_reads(store) -> dict:
         "leaderboard (Home)": lambda: report.leaderboard(store),
         "metric frame (Metrics)": lambda: (store.metric_names(),
                                            store.metrics(latest=True, metric=("accuracy", "delta_accuracy"))),
+        "samples filters' values (once per dataset)": lambda: browse.sample_facets(store, "vqa-rad", "test"),
         "samples page, no filter": page(),
         "samples page, question type": page(question_types=("organ", "presence")),
         "samples page, answer type": page(answer_types=("open",)),
@@ -179,7 +180,7 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(urls), "--rounds",
                                   str(args.rounds)], check=True, capture_output=True, text=True, cwd=ROOT)
             results[size] = json.loads(out.stdout.strip().splitlines()[-1])
-            report(results, backends)
+    report(results, backends)
     (work / "results.json").write_text(json.dumps(results))
     print(f"raw figures: {work / 'results.json'}")
 

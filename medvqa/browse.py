@@ -29,8 +29,15 @@ class SamplePage:
     rows: pd.DataFrame  # SAMPLE_FIELDS, then `<model>` (its answer) and `<model> correct` (0/1) per model
     models: list[str]
     matching: int  # samples that pass the filters
+
+
+@dataclass
+class SampleFacets:
+    """What the Samples page's filters offer on one dataset/split (independent of the filters: read once)."""
+
+    models: list[str]
     total: int  # samples evaluated on this dataset/split
-    facets: dict[str, list[str]] = field(default_factory=dict)  # the values each filter offers
+    values: dict[str, list[str]] = field(default_factory=dict)  # question_type, answer_type, modality -> values
 
 
 def latest_runs(store: Store, dataset: str | None = None, split: str | None = None, ablation: str = "none"):
@@ -61,28 +68,41 @@ def _matching_samples(run_ids, chosen: SampleFilter):
     return query.group_by(p.c.sample_id)
 
 
+def _latest(db, dataset: str, split: str, ablation: str) -> tuple[list[int], list[str]]:
+    """The newest finished run ids and their models. Ids are passed on as literals, not a subquery: the planner then
+    reads only their rows through the primary key (PostgreSQL scanned every prediction for the subquery form)."""
+    rows = db.execute(sa.select(runs.c.id, runs.c.model).where(runs.c.id.in_(latest_run_ids(ablation, dataset, split)))
+                      .order_by(runs.c.model)).all()
+    return [r.id for r in rows], [r.model for r in rows]
+
+
+def sample_facets(store: Store, dataset: str, split: str, ablation: str = "none") -> SampleFacets:
+    p = predictions
+    with store.connect() as db:
+        run_ids, models = _latest(db, dataset, split, ablation)
+        total = db.execute(sa.select(sa.func.count(p.c.sample_id.distinct())).where(p.c.run_id.in_(run_ids))
+                           ).scalar_one()
+        values = {name: sorted(v for v in db.execute(sa.select(p.c[name]).where(p.c.run_id.in_(run_ids))
+                                                     .distinct()).scalars() if v is not None)
+                  for name in ("question_type", "answer_type", "modality")}
+    return SampleFacets(models, total, values)
+
+
 def sample_page(store: Store, dataset: str, split: str, chosen: SampleFilter = SampleFilter(), page: int = 1,
                 page_size: int = 12, ablation: str = "none") -> SamplePage:
     """One page of samples evaluated on dataset/split (each model's newest run), the filters applied in SQL."""
-    run_ids = latest_run_ids(ablation, dataset, split)
     p = predictions
-    matching = _matching_samples(run_ids, chosen).subquery()
     with store.connect() as db:
-        models = list(db.execute(sa.select(runs.c.model).where(runs.c.id.in_(run_ids)).order_by(runs.c.model))
-                      .scalars())
+        run_ids, models = _latest(db, dataset, split, ablation)
+        matching = _matching_samples(run_ids, chosen).subquery()
         count = db.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
-        total = db.execute(sa.select(sa.func.count(p.c.sample_id.distinct())).where(p.c.run_id.in_(run_ids))
-                           ).scalar_one()
-        facets = {name: sorted(v for v in db.execute(sa.select(p.c[name]).where(p.c.run_id.in_(run_ids))
-                                                     .distinct()).scalars() if v is not None)
-                  for name in ("question_type", "answer_type", "modality")}
         page_ids = (sa.select(matching.c.sample_id).order_by(matching.c.sample_id)
                     .limit(page_size).offset(max(0, page - 1) * page_size))
         result = db.execute(sa.select(*(p.c[f] for f in SAMPLE_FIELDS), p.c.prediction, p.c.correct, runs.c.model)
                             .join(runs, runs.c.id == p.c.run_id)
                             .where(p.c.run_id.in_(run_ids), p.c.sample_id.in_(page_ids)))
         long = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return SamplePage(_wide(long, models), models, count, total, facets)
+    return SamplePage(_wide(long, models), models, count)
 
 
 def _wide(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:

@@ -15,11 +15,11 @@ if runs.empty:
 with st.sidebar:
     dataset = st.selectbox("Dataset", sorted(runs.dataset.unique()), key="samples-dataset")
     split = st.selectbox("Split", sorted(runs[runs.dataset == dataset].split.unique()), key="samples-split")
-facets = results.sample_page(dataset, split, SampleFilter(), 1, 1)
+facets = results.sample_facets(dataset, split)
 with st.sidebar:
-    question_types = st.multiselect("Question type", facets.facets["question_type"], key="samples-qtype")
-    answer_types = st.multiselect("Answer type", facets.facets["answer_type"], key="samples-atype")
-    modalities = st.multiselect("Modality", facets.facets["modality"], key="samples-modality")
+    question_types = st.multiselect("Question type", facets.values["question_type"], key="samples-qtype")
+    answer_types = st.multiselect("Answer type", facets.values["answer_type"], key="samples-atype")
+    modalities = st.multiselect("Modality", facets.values["modality"], key="samples-modality")
     wrong = st.selectbox("Model got it wrong", ["(any)", *facets.models], key="samples-wrong")
     disagree = st.checkbox("Models disagree", key="samples-disagree")
 chosen = SampleFilter(tuple(question_types), tuple(answer_types), tuple(modalities),
@@ -29,7 +29,7 @@ c1, c2 = st.columns([3, 1])
 page = c2.number_input("Page", 1, pages, 1, key="samples-page")
 shown = results.sample_page(dataset, split, chosen, int(page), PAGE_SIZE)
 models = shown.models
-c1.caption(f"{shown.matching} of {shown.total} samples · models: {', '.join(models)}")
+c1.caption(f"{shown.matching} of {facets.total} samples · models: {', '.join(models)}")
 images = samples_if_prepared(dataset, split)
 rows = shown.rows
 for start in range(0, len(rows), 4):

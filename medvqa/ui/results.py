@@ -30,6 +30,7 @@ def require_store() -> Store:
 _READS = {
     "latest_runs": browse.latest_runs,
     "sample_page": browse.sample_page,
+    "sample_facets": browse.sample_facets,
     "grading_queue": browse.grading_queue,
     "leaderboard": report.leaderboard,
     "runs": Store.runs,
@@ -58,6 +59,10 @@ def latest_runs() -> pd.DataFrame:
 
 def sample_page(dataset: str, split: str, chosen: browse.SampleFilter, page: int, page_size: int) -> browse.SamplePage:
     return _cached("sample_page", dataset, split, chosen, page, page_size)
+
+
+def sample_facets(dataset: str, split: str) -> browse.SampleFacets:
+    return _cached("sample_facets", dataset, split)
 
 
 def grading_queue(run_ids: list[int], rater: str, limit: int) -> tuple[pd.DataFrame, int]:

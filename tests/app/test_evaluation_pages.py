@@ -27,7 +27,7 @@ def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
     page = sample_page(evaluated, "phantom", "test", page_size=100)
     table, models = page.rows, page.models
-    assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16 == page.total == page.matching
+    assert sorted(models) == ["llava-tiny", "vilt-tiny"] and len(table) == 16 == page.matching
     app.switch_page("views/samples.py").run()
     assert not app.exception
     assert app.caption[0].value.startswith("16 of 16 samples")

@@ -243,6 +243,8 @@ def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom
         assert store.count("votes") == 400 and store.count("grades") == 400
         for replica in replicas:
             leaderboard_caption(page, replica, "400 arena votes by 8 raters · 400 grades by 8 raters")
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)  # plotly draws after mounting
         shot(page, "leaderboard-postgresql")
         page.goto(f"{replicas[1]}/arena")
         page.get_by_role("textbox", name="Rater name").fill("dr-replica-b")
