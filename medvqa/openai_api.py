@@ -19,6 +19,21 @@ class EngineError(MedVQAError):
 
 
 @dataclass(frozen=True)
+class Completion:
+    text: str
+    logprobs: list[float] | None  # one per generated token; None when not asked for or not given
+
+
+def _logprobs(response) -> list[float] | None:
+    try:
+        content = response.json()["choices"][0].get("logprobs") or {}
+        values = [float(token["logprob"]) for token in content.get("content") or []]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return values or None
+
+
+@dataclass(frozen=True)
 class ChatEndpoint:
     base_url: str  # e.g. http://127.0.0.1:8000 (with or without /v1)
     model: str  # the engine's model or adapter name
@@ -33,28 +48,63 @@ class ChatEndpoint:
 
     def chat(self, messages: list[dict], max_tokens: int = 16) -> str:
         """The reply's text to `messages`, decoded greedily (temperature 0)."""
+        return self.complete(messages, max_tokens).text
+
+    def complete(self, messages: list[dict], max_tokens: int = 16, logprobs: bool = False) -> Completion:
+        """The greedy reply and, when asked and the engine gives them, its tokens' log-probabilities. A busy or
+        starting engine (429/502/503/504, honouring Retry-After) and a refused connection are retried with backoff;
+        a timeout is not (a second try would only add load); then a typed error naming the endpoint."""
         import httpx
 
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        if logprobs:
+            body["logprobs"] = True
+        for attempt in range(self.retries + 1):
+            try:
+                response = httpx.post(self.url, json=body, headers=self._headers(), timeout=self.timeout_s)
+            except httpx.TimeoutException as exc:
+                raise EngineError(f"{self.base_url}: no reply within {self.timeout_s:.0f} s") from exc
+            except httpx.HTTPError as exc:
+                if attempt < self.retries and isinstance(exc, httpx.ConnectError):
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                raise EngineError(f"{self.base_url} is unreachable ({type(exc).__name__}): is the engine running?") \
+                    from exc
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                time.sleep(min(10.0, float(response.headers.get("Retry-After", 2**attempt))))
+                continue
+            return Completion(self._text(response), _logprobs(response) if logprobs else None)
+        raise AssertionError("unreachable")  # the last attempt returns or raises above
+
+    def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if not key:
                 raise EngineError(f"{self.base_url}: the API key variable {self.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
-        for attempt in range(self.retries + 1):
-            try:
-                response = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout_s)
-            except httpx.TimeoutException as exc:
-                raise EngineError(f"{self.base_url}: no reply within {self.timeout_s:.0f} s") from exc
-            except httpx.HTTPError as exc:
-                raise EngineError(f"{self.base_url} is unreachable ({type(exc).__name__}): is the engine running?") \
-                    from exc
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                time.sleep(min(10.0, float(response.headers.get("Retry-After", 2**attempt))))
-                continue
-            return self._text(response)
-        raise AssertionError("unreachable")  # the last attempt returns or raises above
+        return headers
+
+    def health(self) -> str | None:
+        """None when the endpoint lists this model (GET /v1/models), else why not, in one line."""
+        import httpx
+
+        base = self.base_url.rstrip("/")
+        try:
+            response = httpx.get(f"{base if base.endswith('/v1') else base + '/v1'}/models", headers=self._headers(),
+                                 timeout=min(self.timeout_s, 5.0))
+        except httpx.HTTPError as exc:
+            return f"{self.base_url} is unreachable ({type(exc).__name__})"
+        except EngineError as exc:
+            return str(exc)
+        if response.status_code >= 400:
+            return f"{self.base_url} answered {response.status_code} to /v1/models"
+        try:
+            served = {m.get("id") for m in response.json().get("data", [])}
+        except (ValueError, AttributeError):
+            return f"{self.base_url} sent a model list that is not JSON"
+        # engines that load on demand (transformers serve) list what they hold now, not all they can serve
+        return None if self.model in served or not served else f"{self.base_url} does not list '{self.model}'"
 
     def _text(self, response) -> str:
         if response.status_code in (401, 403):

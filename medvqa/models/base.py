@@ -11,14 +11,9 @@ from typing import Any
 
 import torch
 
-from ..prompts import MAX_QUESTION_CHARS, apply_strategy, trim_answer
+from ..prompts import apply_strategy, trim_answer
 from ..types import Answer, MedVQAError, ModelSpec
-
-MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let one user stall the GPU
-
-
-class InputError(MedVQAError):
-    """A request the model cannot answer as given (empty question, no image, ...)."""
+from ._requests import InputError, check_image, check_question, new_token_budget  # noqa: F401 (InputError: re-exported)
 
 
 class ModelUnloadedError(MedVQAError):
@@ -162,11 +157,10 @@ class VQAModel:
     def answer_batch(self, requests, batch_size: int = 16, **generation) -> list[Answer]:
         """Answers in request order; requests are grouped longest-first so padding stays small."""
         strategy = generation.pop("prompt_strategy", None) or self.spec.prompt_strategy
-        max_new_tokens = int(generation.pop("max_new_tokens", None) or self.default_max_new_tokens)
+        max_new_tokens = new_token_budget(generation.pop("max_new_tokens", None), self.default_max_new_tokens)
         if generation:
             raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
-        max_new_tokens = max(1, min(max_new_tokens, MAX_NEW_TOKENS_CAP))
-        prepared = [(_check_image(image), apply_strategy(_check_question(q), strategy)) for image, q in requests]
+        prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
         order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][1]))
         results: list[Answer | None] = [None] * len(prepared)
         for start in range(0, len(order), max(1, batch_size)):
@@ -257,19 +251,3 @@ class GenerativeVQA(VQAModel):
         is_eos = torch.isin(generated, eos_ids)
         seen_before = (is_eos.cumsum(-1) - is_eos.long()) > 0
         return ~seen_before
-
-
-def _check_question(question) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("The question is empty: type a question about the image.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
-    return question
-
-
-def _check_image(image):
-    from PIL import Image
-
-    if not isinstance(image, Image.Image):
-        raise InputError(f"Expected a PIL image, got {type(image).__name__}; decode uploads with medvqa.images.decode.")
-    return image if image.mode == "RGB" else image.convert("RGB")

@@ -39,15 +39,24 @@ def dashboard(zoo_dir, phantom_cache):
 
 
 @pytest.fixture(scope="module")
-def page(dashboard):
+def browser():
+    """One Chromium for the module (Playwright's sync API runs one event loop per thread)."""
     from playwright.sync_api import sync_playwright
 
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(dashboard)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(dashboard, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(dashboard)
+    yield page
+    page.close()
 
 
 def test_home_shows_the_registered_models(page, zoo_dir):
@@ -193,19 +202,15 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom_cache, postgres_server):
+def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom_cache, postgres_server, browser):
     """Two `streamlit run` replicas on one PostgreSQL: 8 raters (threads, through the store API) cast 50 votes and
     50 grades each while the replicas serve; exactly 800 rows, and both replicas show them; a vote cast in one
     replica's browser shows in the other's Leaderboard."""
     import threading
 
-    from playwright.sync_api import sync_playwright
-
     from medvqa.store import Store
     from tests.conftest import new_postgres_database
 
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     url = new_postgres_database(postgres_server)
     store = Store(url)
     env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache), "MEDVQA_DB": url}
@@ -229,8 +234,7 @@ def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom
         page.get_by_text(text).wait_for(timeout=120_000)
 
     with serving(commands[0], f"{replicas[0]}/_stcore/health", env, "replica A"), \
-            serving(commands[1], f"{replicas[1]}/_stcore/health", env, "replica B"), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            serving(commands[1], f"{replicas[1]}/_stcore/health", env, "replica B"):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         threads = [threading.Thread(target=rater, args=(k,)) for k in range(8)]
         for t in threads:
@@ -254,4 +258,4 @@ def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom
         page.get_by_role("button", name="A is better").click()
         page.get_by_text("Vote recorded").wait_for(timeout=120_000)
         leaderboard_caption(page, replicas[0], "401 arena votes by 9 raters")
-        browser.close()
+        page.close()
