@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: eleven subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: twelve subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -10,6 +10,7 @@
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
+  medvqa serve        start an OpenAI-compatible engine for a local checkpoint and register it as NAME@served
   medvqa db           the results database: info, upgrade (schema migrations), copy --to URL, backup
 """
 from __future__ import annotations
@@ -75,12 +76,13 @@ def _window(value: str):
 
 
 def _zoo_args(zoo: argparse.ArgumentParser) -> None:
-    from .models import family_names
+    from .models import local_family_names
 
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     build = zoo_sub.add_parser("build", help="build the tiny demo zoo in checkpoints/")
     build.add_argument("--untrained", action="store_true", help="random weights only (no training step)")
-    build.add_argument("--family", action="append", choices=family_names(), help="only these families (repeatable)")
+    build.add_argument("--family", action="append", choices=local_family_names(),
+                       help="only these families (repeatable)")
     build.add_argument("--seed", type=int, default=0, help="seeds the bases, pretraining and training")
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
     build.add_argument("--steps", type=int, default=None,
@@ -187,7 +189,8 @@ def _ask(args) -> int:
     answer = model.answer(decoded.image, args.question, **generation)
     print(f"model:      {answer.model}")
     print(f"answer:     {answer.text}")
-    print(f"confidence: {answer.score:.3f}")
+    unavailable = "n/a (the engine gives no log-probabilities)"
+    print(f"confidence: {unavailable if answer.score is None else f'{answer.score:.3f}'}")
     if answer.candidates:
         print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
     print(f"latency:    {answer.latency_s * 1000:.0f} ms")
@@ -382,6 +385,24 @@ def _judge(args) -> int:
     return 0
 
 
+def _serve_args(serve: argparse.ArgumentParser) -> None:
+    from .serving import ENGINES
+
+    serve.add_argument("name", help="a registered local checkpoint (medvqa models)")
+    serve.add_argument("--engine", choices=ENGINES, default="transformers",
+                       help="transformers serve (CPU or GPU, whole checkpoints) or vllm (GPU; LoRA adapters per "
+                            "request)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+
+
+def _serve(args) -> int:
+    from . import serving
+
+    return serving.run(serving.plan(args.name, args.engine, args.host, args.port),
+                       progress=lambda message: print(message, flush=True))
+
+
 def _db_args(db: argparse.ArgumentParser) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     db_sub.add_parser("info", help="backend, location, schema version and row counts of MEDVQA_DB")
@@ -425,6 +446,8 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),
+    "serve": ("serve a local checkpoint through an OpenAI-compatible engine, registered as NAME@served", _serve_args,
+              _serve),
     "db": ("the results database: info, upgrade, copy, backup", _db_args, _db),
 }
 

@@ -35,11 +35,15 @@ class ModelCache:
         with self._lock:
             cached = self._models.get(spec.name)
             if cached is not None and cached.spec == spec:
-                self._bases.move_to_end(cached.base.key)
+                if _is_local(cached):
+                    self._bases.move_to_end(cached.base.key)
                 return cached
             if cached is not None:  # medvqa.json changed on disk: drop the stale object
                 self.unload(spec.name)
             family = registry.family_class(spec.family)
+            if getattr(family, "remote", False):  # served over the network: nothing to load, no memory to budget
+                self._models[spec.name] = model = family(spec)
+                return model
             device = loading.pick_device()
             dtype = loading.pick_dtype(spec.dtype, device)
             key = (spec.family, spec.resolved_base(), spec.quantization, dtype, device)
@@ -65,6 +69,8 @@ class ModelCache:
             model = self._models.pop(name, None)
             if model is None:
                 return False
+            if not _is_local(model):
+                return True
             base = model.base
             with base.lock:
                 base.users.discard(name)
@@ -88,7 +94,7 @@ class ModelCache:
     def resident_by_model(self) -> dict[str, int]:
         """Loaded model -> bytes its base holds (siblings on one base report the same, shared, bytes)."""
         with self._lock:
-            return {name: model.base.resident_bytes() for name, model in self._models.items()}
+            return {name: model.base.resident_bytes() for name, model in self._models.items() if _is_local(model)}
 
     def resident_bytes(self) -> int:
         with self._lock:
@@ -102,6 +108,10 @@ class ModelCache:
             log.info("memory budget: unloading %s to make room for %s", sorted(oldest.users), spec.name)
             for user in list(oldest.users):
                 self.unload(user)
+
+
+def _is_local(model) -> bool:
+    return not getattr(model, "remote", False)
 
 
 def _handle(model) -> tuple:

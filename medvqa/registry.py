@@ -139,7 +139,7 @@ def model_table(loaded: set[str] = frozenset()) -> tuple[list[dict], list[SpecPr
                      "base": Path(s.resolved_base()).name if s.base_is_local else s.base,
                      "adapter": "LoRA" if s.adapter else "", "quantization": s.quantization,
                      "loaded": s.name in loaded, "est. MiB": round(est / 1024**2, 2) if est else None,
-                     "description": s.description})
+                     "served model": s.extra.get("served_model", ""), "description": s.description})
     return rows, problems
 
 

@@ -77,7 +77,8 @@ class Answer:
     """One model's answer to one question about one image."""
 
     text: str
-    score: float  # 0..1: ViLT's sigmoid probability, or exp(mean token log-prob) for generative models
+    score: float | None  # 0..1: ViLT's sigmoid probability, or exp(mean token log-prob) for generative models;
+    # None when unavailable (an engine that gives no log-probabilities): shown as n/a, never ranked
     candidates: list[tuple[str, float]] = field(default_factory=list)
     latency_s: float = 0.0
     model: str = ""

@@ -130,7 +130,11 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
         yield proc
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import streamlit as st
 
 from medvqa import load_model, loaded_models, unload_model
 from medvqa.types import MedVQAError
-from medvqa.ui.registry_view import registry_frame, resident_mib
+from medvqa.ui.registry_view import last_latency_s, registry_frame, resident_mib, served_health
 
 st.title("Models")
 frame, problems = registry_frame()
@@ -17,6 +17,19 @@ st.caption(f"{len(loaded_models())} loaded · {sum(resident.values()) if residen
            "(shared bases counted once per model below)")
 for row in frame.to_dict("records"):
     name = row["model"]
+    if row["family"] == "served":  # an engine holds its weights: its health and latency, nothing to load here
+        with st.container(border=True):
+            info, status = st.columns([4, 2])
+            problem = served_health(name, row["base"], row["served model"])
+            info.markdown(f"**{name}** · served · endpoint `{row['base']}` · model `{row['served model']}`"
+                          f"  \n{row['description']}")
+            latency = last_latency_s(name)
+            status.metric("Engine", "up" if problem is None else "down",
+                          f"last answer {latency * 1000:.0f} ms" if latency is not None else None,
+                          delta_color="off")
+            if problem is not None:
+                status.caption(problem)
+        continue
     with st.container(border=True):
         info, memory, action = st.columns([4, 1, 1])
         info.markdown(f"**{name}** · {row['family']} · base `{row['base']}`"

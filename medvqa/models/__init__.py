@@ -15,6 +15,7 @@ from functools import cache
 from ..types import MedVQAError
 
 _SHARED = {"base"}
+REMOTE = {"served"}  # families answering over the network: no weights here, no demo-zoo builder, no training
 
 
 class UnknownFamilyError(MedVQAError):
@@ -26,6 +27,11 @@ def family_names() -> tuple[str, ...]:
     """Every family, from the module files in this package (nothing imported)."""
     return tuple(sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__)
                         if not m.name.startswith("_") and m.name not in _SHARED))
+
+
+def local_family_names() -> tuple[str, ...]:
+    """The families whose weights load in this process (the demo zoo builds and trains each of them)."""
+    return tuple(name for name in family_names() if name not in REMOTE)
 
 
 def family_class(name: str):

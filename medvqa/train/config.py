@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models import family_class, family_names
+from ..models import family_class, local_family_names
 
 
 def setting(default, help: str, choices=None, cli: bool = True):  # noqa: A002 - argparse's name
@@ -22,7 +22,7 @@ def choices_of(f: dataclasses.Field) -> tuple | None:
 
 @dataclass
 class TrainConfig:
-    family: str = setting(None, "model family", family_names)
+    family: str = setting(None, "model family", local_family_names)
     base: str = setting(None, "hub id or local checkpoint folder to start from")
     output: str = setting(None, "checkpoint folder to write (default checkpoints/<name>)")
     name: str | None = setting(None, "model name in the registry (default: the output folder's name)")

@@ -68,7 +68,8 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if ground_truth is not None:
         mark = " ✅" if correct(answer.text, ground_truth, answer_type) else " ❌"
     st.metric("Answer", (answer.text or "(empty)") + mark)
-    st.caption(f"confidence {answer.score:.2f} · {answer.latency_s * 1000:.0f} ms"
+    confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
+    st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
                + (" · agrees with the majority" if majority and answer.text.lower() == majority else ""))
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import streamlit as st
 
 from .. import loaded_models, registry
 
@@ -17,3 +18,20 @@ def resident_mib() -> dict[str, float]:
 
     loader = sys.modules.get("medvqa.loader")
     return {k: v / 1024**2 for k, v in loader.CACHE.resident_by_model().items()} if loader else {}
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def served_health(name: str, endpoint: str, served_model: str) -> str | None:
+    """None when the engine answers for this model, else why not (asked at most every 10 s per model)."""
+    from ..models.served import ServedVQA
+
+    return ServedVQA(registry.get_spec(name)).health()
+
+
+def last_latency_s(name: str) -> float | None:
+    """The latest answer's round trip through a served model in this process, if it answered yet."""
+    import sys
+
+    loader = sys.modules.get("medvqa.loader")
+    model = loader.CACHE._models.get(name) if loader else None
+    return getattr(model, "last_latency_s", None)

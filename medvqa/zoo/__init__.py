@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from .. import config, registry
-from ..models import family_class, family_names
+from ..models import family_class, local_family_names
 from ..types import ModelSpec
 
 
@@ -19,7 +19,7 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
 
     root = Path(root) if root is not None else config.checkpoints_dir()
     specs = []
-    for family in families or family_names():
+    for family in families or local_family_names():
         family_cls = family_class(family)
         torch.manual_seed(seed)
         name = f"{family}-tiny"

@@ -104,7 +104,7 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
 
 
 def test_compare_shows_one_model_per_family_side_by_side(page, dashboard):
-    from medvqa.models import family_names
+    from medvqa.models import local_family_names as family_names
 
     page.goto(f"{dashboard}/compare")
     page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)

@@ -6,7 +6,7 @@ import pytest
 
 import medvqa
 import medvqa.prompts
-from medvqa.models import family_names
+from medvqa.models import local_family_names as family_names
 from tests.conftest import QUESTIONS
 
 NAMES = [f"{family}-tiny" for family in family_names()]

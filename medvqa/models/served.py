@@ -1,0 +1,91 @@
+"""The served family: a model behind an OpenAI-compatible engine (transformers serve, vLLM, SGLang, a hosted API).
+
+The spec's `base` is the endpoint's base URL; its other fields say what to ask for and how:
+  served_model     the engine's model or LoRA-adapter name
+  api_key_env      the NAME of an environment variable holding the key (never the key)
+  timeout_s        per request (default 60); retries (default 2) for a busy engine or a refused connection
+  max_concurrency  requests in flight at once from this process (default 4)
+  logprobs         whether the engine returns token log-probabilities (vLLM does; transformers serve refuses them)
+  max_new_tokens   the local family's answer budget, so both decode the same length (default 8)
+The question goes out exactly as the local family prompts it: the prompt strategy applied here, the image first, the
+engine's chat template around them, greedy decoding. Talking to an engine imports no torch.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..openai_api import ChatEndpoint
+from ..prompts import apply_strategy, trim_answer
+from ..types import Answer, ModelSpec, SpecError
+from ._requests import check_image, check_question, new_token_budget
+
+
+class ServedVQA:
+    family = "served"
+    remote = True  # the loader hands out an instance: no weights to load, nothing in the memory budget
+
+    def __init__(self, spec: ModelSpec):
+        extra = spec.extra
+        if not extra.get("served_model"):
+            raise SpecError(f"{spec.name}: a served spec names `served_model` (the engine's model or adapter name)")
+        self.spec = spec
+        self.endpoint = ChatEndpoint(spec.base, str(extra["served_model"]), extra.get("api_key_env"),
+                                     float(extra.get("timeout_s", 60)), int(extra.get("retries", 2)))
+        self.max_concurrency = max(1, int(extra.get("max_concurrency", 4)))
+        self.logprobs = bool(extra.get("logprobs", False))
+        self.default_max_new_tokens = int(extra.get("max_new_tokens", 8))
+        self.last_latency_s: float | None = None
+        self._lock = threading.Lock()
+        # every caller in this process shares the bound (16 threads each sending a batch still keep at most
+        # max_concurrency requests at the engine, so none waits out its timeout in the engine's queue)
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+
+    def answer(self, image, question: str, **generation) -> Answer:
+        return self.answer_batch([(image, question)], **generation)[0]
+
+    def answer_batch(self, requests, batch_size: int = 16, **generation) -> list[Answer]:
+        """Answers in request order, sent concurrently (at most `max_concurrency` in flight from this process, all
+        callers together; the engine batches them itself). `batch_size` is accepted for the runner's sake."""
+        strategy = generation.pop("prompt_strategy", None) or self.spec.prompt_strategy
+        max_new_tokens = new_token_budget(generation.pop("max_new_tokens", None), self.default_max_new_tokens)
+        if generation:
+            raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
+        prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
+        if len(prepared) == 1:
+            return [self._one(*prepared[0], max_new_tokens)]
+        with ThreadPoolExecutor(min(self.max_concurrency, len(prepared))) as pool:
+            return list(pool.map(lambda item: self._one(*item, max_new_tokens), prepared))
+
+    def _one(self, image, prompt: str, max_new_tokens: int) -> Answer:
+        request = messages(image, prompt)
+        with self._slots:
+            began = time.perf_counter()
+            reply = self.endpoint.complete(request, max_new_tokens, logprobs=self.logprobs)
+            latency = time.perf_counter() - began
+        with self._lock:
+            self.last_latency_s = latency
+        # exp(mean token log-prob), as the local generative families score; None when the engine gives none
+        score = math.exp(sum(reply.logprobs) / len(reply.logprobs)) if reply.logprobs else None
+        return Answer(trim_answer(reply.text), score, [], latency, self.spec.name)
+
+    def health(self) -> str | None:
+        """None when the endpoint answers and serves this model, else why not."""
+        return self.endpoint.health()
+
+
+def messages(image, prompt: str) -> list[dict]:
+    """One user turn, the image first (as `prompts.chat_messages` lays it out for the local families), the image as a
+    lossless PNG in a data URL."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                         {"type": "text", "text": prompt}]}]
+
+
+FAMILY = ServedVQA
