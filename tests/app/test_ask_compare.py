@@ -105,3 +105,25 @@ def test_a_compare_over_the_memory_budget_reloads_one_model_per_question_not_all
     assert CACHE.load_count - loads <= 5  # at most one reload per question (it was one per model)
     monkeypatch.setenv("MEDVQA_MEMORY_BUDGET_GB", str(sum(sizes) * 2 / 1024**3))
     assert over_budget(names) is None
+
+
+def test_a_dead_served_model_shows_its_error_card_and_the_others_answer(app, scratch_zoo):
+    """Compare mixes local and served models; an engine that is down costs its own card only. The Models page says
+    it is down."""
+    from medvqa import serving
+    from medvqa.types import ModelSpec
+    from tests.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    serving.register([ModelSpec(name="remote@served", family="served", base=dead,
+                                extra={"served_model": "llava", "retries": 0})], scratch_zoo)
+    app.switch_page("views/compare.py").run()
+    app.multiselect(key="compare-models").set_value(["vilt-tiny", "remote@served", "llava-tiny"]).run()
+    app.button(key="compare-go").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [f"{dead} is unreachable (ConnectError): is the engine running?"]
+    assert len(app.metric) == 2  # the two local models answered
+    app.switch_page("views/models.py").run()
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert f"endpoint `{dead}`" in text and any(m.value == "down" for m in app.metric)

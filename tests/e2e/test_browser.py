@@ -17,11 +17,25 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 
 
 @pytest.fixture(scope="module")
-def dashboard(zoo_dir, phantom_cache):
+def served_zoo(zoo_dir, tmp_path_factory):
+    """The tiny zoo plus llava-tiny served by a real `transformers serve` (through `medvqa serve`)."""
+    from tests.integration.test_served import serve_command, wait_registered
+
+    root = tmp_path_factory.mktemp("e2e") / "checkpoints"
+    shutil.copytree(zoo_dir, root)
+    port = free_port()
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(root), "HF_HUB_OFFLINE": "1"}
+    with serving(serve_command("llava-tiny", port), f"http://127.0.0.1:{port}/health", env, "medvqa serve"):
+        wait_registered(root, "llava-tiny")
+        yield root
+
+
+@pytest.fixture(scope="module")
+def dashboard(served_zoo, phantom_cache):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     port = free_port()
-    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo_dir), "MEDVQA_DATA_CACHE": str(phantom_cache),
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(served_zoo), "MEDVQA_DATA_CACHE": str(phantom_cache),
            "MEDVQA_DB": str(phantom_cache / "e2e.db")}
     with pytest.MonkeyPatch.context() as mp:  # results for Metrics, Samples and Grade to show
         for key in ("MEDVQA_CHECKPOINTS", "MEDVQA_DATA_CACHE", "MEDVQA_DB"):
@@ -59,11 +73,11 @@ def page(dashboard, browser):
     page.close()
 
 
-def test_home_shows_the_registered_models(page, zoo_dir):
+def test_home_shows_the_registered_models(page, served_zoo):
     from medvqa import registry
 
     page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=120_000)
-    page.get_by_text(f"Registered models ({len(registry.list_models(zoo_dir))})").wait_for(timeout=120_000)
+    page.get_by_text(f"Registered models ({len(registry.list_models(served_zoo))})").wait_for(timeout=120_000)
     grid = page.locator('[data-testid="stDataFrame"]')
     grid.locator("[role=gridcell]").filter(has_text="idefics2-tiny-lora").first.wait_for(
         state="attached", timeout=120_000
@@ -103,16 +117,25 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
     assert page.locator('[data-testid="stMetric"]').count() == 1
 
 
-def test_compare_shows_one_model_per_family_side_by_side(page, dashboard):
-    from medvqa.models import local_family_names as family_names
+def test_compare_shows_one_model_per_family_side_by_side_served_beside_local(page, dashboard, served_zoo):
+    """Every family's first model by default, the served LLaVA among them: its answer equals the local LLaVA's."""
+    from medvqa import registry
 
+    families = {spec.family for spec in registry.list_models(served_zoo)}
+    assert "served" in families
     page.goto(f"{dashboard}/compare")
     page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
     page.get_by_role("button", name="Compare").click()
     metrics = page.locator('[data-testid="stMetric"]')
-    metrics.nth(len(family_names()) - 1).wait_for(timeout=120_000)
-    assert metrics.count() == len(family_names())
+    metrics.nth(len(families) - 1).wait_for(timeout=120_000)
+    assert metrics.count() == len(families)
     assert page.get_by_text("Ground truth:").count() == 1
+    cards = {page.locator('[data-testid="stColumn"]').nth(i).locator("strong").first.inner_text():
+             page.locator('[data-testid="stColumn"]').nth(i).locator('[data-testid="stMetricValue"]').inner_text()
+             for i in range(len(families))}
+    assert cards["llava-tiny@served"] == cards["llava-tiny"]
+    assert "confidence n/a" in page.locator('[data-testid="stColumn"]').filter(has_text="llava-tiny@served")\
+        .first.inner_text()
     shot(page, "compare")
 
 
