@@ -110,12 +110,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serving(command: list[str], health_url: str, env: dict | None = None, name: str = "the server"):
     """Start a real server process, wait until `health_url` answers (only a hang reaches the 600 s guard), yield the
-    process, and stop it afterwards."""
+    process, and stop it afterwards. Its output goes to a file: an unread pipe fills up with access logs and blocks
+    the server mid-request (seen with 16 threads against transformers serve)."""
     import subprocess
+    import tempfile
     import time
     import urllib.request
 
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -125,7 +128,8 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail(f"{name} did not come up: " + proc.stdout.read().decode()[-2000:])
+        log.seek(0)
+        pytest.fail(f"{name} did not come up: " + log.read().decode(errors="replace")[-2000:])
     try:
         yield proc
     finally:
@@ -135,6 +139,7 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")
