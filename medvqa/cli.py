@@ -214,6 +214,13 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--judge-model", default=None, help="the judge's model name at --judge-endpoint")
     ev.add_argument("--api-key-env", default=None, help="the NAME of the variable holding the judge's API key")
     ev.add_argument("--max-new-tokens", type=int, default=None)
+    ev.add_argument("--backend", choices=["inprocess", "ray"], default="inprocess",
+                    help="answer in this process (default), or spread the batches over Ray actors "
+                         "(pip install -e .[ray])")
+    ev.add_argument("--address", default=None,
+                    help="with --backend ray: a running cluster (auto, or ray://host:port); default a local one")
+    ev.add_argument("--workers", type=int, default=2, help="with --backend ray: actors per model (each loads it once)")
+    ev.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --backend ray: GPUs each actor reserves")
 
 
 def _eval(args) -> int:
@@ -223,11 +230,17 @@ def _eval(args) -> int:
         print("error: --judge-endpoint and --judge-model go together", file=sys.stderr)
         return 2
 
+    backend = None
+    if args.backend == "ray":
+        from .distributed import RayBackend, require_ray
+
+        require_ray()
+        backend = RayBackend(args.address, args.workers, args.gpus_per_worker)
     for model in args.model.split(","):
         for ablation in args.ablation.split(","):
             r = evaluate(model.strip(), args.dataset, split=args.split, limit=args.limit, ablation=ablation.strip(),
                          batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                         bootstrap=args.bootstrap)
+                         bootstrap=args.bootstrap, backend=backend)
             parts = [f"{k} {v['accuracy']:.3f}" for k, v in r.summary.items() if "accuracy" in v]
             extra = f", hallucination rate {r.summary['all']['hallucination_rate']:.3f}" \
                 if "hallucination_rate" in r.summary.get("all", {}) else ""

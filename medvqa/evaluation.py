@@ -91,7 +91,9 @@ ABLATIONS = {a.name: a for a in (
 
 def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
              batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
-             progress: bool = True, bootstrap: str = "image") -> EvalResult:
+             progress: bool = True, bootstrap: str = "image", backend=None) -> EvalResult:
+    """`backend`: None answers in this process; a `distributed.RayBackend` spreads the batches over Ray actors. Either
+    way each batch is stored as it finishes, under the same run identity and cache keys."""
     if ablation not in ABLATIONS:
         raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
     condition = ABLATIONS[ablation]
@@ -122,12 +124,17 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     remaining = [s for s in todo if key_of[s.id] not in cached]  # answer_batch orders each batch by length
     reused = len(samples) - len(remaining)
     if remaining:
-        model = _model_for(spec, condition.zero_shot)
         bar = _progress(progress, len(samples), reused, f"{model_name} on {dataset}/{split} ({ablation})")
-        for start in range(0, len(remaining), batch_size):
-            batch = remaining[start : start + batch_size]
-            answers = model.answer_batch([(s.image, s.question) for s in batch], batch_size=batch_size,
-                                         prompt_strategy=prompt, max_new_tokens=max_new_tokens)
+        batches = [remaining[start : start + batch_size] for start in range(0, len(remaining), batch_size)]
+        settings = {"batch_size": batch_size, "prompt_strategy": prompt, "max_new_tokens": max_new_tokens}
+        if backend is None or getattr(registry.family_class(spec.family), "remote", False):
+            # served models need no workers: their answer_batch already fans requests out to the engine
+            model = _model_for(spec, condition.zero_shot)
+            answered = ((batch, model.answer_batch([(s.image, s.question) for s in batch], **settings))
+                        for batch in batches)
+        else:
+            answered = backend.answer(spec, condition.zero_shot, batches, settings, bar)
+        for batch, answers in answered:  # each batch stored as it finishes: a kill loses only batches in flight
             store.add_predictions(run_id, [_row(s, a, key_of[s.id]) for s, a in zip(batch, answers)])
             if bar:
                 bar.update(len(batch))

@@ -72,9 +72,11 @@ def plan(name: str, engine: str = "transformers", host: str = "127.0.0.1", port:
 
 def served_spec(local: ModelSpec, base_url: str, served_model: str, engine: str, logprobs: bool) -> ModelSpec:
     """The served twin of a local spec: the same prompt strategy and answer budget, the engine's model name."""
+    from .models.served import ServedVQA
+
     family = registry.family_class(local.family)
     return ModelSpec(
-        name=local.name + SERVED_SUFFIX, family="served", base=base_url, prompt_strategy=local.prompt_strategy,
+        name=local.name + SERVED_SUFFIX, family=ServedVQA.family, base=base_url, prompt_strategy=local.prompt_strategy,
         description=f"{local.name} served by {engine} at {base_url}", trained_on=local.trained_on,
         extra={"served_model": served_model, "served_from": local.name, "engine": engine, "logprobs": logprobs,
                "max_new_tokens": family.default_max_new_tokens, "max_concurrency": 8, "timeout_s": 120})

@@ -17,7 +17,7 @@ st.caption(f"{len(loaded_models())} loaded · {sum(resident.values()) if residen
            "(shared bases counted once per model below)")
 for row in frame.to_dict("records"):
     name = row["model"]
-    if row["family"] == "served":  # an engine holds its weights: its health and latency, nothing to load here
+    if row["served model"]:  # an engine holds its weights: its health and latency, nothing to load here
         with st.container(border=True):
             info, status = st.columns([4, 2])
             problem = served_health(name, row["base"], row["served model"])
