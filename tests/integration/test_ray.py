@@ -1,5 +1,5 @@
-"""`medvqa eval --backend ray` on a real local Ray cluster (2 CPUs, two workers): the same rows as in-process, a
-killed worker costs nothing, a killed driver's rerun recomputes nothing."""
+"""`medvqa eval --backend ray` on a real local Ray cluster (ray.init(num_cpus=2), two workers): the same rows as
+in-process, a killed worker costs nothing, a killed driver's rerun recomputes nothing."""
 import os
 import re
 import signal
@@ -10,25 +10,17 @@ import time
 import pytest
 
 from medvqa.store import Store
-from tests.conftest import free_port
 
 pytest.importorskip("ray", reason="the ray extra (pip install -e .[ray]) is part of requirements-dev.txt")
 MODELS = "vilt-tiny,llava-tiny,blip-tiny"
 
 
-@pytest.fixture(scope="module")
-def ray_address():
-    """`ray start --head --num-cpus 2` on 127.0.0.1: a real cluster the CLI attaches to, and whose workers a test
-    can kill by pid."""
-    port = free_port()
-    ray = [sys.executable, "-m", "ray.scripts.scripts"]
-    subprocess.run([*ray, "start", "--head", "--num-cpus", "2", "--port", str(port), "--node-ip-address",
-                    "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats"], check=True,
-                   capture_output=True, timeout=300)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=300)
+@pytest.fixture(scope="module", autouse=True)
+def ray_cleanup():
+    """Each `medvqa eval --backend ray` starts a local Ray (ray.init(num_cpus=2)) and stops it on exit; a driver
+    killed by SIGKILL cannot, so the module ends with `ray stop --force`."""
+    yield
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, timeout=300)
 
 
 @pytest.fixture
@@ -57,14 +49,15 @@ def rows(db) -> "list":
     out = []
     for run_id, model in runs.items():
         frame = store.predictions(int(run_id))
-        out += [(model, *r) for r in frame[["sample_id", "prediction", "correct", "values_json"]].itertuples(False)]
+        columns = ["sample_id", "prediction", "correct", "exact_match", "token_f1", "bleu4", "meteor"]
+        out += [(model, *r) for r in frame[columns].itertuples(False)]
     return sorted(out)
 
 
 @pytest.mark.timeout(1800)
-def test_ray_stores_the_same_predictions_and_metrics_as_in_process(ray_address, env, tmp_path):
+def test_ray_stores_the_same_predictions_and_metrics_as_in_process(env, tmp_path):
     run(eval_command(), env, tmp_path / "local.db")
-    out = run(eval_command("--backend", "ray", "--address", ray_address, "--workers", "2"), env, tmp_path / "ray.db")
+    out = run(eval_command("--backend", "ray", "--workers", "2"), env, tmp_path / "ray.db")
     assert counts(out) == [(24, 0, 24)] * 3
     assert rows(tmp_path / "ray.db") == rows(tmp_path / "local.db") and len(rows(tmp_path / "local.db")) == 72
     drop = ["run_id"]
@@ -86,9 +79,9 @@ def stored(db) -> int:
 
 
 @pytest.mark.timeout(1800)
-def test_a_killed_worker_is_replaced_and_every_prediction_is_stored_once(ray_address, env, tmp_path):
+def test_a_killed_worker_is_replaced_and_every_prediction_is_stored_once(env, tmp_path):
     db = tmp_path / "ray.db"
-    command = eval_command("--backend", "ray", "--address", ray_address, "--workers", "2")
+    command = eval_command("--backend", "ray", "--workers", "2")
     proc = subprocess.Popen(command, env={**env, "MEDVQA_DB": str(db)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 900  # only a hang gets there; the kill waits for rows written and a live worker
@@ -104,9 +97,9 @@ def test_a_killed_worker_is_replaced_and_every_prediction_is_stored_once(ray_add
 
 
 @pytest.mark.timeout(1800)
-def test_a_killed_driver_reruns_with_nothing_recomputed(ray_address, env, tmp_path):
+def test_a_killed_driver_reruns_with_nothing_recomputed(env, tmp_path):
     db = tmp_path / "ray.db"
-    command = eval_command("--backend", "ray", "--address", ray_address, "--workers", "2")
+    command = eval_command("--backend", "ray", "--workers", "2")
     proc = subprocess.Popen(command, env={**env, "MEDVQA_DB": str(db)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 900
