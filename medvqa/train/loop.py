@@ -1,6 +1,7 @@
 """The training loop behind `medvqa train`: one loop for every family and method, resumable after a kill."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,51 +22,70 @@ RESUME_DIR = "_resume"
 
 
 def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> ModelSpec:
+    """Train as configured. Under `accelerate launch` (several processes: DDP, or FSDP / DeepSpeed through an
+    accelerate config) each process trains on its own share of every step's batches, gradients are averaged by the
+    wrapped model, and only the main process logs, saves and resumes; alone it is the plain single-device loop."""
     import torch
     from tqdm import tqdm
 
-    store = store or Store()
-    torch.manual_seed(cfg.seed)
+    accelerator = _accelerator(cfg)
+    main = accelerator.is_main_process
+    store = (store or Store()) if main else None
+    torch.manual_seed(cfg.seed)  # the same seed everywhere: every process starts from the same new weights
     random.seed(cfg.seed)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     train_rows, val_rows = _examples(cfg, cfg.split, cfg.train_limit), _examples(cfg, cfg.val_split, cfg.val_limit)
-    model, processor = _load(cfg, [r[-1] for r in train_rows])
+    model, processor = _load(cfg, [r[-1] for r in train_rows], accelerator.device)
     collate = Collator(cfg.family, processor, model.config, cfg.task, cache_images=True)
-    device = next(p for p in model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
                  else torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
-    per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum))
+    world = accelerator.num_processes
+    per_epoch = math.ceil(len(train_rows) / (cfg.batch_size * cfg.grad_accum * world))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     warmup = int(cfg.warmup * total) if cfg.warmup < 1 else int(cfg.warmup)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
-    start = _resume(out, cfg, model, optimizer, schedule)
-    autocast = _autocast(cfg, device)
+    start = _resume(out, cfg, model, optimizer, schedule, announce=main)
+    if world > 1:
+        print(f"process {accelerator.process_index + 1} of {world} on {accelerator.device}: "
+              f"{cfg.batch_size * cfg.grad_accum} examples a step, {cfg.batch_size * cfg.grad_accum * world} in all",
+              flush=True)
+    # the schedule stays unwrapped: it is stepped once per optimizer step, whatever the number of processes
+    model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
     model.train()
-    bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="step", disable=not progress)
+    bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="step", disable=not (progress and main))
     for step in range(start, total):
         for micro in range(cfg.grad_accum):
-            batch = collate(_batch_rows(train_rows, cfg, step * cfg.grad_accum + micro)).to(device)
-            with autocast:
+            # this process's share: batch b of the step goes to process b % world
+            rows = _batch_rows(train_rows, cfg, (step * cfg.grad_accum + micro) * world + accelerator.process_index)
+            batch = collate(rows).to(device)
+            sync = micro == cfg.grad_accum - 1  # average gradients across processes once per step
+            with (contextlib.nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
                 loss = model(**batch).loss / cfg.grad_accum
-            loss.backward()
-        loss = loss.item()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+                accelerator.backward(loss)
+        loss = accelerator.reduce(loss.detach(), "mean").item()
+        accelerator.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        store.add_training_log(cfg.name, step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss * cfg.grad_accum:.3f}")
-        if val_rows and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
-            store.add_training_log(cfg.name, step + 1, "validation", _validation_loss(model, collate, val_rows, cfg,
-                                                                                      device, autocast))
-        if (step + 1) % cfg.save_every == 0 and step + 1 < total:
-            _save_resume(out, cfg, model, optimizer, schedule, step + 1)
+        if main:
+            store.add_training_log(cfg.name, step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss * cfg.grad_accum:.3f}")
+            if val_rows and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
+                store.add_training_log(cfg.name, step + 1, "validation", _validation_loss(
+                    accelerator.unwrap_model(model), collate, val_rows, cfg, device, accelerator.autocast()))
+            if (step + 1) % cfg.save_every == 0 and step + 1 < total:
+                _save_resume(out, cfg, accelerator.unwrap_model(model), optimizer, schedule, step + 1)
+        accelerator.wait_for_everyone()
     bar.close()
-    return _save_final(cfg, model, processor, out, total)
+    if main:
+        spec = _save_final(cfg, accelerator.unwrap_model(model), processor, out, total)
+    accelerator.wait_for_everyone()
+    return spec if main else registry.parse_spec(out / "medvqa.json")
 
 
 def _examples(cfg: TrainConfig, split: str, limit: int | None) -> list[tuple]:
@@ -84,11 +104,11 @@ def _batch_rows(rows: list, cfg: TrainConfig, batch_index: int) -> list:
     return [rows[i] for i in order[offset * cfg.batch_size : (offset + 1) * cfg.batch_size]]
 
 
-def _load(cfg: TrainConfig, answers: list[str]):
+def _load(cfg: TrainConfig, answers: list[str], device):
     from .. import loading
 
     family = family_class(cfg.family)
-    device = loading.pick_device()
+    device = str(device)
     if cfg.method == "qlora":  # the loader's 4-bit settings, so training and serving quantize alike
         ckpt = loading.load(family, cfg.base, dtype="auto", device=device, quantization="4bit", strict=False,
                             require_quantization=True, **family.training_load_kwargs(answers, cfg))
@@ -128,15 +148,28 @@ def _with_lora(cfg: TrainConfig, model):
     return get_peft_model(model, lora)
 
 
-def _autocast(cfg: TrainConfig, device):
-    import contextlib
+def _accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState
 
+    from .. import loading
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # one process trains several models in turn (the demo zoo): each run may choose its own precision, which
+        # accelerate's process-wide state would otherwise refuse after the first
+        AcceleratorState._reset_state(reset_partial_state=True)
+    # find_unused_parameters: a LoRA run may train a head that some batches do not reach (DDP would stop there)
+    return Accelerator(mixed_precision=_mixed_precision(cfg), cpu=loading.pick_device() == "cpu",
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
+
+def _mixed_precision(cfg: TrainConfig) -> str:
+    """accelerate's mixed precision: bf16 or fp16 autocast on a GPU, none on the CPU or with fp32."""
     import torch
 
-    if device.type != "cuda" or cfg.precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if cfg.precision == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
+    if cfg.precision == "fp32" or not torch.cuda.is_available():
+        return "no"
+    return "fp16" if cfg.precision == "fp16" else "bf16"
 
 
 def _validation_loss(model, collate, rows, cfg, device, autocast) -> float:
@@ -169,7 +202,7 @@ def _save_resume(out: Path, cfg, model, optimizer, schedule, step: int) -> None:
     os.replace(tmp, out / RESUME_DIR)  # a kill during saving leaves the previous resume point intact
 
 
-def _resume(out: Path, cfg, model, optimizer, schedule) -> int:
+def _resume(out: Path, cfg, model, optimizer, schedule, announce: bool = True) -> int:
     import torch
     from safetensors.torch import load_file
 
@@ -186,7 +219,8 @@ def _resume(out: Path, cfg, model, optimizer, schedule) -> int:
     saved = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
-    print(f"resuming {cfg.name} from step {state['step']}")
+    if announce:
+        print(f"resuming {cfg.name} from step {state['step']}")
     return int(state["step"])
 
 

@@ -1,4 +1,5 @@
 """Fine-tuning every family: supervision masks, loss going down, QLoRA, two-stage, resume after SIGKILL, registry."""
+import json
 import os
 import signal
 import sqlite3
@@ -195,3 +196,49 @@ def test_training_killed_midway_resumes_from_its_last_saved_step(env):
                                           "AND split = 'train' ORDER BY step")]
     assert steps == list(range(1, 41))  # every step logged once
     assert not (env / "llava-resume" / "_resume").exists() and (env / "llava-resume" / "medvqa.json").exists()
+
+
+@pytest.mark.timeout(1800)
+def test_two_processes_train_one_lora_under_accelerate_launch_and_resume(env):
+    """`accelerate launch --multi_gpu --num_processes 2` on this GPU-less machine starts two processes through
+    torchrun that train together over gloo (accelerate's `--cpu` flag starts one process unless mpirun is set up):
+    `medvqa train` runs unchanged, both processes train, the main one logs and writes one checkpoint, the loss
+    falls, and a killed run resumes from its saved step."""
+    from pathlib import Path
+
+    out = env / "llava-ddp"
+    args = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "medvqa.cli", "train",
+            "--family", "llava", "--base", str(env / "llava-tiny"), "--output", str(out), "--method", "lora",
+            "--train-limit", "32", "--batch-size", "4", "--max-steps", "30", "--save-every", "10",
+            "--eval-every", "100", "--lr", "3e-3", "--warmup", "0"]
+    proc = subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = out / "_resume" / "state.json"
+    deadline = time.time() + 900  # only a hang gets there; the kill waits for the first resume point
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before its first save: " + proc.stdout.read()[-3000:]
+    import psutil
+
+    launcher = psutil.Process(proc.pid)  # torchrun starts its workers in sessions of their own: kill the whole tree
+    for process in [*launcher.children(recursive=True), launcher]:
+        process.kill()
+    proc.wait()
+    saved = json.loads(state.read_text())["step"]
+    assert saved == 10 and 10 <= len(losses("llava-ddp")) < 30
+    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "process 1 of 2" in again.stdout and "process 2 of 2" in again.stdout  # both processes trained
+    assert again.stdout.count("resuming llava-ddp from step 10") == 1  # said once, by the main process
+    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
+        steps = [r[0] for r in db.execute("SELECT step FROM training_logs WHERE run_name = 'llava-ddp' "
+                                          "AND split = 'train' ORDER BY step")]
+    assert steps == list(range(1, 31))  # each step logged once, by the main process only
+    train_losses = losses("llava-ddp")
+    assert sum(train_losses[-5:]) / 5 < sum(train_losses[:5]) / 5  # the loss falls
+    assert (out / "medvqa.json").exists() and (out / "adapter_model.safetensors").exists()
+    assert not (out / "_resume").exists()
+    from tests.conftest import noise_image
+
+    assert medvqa.registry.parse_spec(out / "medvqa.json").adapter == "."
+    assert medvqa.load_model("llava-ddp").answer(noise_image(0), "Is there a mass?").model == "llava-ddp"
