@@ -49,7 +49,8 @@ class Store:
         self.backend = self.engine.dialect.name
         self.path = Path(self.engine.url.database) if self.backend == "sqlite" else None
         self.where = describe(self.url)
-        if self.url not in _OPENED or upgrade:
+        recreated = self.path is not None and not self.path.exists()  # moved aside or deleted since: start anew
+        if self.url not in _OPENED or upgrade or recreated:
             self._open(upgrade)
             if upgrade is not False:  # the schema is current now
                 _OPENED.add(self.url)

@@ -267,3 +267,12 @@ def test_an_unreachable_server_gives_a_plain_message():
     port = free_port()  # nothing listens there
     with pytest.raises(StoreUnreachable, match=rf"results database unreachable: 127\.0\.0\.1:{port}/team"):
         Store(f"postgresql://medvqa@127.0.0.1:{port}/team")
+
+
+def test_a_sqlite_store_moved_aside_starts_anew_in_the_same_process(tmp_path):
+    path = tmp_path / "moved.db"
+    Store(path).add_vote("dr-a", "a", "b", "tie", "q", "h")
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{path}{suffix}").rename(tmp_path / f"aside.db{suffix}")
+    assert Store(path).count("votes") == 0 and Store(tmp_path / "aside.db").count("votes") == 1
