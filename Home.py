@@ -40,18 +40,18 @@ def home():
 rater_sidebar()
 st.navigation({
     "Answers": [
-        st.Page(home, title="Home", icon="🩻", default=True),
-        st.Page("views/ask.py", title="Ask", icon="❓"),
-        st.Page("views/compare.py", title="Compare", icon="⚖️"),
+        st.Page(home, title="Home", icon=":material/home:", default=True),
+        st.Page("views/ask.py", title="Ask", icon=":material/chat:"),
+        st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     ],
     "Evaluation": [
-        st.Page("views/metrics.py", title="Metrics", icon="📈"),
-        st.Page("views/samples.py", title="Samples", icon="🖼️"),
-        st.Page("views/models.py", title="Models", icon="🧠"),
+        st.Page("views/metrics.py", title="Metrics", icon=":material/monitoring:"),
+        st.Page("views/samples.py", title="Samples", icon=":material/photo_library:"),
+        st.Page("views/models.py", title="Models", icon=":material/memory:"),
     ],
     "Human judgment": [
-        st.Page("views/grade.py", title="Grade", icon="📝"),
-        st.Page("views/arena.py", title="Arena", icon="⚔️"),
-        st.Page("views/leaderboard.py", title="Leaderboard", icon="🏆"),
+        st.Page("views/grade.py", title="Grade", icon=":material/rate_review:"),
+        st.Page("views/arena.py", title="Arena", icon=":material/swords:"),
+        st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     ],
 }).run()

@@ -63,12 +63,13 @@ def _existing_file(value: str) -> str:
 def _window(value: str):
     from .images import WINDOW_PRESETS
 
-    if value in WINDOW_PRESETS:
+    if value in WINDOW_PRESETS or value == "automatic":
         return value
     try:
         centre, width = (float(v) for v in value.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}': give a preset ({', '.join(WINDOW_PRESETS)}) or CENTRE,WIDTH "
+        raise argparse.ArgumentTypeError(f"'{value}': give automatic, a CT preset ({', '.join(WINDOW_PRESETS)}) or "
+                                         "CENTRE,WIDTH "
                                          "numbers, e.g. -600,1500") from None
     if width <= 0:
         raise argparse.ArgumentTypeError(f"'{value}': the window width must be positive")
@@ -176,7 +177,7 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
     ask.add_argument("--max-new-tokens", type=int, default=None)
     ask.add_argument("--window", default=None, type=_window,
-                     help="window: lung, soft tissue, bone, brain, liver (DICOM) or CENTRE,WIDTH")
+                     help="window: automatic, a CT preset (lung, soft tissue, bone, brain, liver) or CENTRE,WIDTH")
     ask.add_argument("question")
 
 

@@ -67,8 +67,21 @@ def window_choices(data: bytes, filename: str = "") -> list[str]:
     """The window settings that make sense for a file: DICOM presets (Hounsfield units, through its modality LUT),
     an automatic window for 16-bit and float pictures, nothing for 8-bit ones (shown as stored)."""
     if is_dicom(data, filename):
-        return ["file default", *WINDOW_PRESETS, "custom"]
+        if _dicom_modality(data) == "CT":
+            return ["file default", *WINDOW_PRESETS, "custom"]
+        # the presets are Hounsfield windows: a CR chest X-ray in "lung" showed a black square
+        return ["file default", "automatic", "custom"]
     return ["automatic", "custom"] if _picture_mode(data) in HIGH_BIT_MODES else []
+
+
+def _dicom_modality(data: bytes) -> str | None:
+    import pydicom
+
+    try:
+        return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["Modality"],
+                                   force=True).get("Modality", "") or "") or None
+    except Exception:  # noqa: BLE001 - unreadable headers are decode()'s to report, with its message
+        return None
 
 
 def decode(data: bytes, filename: str = "", *, window: str | tuple[float, float] | None = None,
@@ -303,9 +316,17 @@ def _check_pixel_budget(ds, name: str) -> int:
 def _window(ds, values, window) -> tuple[float, float, str]:
     import numpy as np
 
+    if window == "automatic":  # the 0.5-99.5 percentile range, whatever the file says
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        return float((lo + hi) / 2), float(max(hi - lo, 1.0)), "auto"
     if isinstance(window, str):
         if window not in WINDOW_PRESETS:
-            raise ImageDecodeError(f"unknown window preset '{window}'; choose one of {', '.join(WINDOW_PRESETS)}")
+            raise ImageDecodeError(f"unknown window preset '{window}'; choose one of automatic, "
+                                   f"{', '.join(WINDOW_PRESETS)}")
+        modality = str(ds.get("Modality", "")) if ds is not None else ""
+        if modality and modality != "CT":
+            raise ImageDecodeError(f"the '{window}' preset is a Hounsfield window for CT; this {modality} image has "
+                                   "no Hounsfield units: use the file's window, automatic or a custom one")
         return (*WINDOW_PRESETS[window], window)
     if window is not None:
         centre, width = (float(v) for v in window)

@@ -55,6 +55,20 @@ class ModelSpec:
     def resolved_adapter(self) -> str | None:
         return None if self.adapter is None else _resolve(self.adapter, self.folder)
 
+    @property
+    def untrained(self) -> bool:
+        """Random weights for VQA (the demo zoo's untrained checkpoints): answers mean nothing."""
+        return bool(self.extra.get("untrained")) or "(untrained" in self.description
+
+    @property
+    def demo_notice(self) -> str | None:
+        """What every answer card of this model must say about where it comes from, or None for a real model."""
+        if self.untrained:
+            return "Untrained demo model (random weights): its answers mean nothing. Not for clinical use."
+        if any(name.startswith("phantom") for name in self.trained_on):
+            return "Demo model trained on synthetic phantom images. Not for clinical use."
+        return None
+
     def to_json_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out.pop("folder")

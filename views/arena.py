@@ -6,7 +6,8 @@ from medvqa.types import MedVQAError
 from medvqa.ui import results
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
-from medvqa.ui.judgment import VOTES, record_vote, require_rater, start_battle
+from medvqa.ui.judgment import VOTE_KEYS, VOTES, record_vote, require_rater, start_battle
+from medvqa.ui.questions import question_box
 
 st.title("Arena")
 st.caption("Two models drawn at random answer anonymously. Vote for the better answer; the names appear afterwards. "
@@ -15,8 +16,8 @@ results.require_store()
 picked = pick_image("arena")
 if picked is not None:
     st.image(picked.image, caption=picked.caption, width=320)
-    question = st.text_input("Question", value=picked.question, max_chars=1000, key="arena-question")
-    if st.button("⚔️ New battle", type="primary", key="arena-go", disabled=not question.strip()):
+    question = question_box("arena", picked.question)
+    if st.button("New battle", type="primary", key="arena-go", icon=":material/swords:", disabled=not question):
         st.session_state["arena-battle"] = start_battle(picked, question)
     battle = st.session_state.get("arena-battle")
     if battle is not None and (battle.question != question or battle.image_hash != pixel_hash(picked.image)):
@@ -25,14 +26,16 @@ if picked is not None:
         for column, side, label in zip(st.columns(2), ("model_a", "model_b"), ("Model A", "Model B")):
             with column:
                 revealed = f" — {battle.models[0 if side == 'model_a' else 1]}" if battle.winner else ""
-                answer_card(label + revealed, battle.answers[side])
+                answer_card(label + revealed, battle.answers[side], show_origin=bool(battle.winner))
         if battle.winner is None and battle.unblinded:
             st.warning("An answer names its model, so this battle is not blind: it is not rated. Press *New battle*.")
         elif battle.winner is None:
             name = require_rater()
             save_case = st.checkbox("Save this case (stores the image as a PNG)", key="arena-save")
             for column, (winner, label) in zip(st.columns(4), VOTES.items()):
-                if column.button(label, key=f"arena-vote-{winner}", disabled=name is None, width="stretch"):
+                shortcut, icon = VOTE_KEYS[winner]
+                if column.button(label, key=f"arena-vote-{winner}", disabled=name is None,
+                                 width="stretch", icon=icon, shortcut=shortcut):
                     try:
                         record_vote(battle, winner, name, picked, save_case)
                     except MedVQAError as exc:

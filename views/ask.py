@@ -3,6 +3,7 @@ import streamlit as st
 
 from medvqa.ui.answers import answer_card, ask, model_names
 from medvqa.ui.image_input import pick_image
+from medvqa.ui.questions import question_box
 
 st.title("Ask")
 picked = pick_image("ask")
@@ -15,9 +16,9 @@ if picked is not None:
             st.warning("No models registered: run `medvqa zoo build`.")
             st.stop()
         model = st.selectbox("Model", names, key="ask-model")
-        question = st.text_input("Question", value=picked.question, max_chars=1000, key="ask-question")
+        question = question_box("ask", picked.question)
         expert = st.toggle("Expert-radiologist prompt", key="ask-expert")
-        if st.button("Ask", type="primary", key="ask-go"):
+        if st.button("Ask", type="primary", key="ask-go", disabled=not question):
             answer = ask([model], picked.image, question, expert)[model]
             answer_card(model, answer, picked.ground_truth, picked.answer_type)
             if picked.ground_truth is not None:

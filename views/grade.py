@@ -3,7 +3,7 @@ import streamlit as st
 
 from medvqa.ui import results
 from medvqa.ui.image_input import samples_if_prepared
-from medvqa.ui.judgment import VERDICTS, require_rater
+from medvqa.ui.judgment import VERDICT_KEYS, VERDICTS, require_rater
 
 st.title("Grade")
 results.require_store()
@@ -41,9 +41,11 @@ with right:
         st.caption("The chosen models disagree on this sample.")
     comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")
     for column, (verdict, label) in zip(st.columns(3), VERDICTS.items()):
-        if column.button(label, key=f"grade-{verdict}", width="stretch"):
+        shortcut, icon = VERDICT_KEYS[verdict]
+        if column.button(label, key=f"grade-{verdict}", width="stretch", icon=icon,
+                         shortcut=shortcut):
             results.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
             st.rerun()
-    if st.button("Skip", key="grade-skip"):
+    if st.button("Skip", key="grade-skip", icon=":material/skip_next:", shortcut="s"):
         skipped.add((int(item.run_id), item.sample_id))
         st.rerun()

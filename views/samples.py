@@ -3,6 +3,7 @@ import streamlit as st
 
 from medvqa.browse import SampleFilter
 from medvqa.ui import results
+from medvqa.ui.answers import RIGHT, WRONG
 from medvqa.ui.image_input import open_in, samples_if_prepared
 
 PAGE_SIZE = 12
@@ -40,7 +41,7 @@ for start in range(0, len(rows), 4):
                 st.image(sample.image, width="stretch")
             st.markdown(f"**{row['question']}**  \nground truth: `{row['answer']}` · "
                         f"{row['question_type']}, {row['answer_type']}")
-            st.markdown("  \n".join(f"{'✅' if row[f'{m} correct'] == 1 else '❌'} {m}: `{row[m] or '(empty)'}`"
+            st.markdown("  \n".join(f"{RIGHT if row[f'{m} correct'] == 1 else WRONG} {m}: `{row[m] or '(empty)'}`"
                                      for m in models if isinstance(row[m], str)))
             if images and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
                 open_in("compare", dataset, split, row["sample_id"])

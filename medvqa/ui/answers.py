@@ -11,6 +11,9 @@ from ..metrics import correct
 from ..types import MedVQAError
 
 log = logging.getLogger(__name__)
+# Streamlit badges with Material icons: the emoji marks were empty boxes in Chromium without an emoji font
+RIGHT = ":green-badge[:material/check: right]"
+WRONG = ":red-badge[:material/close: wrong]"
 
 
 def model_names() -> list[str]:
@@ -59,21 +62,33 @@ def over_budget(names: list[str]) -> str | None:
 
 
 def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",
-                majority: str | None = None) -> None:
+                majority: str | None = None, show_origin: bool = True) -> None:
+    """One model's answer; `show_origin` False keeps a blind battle blind (no notice that could tell models apart)."""
     st.markdown(f"**{name}**")
     if isinstance(answer, str):
         st.error(answer)
         return
-    mark = ""
+    st.metric("Answer", answer.text or "(empty)")
     if ground_truth is not None:
-        mark = " ✅" if correct(answer.text, ground_truth, answer_type) else " ❌"
-    st.metric("Answer", (answer.text or "(empty)") + mark)
+        st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
+    notice = _notice(answer.model) if show_origin else None
+    if notice:
+        st.caption(f":material/science: {notice}")
     confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
     st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
                + (" · agrees with the majority" if majority and answer.text.lower() == majority else ""))
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},
                      hide_index=True)
+
+
+def _notice(name: str) -> str | None:
+    from .. import registry
+
+    try:
+        return registry.get_spec(name).demo_notice
+    except MedVQAError:
+        return None
 
 
 def majority_answer(answers: dict) -> str | None:

@@ -108,10 +108,12 @@ def pick_image(key: str) -> Picked | None:
         preset = st.selectbox("DICOM window" if dicom else "Window (16-bit or float image)", choices,
                               key=f"{key}-win")
         if preset == "custom":
-            unit = " (HU)" if dicom else ""
+            unit = " (HU)" if "lung" in choices else ""  # Hounsfield units: CT only
             c1, c2 = st.columns(2)
             window = (c1.number_input(f"Centre{unit}", value=40.0, key=f"{key}-c"),
                       c2.number_input(f"Width{unit}", value=400.0, min_value=1.0, key=f"{key}-w"))
+        elif preset == "automatic" and dicom:  # for a 16-bit picture, no window already means automatic
+            window = preset
         elif preset not in ("file default", "automatic"):
             window = preset
         invert = dicom and st.checkbox("Invert", key=f"{key}-invert")

@@ -13,8 +13,13 @@ from ..images import pixel_hash
 from ..store import Store
 from ..types import MedVQAError
 
-VERDICTS = {"correct": "✅ Correct", "partially correct": "◐ Partially correct", "incorrect": "❌ Incorrect"}
-VOTES = {"model_a": "👈 A is better", "model_b": "👉 B is better", "tie": "🤝 Tie", "tie (bothbad)": "👎 Both are bad"}
+# Labels, Material icons (Debian's Chromium has no emoji font: emoji were empty boxes) and keyboard shortcuts
+VERDICTS = {"correct": "Correct", "partially correct": "Partially correct", "incorrect": "Incorrect"}
+VERDICT_KEYS = {"correct": ("1", ":material/check_circle:"), "partially correct": ("2", ":material/contrast:"),
+                "incorrect": ("3", ":material/cancel:")}
+VOTES = {"model_a": "A is better", "model_b": "B is better", "tie": "Tie", "tie (bothbad)": "Both are bad"}
+VOTE_KEYS = {"model_a": ("a", ":material/arrow_back:"), "model_b": ("b", ":material/arrow_forward:"),
+             "tie": ("t", ":material/balance:"), "tie (bothbad)": ("x", ":material/thumb_down:")}
 
 
 def rater_sidebar() -> None:
@@ -68,7 +73,10 @@ def draw_pair(names: list[str], rng: random.Random | None = None) -> tuple[str, 
 def start_battle(picked, question: str) -> Battle | None:
     from .answers import ask
 
-    names = [s.name for s in list_models()]
+    specs = list_models()
+    # untrained and caption-only checkpoints stay out of the draw while at least two others can battle
+    rated = [s.name for s in specs if not s.untrained and s.extra.get("task") != "caption"]
+    names = rated if len(rated) >= 2 else [s.name for s in specs]
     if len(names) < 2:
         st.warning("The arena needs at least two registered models.")
         return None

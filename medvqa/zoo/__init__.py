@@ -29,7 +29,7 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
             shutil.rmtree(folder)
         family_cls.build_tiny(folder)
         spec = ModelSpec(name=name, family=family, base=".", description=f"tiny random-weight {family} (untrained)",
-                         folder=folder)
+                         folder=folder, extra={"untrained": True})
         registry.write_spec(folder, spec)
         steps = pretrain_steps_for(family, pretrain_steps)
         if steps:

@@ -127,3 +127,25 @@ def test_a_dead_served_model_shows_its_error_card_and_the_others_answer(app, scr
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
     assert f"endpoint `{dead}`" in text and any(m.value == "down" for m in app.metric)
+
+
+def test_a_long_question_says_so_and_an_empty_one_loads_nothing(app):
+    app.switch_page("views/compare.py").run()
+    app.text_input(key="compare-question").set_value("Is there a mass? " * 100).run()
+    assert any("characters long; the limit is 1,000" in e.value for e in app.error)
+    assert app.button(key="compare-go").disabled
+    app.text_input(key="compare-question").set_value("   ").run()
+    assert app.button(key="compare-go").disabled and not app.error  # nothing to click: no model loads
+    assert not app.metric
+
+
+def test_answer_cards_mark_right_and_wrong_in_text_and_say_what_a_demo_model_is(app):
+    sample = first_sample()
+    app.switch_page("views/ask.py").run()
+    app.selectbox(key="ask-model").set_value("llava-tiny").run()
+    app.button(key="ask-go").click().run()
+    text = " ".join(m.value for m in app.markdown)
+    assert ":green-badge[:material/check: right]" in text or ":red-badge[:material/close: wrong]" in text
+    assert "✅" not in text and "❌" not in text
+    assert any("Untrained demo model" in c.value and "Not for clinical use" in c.value for c in app.caption)
+    assert sample.question

@@ -109,8 +109,8 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
     ):
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(path)
         page.get_by_text(caption).wait_for(timeout=120_000)  # decoded and shown (DICOM: windowed, no patient data)
-        page.get_by_label("Question").fill("Is there a mass in the left lung?")
-        page.get_by_label("Question").press("Enter")
+        page.get_by_role("textbox", name="Question").fill("Is there a mass in the left lung?")
+        page.get_by_role("textbox", name="Question").press("Enter")
         page.get_by_role("button", name="Ask").click()
         page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
         shot(page, f"ask-{label}")
@@ -168,7 +168,10 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_role("textbox", name="Rater name").press("Enter")
     nav(page, "Grade")
     page.get_by_text("32 answers left").wait_for(timeout=120_000)
-    page.get_by_role("button", name="✅ Correct").click()
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)  # the item is drawn in full
+    page.wait_for_timeout(1000)
+    page.get_by_role("heading", name="Grade").click()  # focus off the rater box: shortcuts skip text inputs
+    page.keyboard.press("1")  # the keyboard shortcut of "Correct" (Streamlit shows it on the button)
     page.get_by_text("31 answers left").wait_for(timeout=120_000)
     shot(page, "grade")
     nav(page, "Arena")

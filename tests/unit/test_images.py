@@ -185,3 +185,19 @@ def test_a_sigmoid_window_is_applied_as_pydicom_applies_it():
     assert np.array_equal(np.asarray(decoded.image)[..., 0], expected)
     linear = images.decode(buf.getvalue(), "sigmoid.dcm", window="soft tissue")  # presets stay exactly linear
     assert linear.metadata["window"]["source"] == "soft tissue"
+
+
+def test_hounsfield_presets_are_offered_and_applied_to_ct_only():
+    from pydicom.data import get_testdata_file
+
+    from medvqa import images
+
+    ct = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    mr = open(get_testdata_file("MR_small.dcm"), "rb").read()
+    assert "lung" in images.window_choices(ct, "ct.dcm")
+    assert images.window_choices(mr, "mr.dcm") == ["file default", "automatic", "custom"]
+    with pytest.raises(images.ImageDecodeError, match="Hounsfield window for CT; this MR image"):
+        images.decode(mr, "mr.dcm", window="lung")
+    shown = images.decode(mr, "mr.dcm", window="automatic").metadata["window"]
+    assert shown["source"] == "auto" and shown["width"] > 0
+    assert images.decode(ct, "ct.dcm", window="lung").metadata["window"]["source"] == "lung"
