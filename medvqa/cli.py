@@ -173,7 +173,12 @@ def _data(args) -> int:
 
 def _ask_args(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--model", required=True)
-    ask.add_argument("--image", required=True, type=_existing_file, help="PNG, JPEG, TIFF, BMP or DICOM file")
+    ask.add_argument("--image", required=True, type=_existing_file,
+                     help="PNG, JPEG, TIFF, BMP or DICOM file; or a study: a zip of a DICOM series, a multi-frame "
+                          "DICOM with --slice, a NIfTI volume (.nii, .nii.gz)")
+    ask.add_argument("--slice", type=int, default=None, help="a study's slice (default: the middle one)")
+    ask.add_argument("--series", type=int, default=1, help="a study's series, 1 = the largest (`--slice` lists them)")
+    ask.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial", help="a volume's plane")
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
     ask.add_argument("--max-new-tokens", type=int, default=None)
     ask.add_argument("--window", default=None, type=_window,
@@ -182,9 +187,23 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
 
 
 def _ask(args) -> int:
-    from . import images, load_model
+    from pathlib import Path
 
-    decoded = images.load_path(args.image, **({"window": args.window} if args.window else {}))
+    from . import images, load_model, studies
+
+    raw = Path(args.image).read_bytes()
+    window = {"window": args.window} if args.window else {}
+    if studies.is_study(raw, args.image) or args.slice is not None:
+        found = list(studies.read(raw, args.image).values())
+        if not 1 <= args.series <= len(found):
+            raise studies.StudyError(f"--series {args.series}: the study holds " + "; ".join(
+                f"{i} = {s.label}" for i, s in enumerate(found, start=1)))
+        series = found[args.series - 1]
+        index = series.count(args.plane) // 2 if args.slice is None else args.slice
+        decoded = series.slice(index, args.plane, **window)
+        print(f"study:      {series.label}, {args.plane} slice {index} of {series.count(args.plane)}")
+    else:
+        decoded = images.decode(raw, args.image, **window)
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import data, gallery, images
+from .. import data, gallery, images, studies
 from ..types import MedVQAError
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom", "zip", "nii", "gz"]
 
 
 @dataclass
@@ -82,7 +82,8 @@ def pick_image(key: str) -> Picked | None:
         st.session_state.pop(f"{key}-preset", None)
     source = st.radio("Image", ["Phantom sample", "Gallery (real DICOM)", "Upload"], horizontal=True, key=f"{key}-src")
     if source == "Upload":
-        upload = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM", type=UPLOAD_TYPES, key=f"{key}-upload")
+        upload = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: a zip of a DICOM series or a NIfTI volume",
+                                  type=UPLOAD_TYPES, key=f"{key}-upload")
         if upload is None:
             st.info("Upload an image, or pick a phantom or gallery image.")
             return None
@@ -101,6 +102,8 @@ def pick_image(key: str) -> Picked | None:
         samples = _samples("phantom", 200)
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
         return _from_sample(samples[int(index)])
+    if studies.is_study(raw, name):
+        return _pick_slice(key, raw, name)
     window, invert = None, False
     choices = images.window_choices(raw, name)
     if choices:  # DICOM, and 16-bit or float pictures: shown through a window, never saturated
@@ -125,3 +128,38 @@ def pick_image(key: str) -> Picked | None:
     details = ", ".join(f"{k} {v}" for k, v in meta.items() if k in ("format", "modality", "width", "height") and v)
     return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
                   modality=meta.get("modality"))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading the study...")
+def _study(raw: bytes, name: str) -> dict:
+    return studies.read(raw, name)
+
+
+def _pick_slice(key: str, raw: bytes, name: str) -> Picked | None:
+    """A study: its series (when several), plane (volumes), slice and window; the question is asked on that slice."""
+    try:
+        found = _study(raw, name)
+    except images.ImageDecodeError as exc:
+        st.error(str(exc))
+        return None
+    label = st.selectbox("Series", list(found), key=f"{key}-series") if len(found) > 1 else next(iter(found))
+    series = found[label]
+    plane = (st.radio("Plane", studies.PLANES, horizontal=True, key=f"{key}-plane") if series.volume is not None
+             else "axial")
+    count = series.count(plane)
+    index = st.slider("Slice", 0, count - 1, count // 2, key=f"{key}-slice") if count > 1 else 0
+    choices = (images.window_choices(series.slices[0], "slice.dcm") if series.volume is None
+               else ["automatic", "custom"])
+    preset = st.selectbox("Window", choices, key=f"{key}-study-win")
+    window = None if preset == "file default" else preset
+    if preset == "custom":
+        c1, c2 = st.columns(2)
+        window = (c1.number_input("Centre", value=40.0, key=f"{key}-study-c"),
+                  c2.number_input("Width", value=400.0, min_value=1.0, key=f"{key}-study-w"))
+    try:
+        decoded = series.slice(index, plane, window)
+    except images.ImageDecodeError as exc:
+        st.error(str(exc))
+        return None
+    return Picked(decoded.image, f"{name}: {series.label}, {plane} slice {index} of {count}", dataset="upload",
+                  modality=decoded.metadata.get("modality"))

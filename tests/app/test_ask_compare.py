@@ -149,3 +149,20 @@ def test_answer_cards_mark_right_and_wrong_in_text_and_say_what_a_demo_model_is(
     assert "✅" not in text and "❌" not in text
     assert any("Untrained demo model" in c.value and "Not for clinical use" in c.value for c in app.caption)
     assert sample.question
+
+
+def test_a_zipped_series_upload_gets_a_slice_slider_and_is_answered_on_the_chosen_slice(app):
+    from tests.unit.test_studies import series_files, zipped
+
+    app.switch_page("views/ask.py").run()
+    app.radio(key="ask-src").set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(("ct5n.zip", zipped(series_files("98892001/CT5N")), "application/zip")).run()
+    assert not app.exception and not app.error
+    assert app.slider(key="ask-slice").value == 2  # the middle of 5
+    app.slider(key="ask-slice").set_value(4).run()
+    assert "slice 4 of 5" in app.image[0].proto.imgs[0].caption
+    assert "lung" in app.selectbox(key="ask-study-win").options  # CT: the Hounsfield presets
+    app.selectbox(key="ask-model").set_value("vilt-tiny").run()
+    app.text_input(key="ask-question").set_value("Is there a mass?").run()
+    app.button(key="ask-go").click().run()
+    assert not app.exception and len(app.metric) == 1

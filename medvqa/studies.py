@@ -1,0 +1,184 @@
+"""Studies as input: a DICOM series (a zip of files, or several files), a multi-frame DICOM, or a NIfTI volume, read
+with pydicom and nibabel into slices that are decoded one at a time, in memory.
+
+A DICOM slice goes through `images.decode` (modality LUT, windows, the safe metadata only: no patient tag is read
+out). Slices are grouped by SeriesInstanceUID and ordered along the slice normal (ImagePositionPatient projected on
+the cross product of ImageOrientationPatient's directions; InstanceNumber where positions are missing). A gap in the
+positions means a missing slice and is refused with the gap named. Limits are checked before anything is inflated.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from dataclasses import dataclass, field
+
+from .images import DecodedImage, ImageDecodeError, decode, is_dicom
+
+MAX_FILES = 2000  # slices in one study
+MAX_STUDY_BYTES = 1 << 30  # uncompressed bytes of a zip's members, or of an inflated .nii.gz
+MAX_RATIO = 200  # a zip member that inflates more than this is a bomb (DICOM slices compress 2-10x)
+PLANES = ("axial", "coronal", "sagittal")
+
+
+class StudyError(ImageDecodeError):
+    """A study that cannot be read as given (mixed content, missing slices, too large)."""
+
+
+@dataclass
+class Series:
+    label: str  # "CT series 3, 5 slices": modality, series number and size only, never a description or name
+    slices: list[bytes] = field(default_factory=list)  # DICOM files in order along the slice normal
+    frames: int = 0  # a multi-frame DICOM: one file, this many frames
+    volume: object = None  # a NIfTI volume in RAS+ orientation (x, y, z)
+
+    def count(self, plane: str = "axial") -> int:
+        if self.volume is not None:
+            return self.volume.shape[{"sagittal": 0, "coronal": 1, "axial": 2}[plane]]
+        return self.frames or len(self.slices)
+
+    def slice(self, index: int, plane: str = "axial", window=None) -> DecodedImage:
+        """One slice as an RGB image with its safe metadata; `window` as in images.decode."""
+        count = self.count(plane)
+        if not 0 <= index < count:
+            raise StudyError(f"slice {index} is outside {self.label} ({count} slices in the {plane} plane: 0 to "
+                             f"{count - 1})")
+        if self.volume is not None:
+            return _volume_slice(self.volume, index, plane, window)
+        if self.frames:
+            return decode(self.slices[0], "multi-frame DICOM", window=window, frame=index)
+        return decode(self.slices[index], f"slice {index}", window=window)
+
+
+def is_study(data: bytes, filename: str) -> bool:
+    name = filename.lower()
+    return name.endswith((".zip", ".nii", ".nii.gz")) or zipfile.is_zipfile(io.BytesIO(data))
+
+
+def read(data: bytes, filename: str) -> dict[str, Series]:
+    """Series label -> Series, for a zip of DICOM files, a NIfTI volume, or a multi-frame DICOM."""
+    name = filename.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return {"volume": _nifti(data, filename)}
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        return series_of(_zip_members(data, filename))
+    if is_dicom(data, filename):
+        frames = int(decode(data, filename).metadata.get("frames") or 1)
+        return {"frames": Series(f"{frames} frames", [data], frames=frames)}
+    raise StudyError(f"{filename} is not a study: give a zip of DICOM files, a multi-frame DICOM or a NIfTI volume")
+
+
+def _zip_members(data: bytes, filename: str) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > MAX_FILES:
+            raise StudyError(f"{filename} holds {len(members)} files; a study may hold {MAX_FILES}")
+        total = sum(m.file_size for m in members)
+        if total > MAX_STUDY_BYTES:
+            raise StudyError(f"{filename} inflates to {total / 2**20:.0f} MiB; the limit is "
+                             f"{MAX_STUDY_BYTES / 2**20:.0f} MiB. Nothing was inflated.")
+        bombs = [m.filename for m in members if m.compress_size and m.file_size / m.compress_size > MAX_RATIO]
+        if bombs:
+            raise StudyError(f"{filename}: {bombs[0]} would inflate {MAX_RATIO}x or more, which no DICOM slice "
+                             "does (a zip bomb?). Nothing was inflated.")
+        files = []
+        for member in members:
+            if member.filename.rsplit("/", 1)[-1].upper() == "DICOMDIR":
+                continue  # the media index, not an image
+            with archive.open(member) as fh:
+                files.append((member.filename, fh.read(member.file_size + 1)[: member.file_size]))
+    others = [n for n, raw in files if not is_dicom(raw, n)]
+    if others:
+        raise StudyError(f"{filename} holds files that are not DICOM: {', '.join(others[:5])}"
+                         + (" ..." if len(others) > 5 else "") + ". Zip the series' DICOM files only.")
+    if not files:
+        raise StudyError(f"{filename} holds no DICOM file")
+    return files
+
+
+def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:
+    """DICOM files grouped by series and ordered along the slice normal."""
+    import numpy as np
+    import pydicom
+
+    groups: dict[str, list] = {}
+    for name, raw in files:
+        ds = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True, force=True)
+        if "PixelData" not in ds and "Rows" not in ds:
+            continue  # a report or other non-image object of the study
+        key = str(ds.get("SeriesInstanceUID", "unknown"))
+        groups.setdefault(key, []).append((ds, raw, name))
+    if not groups:
+        raise StudyError("the study holds no image slices")
+    out = {}
+    for number, (_uid, members) in enumerate(sorted(groups.items(), key=lambda kv: -len(kv[1])), start=1):
+        first = members[0][0]
+        positions = _positions(members)
+        if positions is not None:
+            order = np.argsort(positions)
+            gaps = np.diff(np.asarray(positions)[order])
+            if len(gaps) >= 2:
+                typical = float(np.median(gaps))
+                worst = int(np.argmax(gaps))
+                if typical > 0 and gaps[worst] > 1.5 * typical:
+                    raise StudyError(f"{first.get('Modality', '')} series {first.get('SeriesNumber', number)}: "
+                                     f"{gaps[worst]:.1f} mm between slices {worst} and {worst + 1} where the others "
+                                     f"are {typical:.1f} mm apart: a slice is missing. Add it, or zip the series "
+                                     "again.")
+        else:
+            order = np.argsort([int(ds.get("InstanceNumber", 0) or 0) for ds, _, _ in members])
+        label = (f"{first.get('Modality', 'DICOM')} series {first.get('SeriesNumber', number)}, "
+                 f"{len(members)} slice{'s' if len(members) > 1 else ''}")
+        out[label] = Series(label, [members[i][1] for i in order])
+    return out
+
+
+def _positions(members) -> list[float] | None:
+    """Each slice's position along the series' normal, or None where a slice lacks its geometry."""
+    import numpy as np
+
+    try:
+        orientation = np.asarray([float(v) for v in members[0][0].ImageOrientationPatient])
+        normal = np.cross(orientation[:3], orientation[3:])
+        return [float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])) for ds, _, _ in members]
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def _nifti(data: bytes, filename: str) -> Series:
+    import nibabel as nib
+    import numpy as np
+
+    if filename.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            data = stream.read(MAX_STUDY_BYTES + 1)
+        if len(data) > MAX_STUDY_BYTES:
+            raise StudyError(f"{filename} inflates beyond {MAX_STUDY_BYTES / 2**20:.0f} MiB; the limit")
+    try:
+        image = nib.as_closest_canonical(nib.Nifti1Image.from_bytes(data))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for a bad header
+        raise StudyError(f"{filename} is not a readable NIfTI volume ({exc})") from exc
+    volume = np.asarray(image.dataobj, dtype=np.float32)
+    if volume.ndim == 4:
+        volume = volume[..., 0]  # the first volume of a time series
+    if volume.ndim != 3:
+        raise StudyError(f"{filename} has {volume.ndim} dimensions; a volume has 3")
+    return Series(f"NIfTI volume {'x'.join(map(str, volume.shape))}", volume=volume)
+
+
+def _volume_slice(volume, index: int, plane: str, window) -> DecodedImage:
+    import numpy as np
+
+    from .images import _window, _windowed
+
+    if plane not in PLANES:
+        raise StudyError(f"unknown plane '{plane}'; choose one of {', '.join(PLANES)}")
+    values = {"axial": volume[:, :, index], "coronal": volume[:, index, :],
+              "sagittal": volume[index, :, :]}[plane]
+    values = np.rot90(values)  # RAS+ arrays: rows become anterior/superior at the top, as radiologists view them
+    if isinstance(window, str) and window != "automatic":
+        raise StudyError(f"the '{window}' preset needs Hounsfield units, which a NIfTI file does not declare; use "
+                         "automatic or a custom window")
+    image, shown = _windowed(values, *_window(None, values, None if isinstance(window, str) else window))
+    return DecodedImage(image, {"format": "NIfTI", "plane": plane, "slice": index, "window": shown,
+                                "width": image.width, "height": image.height})
