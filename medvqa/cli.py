@@ -192,18 +192,11 @@ def _ask(args) -> int:
     from . import images, load_model, studies
 
     raw = Path(args.image).read_bytes()
-    window = {"window": args.window} if args.window else {}
     if studies.is_study(raw, args.image) or args.slice is not None:
-        found = list(studies.read(raw, args.image).values())
-        if not 1 <= args.series <= len(found):
-            raise studies.StudyError(f"--series {args.series}: the study holds " + "; ".join(
-                f"{i} = {s.label}" for i, s in enumerate(found, start=1)))
-        series = found[args.series - 1]
-        index = series.count(args.plane) // 2 if args.slice is None else args.slice
-        decoded = series.slice(index, args.plane, **window)
+        series, index, decoded = studies.pick(raw, args.image, args.slice, args.series, args.plane, args.window)
         print(f"study:      {series.label}, {args.plane} slice {index} of {series.count(args.plane)}")
     else:
-        decoded = images.decode(raw, args.image, **window)
+        decoded = images.decode(raw, args.image, **({"window": args.window} if args.window else {}))
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .types import MedVQAError, ModelSpec
 
@@ -50,8 +50,6 @@ class RayBackend:
     workers: int = 2  # actors per model (no more than there are batches)
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
-    answered: Counter = field(default_factory=Counter)  # actor pid -> answers, for the progress bar
-    busy: Counter = field(default_factory=Counter)  # actor pid -> seconds spent answering
 
     def connect(self):
         ray = require_ray()
@@ -69,18 +67,17 @@ class RayBackend:
         (one running, one queued), so finished work reaches the store steadily and a dead actor has little to
         redo."""
         ray = self.connect()
-        self.answered, self.busy = Counter(), Counter()
         remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_restarts=2,
                             max_task_retries=2)(_Worker)
         actors = [remote.remote(spec, zero_shot) for _ in range(max(1, min(self.workers, len(batches))))]
         pending: dict = {}
-        queue = list(enumerate(batches))
-        load = Counter()
+        queue = list(batches)
+        load, answered, busy = Counter(), Counter(), Counter()  # per actor; per worker pid (the progress bar)
         try:
             while queue or pending:
                 for actor in actors:  # keep each actor busy with up to two batches
                     while queue and load[actor] < 2:
-                        index, batch = queue.pop(0)
+                        batch = queue.pop(0)
                         ref = actor.answer.remote([(s.image, s.question) for s in batch], settings)
                         pending[ref] = (actor, batch)
                         load[actor] += 1
@@ -93,11 +90,11 @@ class RayBackend:
                     except ray.exceptions.RayError as exc:
                         raise MedVQAError(f"a Ray worker failed on {spec.name} and could not be restarted: "
                                           f"{str(exc).splitlines()[0]}") from exc
-                    self.answered[pid] += len(batch)
-                    self.busy[pid] += seconds
+                    answered[pid] += len(batch)
+                    busy[pid] += seconds
                     if bar is not None:  # each worker's answers per second of its own answering
-                        bar.set_postfix_str(" ".join(f"w{i}:{n / max(1e-9, self.busy[p]):.1f}/s"
-                                                     for i, (p, n) in enumerate(self.answered.items())))
+                        bar.set_postfix_str(" ".join(f"w{i}:{n / max(1e-9, busy[p]):.1f}/s"
+                                                     for i, (p, n) in enumerate(answered.items())))
                     yield batch, answers
         finally:
             for actor in actors:

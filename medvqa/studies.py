@@ -68,6 +68,18 @@ def read(data: bytes, filename: str) -> dict[str, Series]:
     raise StudyError(f"{filename} is not a study: give a zip of DICOM files, a multi-frame DICOM or a NIfTI volume")
 
 
+def pick(data: bytes, filename: str, index: int | None = None, series: int = 1, plane: str = "axial",
+         window=None) -> tuple[Series, int, DecodedImage]:
+    """One slice of a study: the `series`-th (1 = the largest), slice `index` (default the middle) of `plane`."""
+    found = list(read(data, filename).values())
+    if not 1 <= series <= len(found):
+        raise StudyError(f"series {series}: the study holds " + "; ".join(
+            f"{i} = {s.label}" for i, s in enumerate(found, start=1)))
+    chosen = found[series - 1]
+    index = chosen.count(plane) // 2 if index is None else index
+    return chosen, index, chosen.slice(index, plane, window)
+
+
 def _zip_members(data: bytes, filename: str) -> list[tuple[str, bytes]]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = [m for m in archive.infolist() if not m.is_dir()]

@@ -99,6 +99,26 @@ QUESTIONS = [
 ]
 
 
+def in_threads(target, count: int) -> list[Exception]:
+    """Run target(0) ... target(count - 1) in as many threads at once; the exceptions they raised."""
+    import threading
+
+    errors = []
+
+    def guarded(k):
+        try:
+            target(k)
+        except Exception as exc:  # noqa: BLE001 - returned to the test, which asserts there are none
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def free_port() -> int:
     import socket
 

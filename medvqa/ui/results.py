@@ -27,6 +27,32 @@ def require_store() -> Store:
         st.stop()
 
 
+def _judge_agreement(db: Store) -> pd.DataFrame:
+    from .. import judge, ratings
+
+    grades = db.grades()
+    verdicts = judge.judge_grades(db)
+    if grades.empty or verdicts.empty:
+        return pd.DataFrame(columns=["judge", "rater", "kappa", "observed", "items"])
+    both = pd.concat([grades[["rater", "sample_id", "model", "verdict"]], verdicts], ignore_index=True)
+    rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j)}
+            for j in sorted(verdicts.rater.unique()) for r in sorted(grades.rater.unique())]
+    return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
+
+
+def _judgment_facets(db: Store) -> tuple[list[str], list[str]]:
+    import sqlalchemy as sa
+
+    from ..store.schema import runs as r
+    from ..store.schema import votes as v
+
+    with db.connect() as conn:
+        datasets = set(conn.execute(sa.select(v.c.dataset).distinct()).scalars())
+        datasets |= set(conn.execute(sa.select(r.c.dataset).distinct()).scalars())
+        modalities = set(conn.execute(sa.select(v.c.modality).distinct()).scalars())
+    return sorted(d for d in datasets if d and d != "probe"), sorted(m for m in modalities if m)
+
+
 _READS = {
     "latest_runs": browse.latest_runs,
     "sample_page": browse.sample_page,
@@ -40,6 +66,8 @@ _READS = {
     "vote_counts": Store.vote_counts,
     "vote_summary": Store.vote_summary,
     "grades": Store.grades,
+    "judge_agreement": _judge_agreement,
+    "judgment_facets": _judgment_facets,
 }
 
 
@@ -105,17 +133,7 @@ def judgments(datasets=(), modalities=()) -> tuple[pd.DataFrame, tuple[int, int]
 
 def judgment_facets() -> tuple[list[str], list[str]]:
     """The datasets and modalities the Leaderboard can filter on."""
-    import sqlalchemy as sa
-
-    from ..store.schema import runs as r
-    from ..store.schema import votes as v
-
-    db = store()
-    with db.connect() as conn:
-        datasets = set(conn.execute(sa.select(v.c.dataset).distinct()).scalars())
-        datasets |= set(conn.execute(sa.select(r.c.dataset).distinct()).scalars())
-        modalities = set(conn.execute(sa.select(v.c.modality).distinct()).scalars())
-    return sorted(d for d in datasets if d and d != "probe"), sorted(m for m in modalities if m)
+    return _cached("judgment_facets")
 
 
 def baselines(metric: str, subset: str) -> dict[str, float]:
@@ -128,19 +146,3 @@ def baselines(metric: str, subset: str) -> dict[str, float]:
 def judge_agreement() -> pd.DataFrame:
     """Each judge against each radiologist on the items both scored: Cohen's kappa and raw agreement."""
     return _cached("judge_agreement")
-
-
-def _judge_agreement(db: Store) -> pd.DataFrame:
-    from .. import judge, ratings
-
-    grades = db.grades()
-    verdicts = judge.judge_grades(db)
-    if grades.empty or verdicts.empty:
-        return pd.DataFrame(columns=["judge", "rater", "kappa", "observed", "items"])
-    both = pd.concat([grades[["rater", "sample_id", "model", "verdict"]], verdicts], ignore_index=True)
-    rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j)}
-            for j in sorted(verdicts.rater.unique()) for r in sorted(grades.rater.unique())]
-    return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
-
-
-_READS["judge_agreement"] = _judge_agreement

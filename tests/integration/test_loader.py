@@ -1,7 +1,6 @@
 """Base sharing, LoRA switching, memory, concurrency and every way a checkpoint can be bad."""
 import gc
 import json
-import threading
 import time
 import weakref
 
@@ -11,7 +10,7 @@ import medvqa
 from medvqa.loader import CACHE
 from medvqa.models.base import InputError
 from medvqa.types import CheckpointError, SpecError
-from tests.conftest import QUESTIONS, add_variant, noise_image
+from tests.conftest import QUESTIONS, add_variant, in_threads, noise_image
 
 
 def test_lora_spec_shares_its_base_and_switches_adapters(zoo, images):
@@ -81,21 +80,13 @@ def test_concurrent_callers_each_get_their_own_answer(zoo):
     # inputs really lead to different answers (the sine-cosine patch positions make random towers less sensitive to
     # noise images, so fewer distinct answers than before: 3 or more still catches answers crossing between callers)
     assert len(set(expected.values())) >= 3
-    got, errors = {}, []
+    got = {}
 
     def worker(t):
-        try:
-            for i in range(5):
-                got[(t, i)] = model.answer(*jobs[(t, i)]).text
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        for i in range(5):
+            got[(t, i)] = model.answer(*jobs[(t, i)]).text
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors and got == expected
+    assert in_threads(worker, 8) == [] and got == expected
 
 
 def test_corrupt_checkpoint_is_reported_and_others_still_work(scratch_zoo, images):

@@ -3,7 +3,6 @@ writes, concurrent raters, page data computed in SQL, the store version, copies,
 import json
 import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 
 from medvqa import browse, metrics, ratings, report
 from medvqa.store import SCHEMA_VERSION, Prediction, Store, StoreUnreachable
-from tests.conftest import free_port, new_postgres_database
+from tests.conftest import free_port, in_threads, new_postgres_database
 
 V1_STORE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1.db"  # written by the v1 store (912a3d0)
 
@@ -90,22 +89,13 @@ def test_metrics_latest_run_and_nan_as_null(store_url):
 
 def test_eight_concurrent_raters_leave_exactly_800_rows(store_url):
     store = Store()
-    errors = []
 
     def rater(k):
-        try:
-            for i in range(50):
-                store.add_vote(f"rater{k}", "model-a", "model-b", "model_a", f"q{i}", "hash", "phantom", "ct")
-                store.add_grade(f"rater{k}", f"s{i}", "model-a", "correct", None, f"comment {i}")
-        except Exception as exc:  # noqa: BLE001 (reported below: a thread's exception would vanish)
-            errors.append(exc)
+        for i in range(50):
+            store.add_vote(f"rater{k}", "model-a", "model-b", "model_a", f"q{i}", "hash", "phantom", "ct")
+            store.add_grade(f"rater{k}", f"s{i}", "model-a", "correct", None, f"comment {i}")
 
-    threads = [threading.Thread(target=rater, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert in_threads(rater, 8) == []
     fresh = Store(store_url)  # durable: another connection sees every row
     assert fresh.count("votes") == 400 and fresh.count("grades") == 400
     assert fresh.vote_summary() == (400, 8)
