@@ -68,11 +68,15 @@ def _matching_samples(run_ids, chosen: SampleFilter):
     return query.group_by(p.c.sample_id)
 
 
-def _latest(db, dataset: str, split: str, ablation: str) -> tuple[list[int], list[str]]:
-    """The newest finished run ids and their models. Ids are passed on as literals, not a subquery: the planner then
-    reads only their rows through the primary key (PostgreSQL scanned every prediction for the subquery form)."""
-    rows = db.execute(sa.select(runs.c.id, runs.c.model).where(runs.c.id.in_(latest_run_ids(ablation, dataset, split)))
-                      .order_by(runs.c.model)).all()
+def _latest(db, dataset: str, split: str, ablation: str, models: list[str] | None = None
+            ) -> tuple[list[int], list[str]]:
+    """The newest finished run ids and their models (all, or those named). Ids are passed on as literals, not a
+    subquery: the planner then reads only their rows through the primary key (PostgreSQL scanned every prediction for
+    the subquery form)."""
+    query = sa.select(runs.c.id, runs.c.model).where(runs.c.id.in_(latest_run_ids(ablation, dataset, split)))
+    if models is not None:
+        query = query.where(runs.c.model.in_(list(models)))
+    rows = db.execute(query.order_by(runs.c.model)).all()
     return [r.id for r in rows], [r.model for r in rows]
 
 
@@ -89,11 +93,12 @@ def sample_facets(store: Store, dataset: str, split: str, ablation: str = "none"
 
 
 def sample_page(store: Store, dataset: str, split: str, chosen: SampleFilter = SampleFilter(), page: int = 1,
-                page_size: int = 12, ablation: str = "none") -> SamplePage:
-    """One page of samples evaluated on dataset/split (each model's newest run), the filters applied in SQL."""
+                page_size: int = 12, ablation: str = "none", models: list[str] | None = None) -> SamplePage:
+    """One page of samples evaluated on dataset/split (each model's newest run; all models, or those named), the
+    filters applied in SQL."""
     p = predictions
     with store.connect() as db:
-        run_ids, models = _latest(db, dataset, split, ablation)
+        run_ids, models = _latest(db, dataset, split, ablation, models)
         matching = _matching_samples(run_ids, chosen).subquery()
         count = db.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
         page_ids = (sa.select(matching.c.sample_id).order_by(matching.c.sample_id)
@@ -113,6 +118,19 @@ def _wide(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     correct = long.pivot(index="sample_id", columns="model", values="correct").reindex(columns=models)
     correct.columns = [f"{m} correct" for m in models]
     return pd.concat([base, answers, correct], axis=1).reset_index().sort_values("sample_id", ignore_index=True)
+
+
+def grades_for(store: Store, sample_ids: list[str], models: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(sample id, model) -> "rater: verdict (comment)" lines, for a page of samples (case reports)."""
+    g = grades
+    query = (sa.select(g.c.sample_id, g.c.model, g.c.rater, g.c.verdict, g.c.comment)
+             .where(g.c.sample_id.in_(list(sample_ids)), g.c.model.in_(list(models))).order_by(g.c.id))
+    out: dict[tuple[str, str], list[str]] = {}
+    with store.connect() as db:
+        for row in db.execute(query):
+            line = f"{row.rater}: {row.verdict}" + (f" ({row.comment})" if row.comment else "")
+            out.setdefault((row.sample_id, row.model), []).append(line)
+    return out
 
 
 def grading_queue(store: Store, run_ids: list[int], rater: str, limit: int | None = None) -> tuple[pd.DataFrame, int]:

@@ -315,11 +315,34 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--ablation", default="none")
     rep.add_argument("--bootstrap", choices=["image", "question"], default="image",
                      help="the paired bootstrap resamples images (default) or single questions")
+    rep.add_argument("--cases", metavar="FOLDER", default=None,
+                     help="write one HTML case report per sample on which the models disagree into FOLDER")
+    rep.add_argument("--models", nargs="+", default=None, help="with --cases: these models (default every one "
+                     "evaluated on --dataset/--split)")
+    rep.add_argument("--limit", type=int, default=20, help="with --cases: at most this many cases (default 20)")
+    rep.add_argument("--no-maps", action="store_true", help="with --cases: skip the relevance maps (a backward pass "
+                     "per model and case)")
+
+
+def _report_cases(args) -> int:
+    from . import cases
+
+    found = cases.disagreement_cases(args.dataset, args.split, args.models, limit=args.limit,
+                                     with_maps=not args.no_maps, progress=print)
+    if not found:
+        print(f"the models agree on every sample of {args.dataset}/{args.split}: no case written")
+        return 0
+    for case in found:
+        cases.write(case, args.cases)
+    print(f"wrote {len(found)} case reports to {args.cases}")
+    return 0
 
 
 def _report(args) -> int:
     from . import config, report
 
+    if args.cases:
+        return _report_cases(args)
     if args.compare:
         c = report.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation,
                            bootstrap=args.bootstrap)

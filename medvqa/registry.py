@@ -124,6 +124,14 @@ def get_spec(name: str, root: Path | None = None) -> ModelSpec:
     raise UnknownModelError(f"no model named '{name}'. Registered models: {known}")
 
 
+def demo_notice(name: str) -> str | None:
+    """The "demo model, not for clinical use" notice of a registered model (None for others and unknown names)."""
+    try:
+        return get_spec(name).demo_notice
+    except MedVQAError:
+        return None
+
+
 def model_table(loaded: set[str] = frozenset()) -> tuple[list[dict], list[SpecProblem]]:
     """One row per registered model (what `medvqa models` prints and the dashboard shows), plus skipped specs.
     Sizes come from safetensors headers: no torch."""

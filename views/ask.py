@@ -1,7 +1,8 @@
 """Ask one model a question about one image."""
 import streamlit as st
 
-from medvqa.ui.answers import answer_card, ask, model_names
+from medvqa.ui.answers import model_names
+from medvqa.ui.comparison import show_answers
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.questions import question_box
 
@@ -18,8 +19,5 @@ if picked is not None:
         model = st.selectbox("Model", names, key="ask-model")
         question = question_box("ask", picked.question)
         expert = st.toggle("Expert-radiologist prompt", key="ask-expert")
-        if st.button("Ask", type="primary", key="ask-go", disabled=not question):
-            answer = ask([model], picked.image, question, expert)[model]
-            answer_card(model, answer, picked.ground_truth, picked.answer_type)
-            if picked.ground_truth is not None:
-                st.caption(f"Ground truth: **{picked.ground_truth}**")
+        go = st.button("Ask", type="primary", key="ask-go", disabled=not question)
+        show_answers("ask", picked, [model], question, expert, go)

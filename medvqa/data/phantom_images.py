@@ -51,8 +51,20 @@ def sample_truth(rng: np.random.Generator, style: str) -> Truth:
 
 
 def draw(truth: Truth, rng: np.random.Generator) -> Image.Image:
+    return draw_with_mask(truth, rng)[0]
+
+
+def draw_with_mask(truth: Truth, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
+    """The image and a SIZE x SIZE boolean mask of where its findings were drawn (all False for a normal image): the
+    ground truth the relevance-map sanity checks measure against. Draws exactly what `draw` draws from `rng`."""
     painter = {"chest-xray": _chest_xray, "abdomen-ct": _ct, "brain-mri": _mri, "pathology": _pathology}[truth.style]
-    return painter(truth, rng)
+    discs: list[tuple[tuple[float, float], float]] = []
+    image = painter(truth, rng, discs)
+    y, x = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    for (cx, cy), r in discs:
+        mask |= (x - cx) ** 2 + (y - cy) ** 2 <= r**2
+    return image, mask
 
 
 def _finding_centres(truth: Truth, rng, box: tuple[float, float, float, float]) -> list[tuple[float, float]]:
@@ -76,6 +88,13 @@ def _radius(truth: Truth, rng) -> float:
     return rng.uniform(5.0, 6.5) if truth.size == "small" else rng.uniform(10.0, 13.0)
 
 
+def _disc(discs: list, centre, truth: Truth, rng) -> float:
+    """A finding's radius, recorded with its centre for the findings' mask."""
+    r = _radius(truth, rng)
+    discs.append((centre, r))
+    return r
+
+
 def _grey(canvas: np.ndarray, rng, noise: float = 6.0, blur: float = 1.0) -> Image.Image:
     canvas = canvas + rng.normal(0, noise, canvas.shape)
     img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
@@ -86,7 +105,7 @@ def _ellipse(img: Image.Image, centre, rx, ry, fill) -> None:
     ImageDraw.Draw(img).ellipse([centre[0] - rx, centre[1] - ry, centre[0] + rx, centre[1] + ry], fill=fill)
 
 
-def _chest_xray(truth: Truth, rng) -> Image.Image:
+def _chest_xray(truth: Truth, rng, discs: list) -> Image.Image:
     base = Image.new("L", (SIZE, SIZE), int(rng.uniform(25, 45)))
     draw = ImageDraw.Draw(base)
     draw.rounded_rectangle([14, 10, 114, 124], radius=30, fill=int(rng.uniform(150, 175)))  # soft tissue
@@ -97,11 +116,11 @@ def _chest_xray(truth: Truth, rng) -> Image.Image:
         draw.arc([16, y - 10, 64, y + 14], 200, 340, fill=140, width=2)
         draw.arc([64, y - 10, 112, y + 14], 200, 340, fill=140, width=2)
     for c in _finding_centres(truth, rng, (0.2, 0.2, 0.42, 0.85)):
-        _ellipse(base, c, *(2 * [_radius(truth, rng)]), fill=int(rng.uniform(190, 220)))
+        _ellipse(base, c, *(2 * [_disc(discs, c, truth, rng)]), fill=int(rng.uniform(190, 220)))
     return _grey(np.asarray(base, dtype=np.float32), rng)
 
 
-def _ct(truth: Truth, rng) -> Image.Image:
+def _ct(truth: Truth, rng, discs: list) -> Image.Image:
     base = Image.new("L", (SIZE, SIZE), 5)
     draw = ImageDraw.Draw(base)
     if truth.plane == "axial":
@@ -115,11 +134,11 @@ def _ct(truth: Truth, rng) -> Image.Image:
         draw.ellipse([26, 20, 60, 70], fill=int(rng.uniform(125, 140)))
         box = (0.22, 0.12, 0.45, 0.9)
     for c in _finding_centres(truth, rng, box):
-        _ellipse(base, c, *(2 * [_radius(truth, rng)]), fill=int(rng.uniform(185, 205)))  # enhancing
+        _ellipse(base, c, *(2 * [_disc(discs, c, truth, rng)]), fill=int(rng.uniform(185, 205)))  # enhancing
     return _grey(np.asarray(base, dtype=np.float32), rng, noise=8.0, blur=0.7)
 
 
-def _mri(truth: Truth, rng) -> Image.Image:
+def _mri(truth: Truth, rng, discs: list) -> Image.Image:
     base = Image.new("L", (SIZE, SIZE), 0)
     draw = ImageDraw.Draw(base)
     if truth.plane == "axial":
@@ -135,11 +154,11 @@ def _mri(truth: Truth, rng) -> Image.Image:
         draw.ellipse([44, 46, 84, 62], fill=35)  # corpus callosum region
         box = (0.15, 0.15, 0.46, 0.75)
     for c in _finding_centres(truth, rng, box):
-        _ellipse(base, c, *(2 * [_radius(truth, rng)]), fill=int(rng.uniform(225, 250)))  # hyperintense
+        _ellipse(base, c, *(2 * [_disc(discs, c, truth, rng)]), fill=int(rng.uniform(225, 250)))  # hyperintense
     return _grey(np.asarray(base, dtype=np.float32), rng, noise=5.0, blur=0.8)
 
 
-def _pathology(truth: Truth, rng) -> Image.Image:
+def _pathology(truth: Truth, rng, discs: list) -> Image.Image:
     eosin = np.array([235, 170, 200]) if truth.stain == "pink" else np.array([190, 150, 215])
     nucleus = np.array([110, 60, 150]) if truth.stain == "pink" else np.array([70, 35, 120])
     img = Image.fromarray(np.clip(eosin + rng.normal(0, 8, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8))
@@ -148,6 +167,6 @@ def _pathology(truth: Truth, rng) -> Image.Image:
         x, y, r = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(1.5, 2.5)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in nucleus + rng.normal(0, 10, 3)))
     for c in _finding_centres(truth, rng, (0.08, 0.08, 0.44, 0.92)):  # dense dark clusters
-        r = _radius(truth, rng)
+        r = _disc(discs, c, truth, rng)
         draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=tuple(int(v) for v in nucleus * 0.55))
     return img.filter(ImageFilter.GaussianBlur(0.6))

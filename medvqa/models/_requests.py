@@ -11,6 +11,10 @@ class InputError(MedVQAError):
     """A request the model cannot answer as given (empty question, no image, ...)."""
 
 
+class ExplainUnavailable(MedVQAError):
+    """A model that cannot say where it looked (no gradients reach this process)."""
+
+
 def check_question(question) -> str:
     if not isinstance(question, str) or not question.strip():
         raise InputError("The question is empty: type a question about the image.")

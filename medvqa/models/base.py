@@ -138,6 +138,16 @@ class VQAModel:
         """[batch, tokens, width] features the pretraining head reads: every token the language side will see."""
         return output.last_hidden_state
 
+    # --- relevance maps (model.explain) ------------------------------------------------------------------------
+    def explanation_batch(self, image, prompt: str, answer: str):
+        """The inputs that score `answer` for (image, prompt): by default the family's training batch."""
+        return self.training_batch(self.processor, self.model.config, [image], [prompt], [answer])
+
+    def answer_score(self, batch, answer: str) -> torch.Tensor:
+        """A scalar that rises with the answer's log-probability: by default minus the family's training loss, the
+        mean negative log-likelihood of the answer tokens (BLIP's with its 0.1 label smoothing)."""
+        return -self.model(**batch).loss
+
     # --- public interface --------------------------------------------------------------------------------
     @property
     def model(self):
@@ -178,6 +188,20 @@ class VQAModel:
                     trim_answer(text), float(min(1.0, max(0.0, score))), candidates, latency, self.spec.name
                 )
         return results  # type: ignore[return-value]
+
+    def explain(self, image, question: str, answer: str | None = None, prompt_strategy: str | None = None):
+        """Where the model looked for `answer` (its own answer when None): a [height, width] float32 numpy array over
+        the image, 0 to 1, from gradient x input at the vision tower's patch embedding (medvqa/models/_relevance.py).
+        Costs one forward and one backward pass (plus one generation when `answer` is None)."""
+        from ._relevance import relevance_map
+
+        image = check_image(image)
+        strategy = prompt_strategy or self.spec.prompt_strategy
+        prompt = apply_strategy(check_question(question), strategy)
+        if answer is None:
+            answer = self.answer(image, question, prompt_strategy=strategy).text
+        with self.activated():
+            return relevance_map(self, image, prompt, answer)
 
     @contextlib.contextmanager
     def activated(self):

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..openai_api import ChatEndpoint
 from ..prompts import apply_strategy, trim_answer
 from ..types import Answer, ModelSpec, SpecError
-from ._requests import check_image, check_question, new_token_budget
+from ._requests import ExplainUnavailable, check_image, check_question, new_token_budget
 
 
 class ServedVQA:
@@ -72,6 +72,10 @@ class ServedVQA:
         # exp(mean token log-prob), as the local generative families score; None when the engine gives none
         score = math.exp(sum(reply.logprobs) / len(reply.logprobs)) if reply.logprobs else None
         return Answer(trim_answer(reply.text), score, [], latency, self.spec.name)
+
+    def explain(self, image, question: str, answer: str | None = None, prompt_strategy: str | None = None):
+        raise ExplainUnavailable(f"{self.spec.name}: where the model looked is not available for served models "
+                                 "(the engine returns no gradients)")
 
     def health(self) -> str | None:
         """None when the endpoint answers and serves this model, else why not."""

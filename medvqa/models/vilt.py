@@ -6,7 +6,7 @@ from collections import Counter
 
 import torch
 
-from .base import VQAModel
+from .base import InputError, VQAModel
 
 TOP_K = 5
 DEFAULT_LABELS = ["yes", "no", "x-ray", "ct", "mri", "pathology", "axial", "coronal", "pa", "chest", "brain",
@@ -53,6 +53,15 @@ class ViltVQA(VQAModel):
             candidates = [(str(id2label[i]), float(v)) for v, i in zip(values, indices)]
             out.append((candidates[0][0], candidates[0][1], candidates))
         return out
+
+    def explanation_batch(self, image, prompt, answer):
+        return self.preprocess([image], [prompt])
+
+    def answer_score(self, batch, answer):
+        label = self.model.config.label2id.get(answer.strip().lower())
+        if label is None:
+            raise InputError(f"'{answer}' is not among {self.spec.name}'s answers, so it has no score to explain")
+        return self.model(**batch).logits[0, label]
 
     # --- training: soft multi-hot targets over an answer vocabulary built from the training answers ----------------
     lora_targets = r".*\.(query|value)$"

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
 import streamlit as st
 
-from .. import list_models, load_model, loaded_models
+from .. import list_models, load_model, loaded_models, registry
 from ..metrics import correct
 from ..types import MedVQAError
 
@@ -68,10 +69,11 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if isinstance(answer, str):
         st.error(answer)
         return
-    st.metric("Answer", answer.text or "(empty)")
+    # the whole answer, wrapped (st.metric cut long answers with an ellipsis)
+    st.markdown(f"#### {_escaped(answer.text) if answer.text else '(empty)'}")
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
-    notice = _notice(answer.model) if show_origin else None
+    notice = registry.demo_notice(answer.model) if show_origin else None
     if notice:
         st.caption(f":material/science: {notice}")
     confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
@@ -82,13 +84,12 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
                      hide_index=True)
 
 
-def _notice(name: str) -> str | None:
-    from .. import registry
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
-    try:
-        return registry.get_spec(name).demo_notice
-    except MedVQAError:
-        return None
+
+def _escaped(text: str) -> str:
+    """Model output shown literally, not as markdown (a '#', '*' or ':material/...' in an answer stays text)."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def majority_answer(answers: dict) -> str | None:

@@ -21,6 +21,10 @@ class Picked:
     answer_type: str = "open"
     dataset: str = "upload"  # where the image came from (votes record it; never the pixels)
     modality: str | None = None
+    note: str = ""  # the caption without a file name (an upload's name may name the patient): what case reports say
+
+    def __post_init__(self):
+        self.note = self.note or self.caption
 
 
 @st.cache_resource
@@ -126,8 +130,10 @@ def pick_image(key: str) -> Picked | None:
         st.error(str(exc))
         return None
     details = ", ".join(f"{k} {v}" for k, v in meta.items() if k in ("format", "modality", "width", "height") and v)
+    origin = "uploaded image" if source == "Upload" else "gallery image"
+    shown_window = f", window {window if isinstance(window, str) else 'custom' if window else 'file default'}"
     return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
-                  modality=meta.get("modality"))
+                  modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})")
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the study...")
@@ -161,5 +167,6 @@ def _pick_slice(key: str, raw: bytes, name: str) -> Picked | None:
     except images.ImageDecodeError as exc:
         st.error(str(exc))
         return None
-    return Picked(decoded.image, f"{name}: {series.label}, {plane} slice {index} of {count}", dataset="upload",
-                  modality=decoded.metadata.get("modality"))
+    where = f"{series.label}, {plane} slice {index} of {count}"
+    return Picked(decoded.image, f"{name}: {where}", dataset="upload", modality=decoded.metadata.get("modality"),
+                  note=f"uploaded study: {where}, window {preset}")

@@ -1,4 +1,5 @@
 """Ask and Compare pages: the answers shown are the models' answers; nothing reloads between questions."""
+import re
 
 import medvqa
 import medvqa.registry
@@ -10,8 +11,9 @@ def first_sample():
     return data.load("phantom", split="test", limit=200, seed=0)[0]
 
 
-def shown(metric) -> str:
-    return metric.value.replace(" ✅", "").replace(" ❌", "")
+def answers_shown(app) -> list[str]:
+    """The answers on the page's cards, in order: each is a level-4 heading, its markdown escaped."""
+    return [re.sub(r"\\(.)", r"\1", m.value[5:]) for m in app.markdown if m.value.startswith("#### ")]
 
 
 def test_ask_shows_the_models_answer_for_a_phantom_sample(app):
@@ -22,7 +24,7 @@ def test_ask_shows_the_models_answer_for_a_phantom_sample(app):
     app.button(key="ask-go").click().run()
     assert not app.exception
     expected = medvqa.load_model("llava-tiny").answer(sample.image, sample.question).text
-    assert shown(app.metric[0]) == (expected or "(empty)")
+    assert answers_shown(app) == [expected or "(empty)"]
     assert any(f"Ground truth: **{sample.answer}**" in c.value for c in app.caption)
 
 
@@ -65,14 +67,13 @@ def test_compare_shows_every_family_and_reloads_nothing(app):
     assert sorted(medvqa.registry.get_spec(n).family for n in names) == sorted(medvqa.models.local_family_names())
     app.button(key="compare-go").click().run()
     assert not app.exception
-    for name, metric in zip(names, app.metric):
-        expected = medvqa.load_model(name).answer(sample.image, sample.question).text
-        assert shown(metric) == (expected or "(empty)")
+    expected = [medvqa.load_model(name).answer(sample.image, sample.question).text or "(empty)" for name in names]
+    assert answers_shown(app) == expected
     loads = CACHE.load_count
     app.text_input(key="compare-question").set_value("What organ is shown?").run()
     app.button(key="compare-go").click().run()
     # a second question loads no model (its speed is measured by benchmarks/compare_warm.py, not asserted here)
-    assert len(app.metric) == len(names) and CACHE.load_count == loads
+    assert len(answers_shown(app)) == len(names) and CACHE.load_count == loads
     app.run()  # a plain rerun (any widget change) reloads nothing either
     assert CACHE.load_count == loads
 
@@ -122,7 +123,7 @@ def test_a_dead_served_model_shows_its_error_card_and_the_others_answer(app, scr
     app.button(key="compare-go").click().run()
     assert not app.exception
     assert [e.value for e in app.error] == [f"{dead} is unreachable (ConnectError): is the engine running?"]
-    assert len(app.metric) == 2  # the two local models answered
+    assert len(answers_shown(app)) == 2  # the two local models answered
     app.switch_page("views/models.py").run()
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
@@ -136,7 +137,7 @@ def test_a_long_question_says_so_and_an_empty_one_loads_nothing(app):
     assert app.button(key="compare-go").disabled
     app.text_input(key="compare-question").set_value("   ").run()
     assert app.button(key="compare-go").disabled and not app.error  # nothing to click: no model loads
-    assert not app.metric
+    assert not answers_shown(app)
 
 
 def test_answer_cards_mark_right_and_wrong_in_text_and_say_what_a_demo_model_is(app):
@@ -165,4 +166,21 @@ def test_a_zipped_series_upload_gets_a_slice_slider_and_is_answered_on_the_chose
     app.selectbox(key="ask-model").set_value("vilt-tiny").run()
     app.text_input(key="ask-question").set_value("Is there a mass?").run()
     app.button(key="ask-go").click().run()
-    assert not app.exception and len(app.metric) == 1
+    assert not app.exception and len(answers_shown(app)) == 1
+
+
+def test_compare_shows_where_each_model_looked_on_request_and_offers_the_case(app):
+    app.switch_page("views/compare.py").run()
+    app.multiselect(key="compare-models").set_value(["vilt-tiny", "llava-tiny"]).run()
+    app.button(key="compare-go").click().run()
+    captions = lambda: [img.caption for element in app.image for img in element.proto.imgs]  # noqa: E731
+    assert not any(c.startswith("where") for c in captions())  # a backward pass only when asked
+    assert len(app.get("download_button")) == 1
+    app.toggle(key="compare-maps").set_value(True).run()
+    assert not app.exception
+    assert {"where vilt-tiny looked", "where llava-tiny looked"} <= set(captions())
+    assert len(answers_shown(app)) == 2  # the answers stay across reruns
+    app.slider(key="compare-opacity").set_value(0.3).run()
+    assert not app.exception and len(answers_shown(app)) == 2
+    app.text_input(key="compare-question").set_value("What organ is shown?").run()
+    assert not answers_shown(app)  # another question: the old answers are not shown under it

@@ -1,0 +1,195 @@
+"""Case reports: one self-contained HTML file per case (image or slice as shown, the question, every model's answer,
+confidence, latency and "where it looked" map, ground truth and grades), for a tumour-board style review.
+
+Written from Compare and Grade ("Export case") and by `medvqa report --cases` for a run's disagreements. A case never
+carries a file name or a DICOM tag: the image is described by where it came from, its modality and its pixel hash.
+Images are embedded as PNG data URLs, so the file opens anywhere, offline. No torch unless maps are computed.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import maps
+from .images import pixel_hash
+from .types import MedVQAError
+
+
+@dataclass
+class CaseAnswer:
+    model: str
+    text: str | None  # None when the model failed: `error` says why
+    error: str | None = None
+    score: float | None = None
+    latency_s: float | None = None
+    correct: bool | None = None
+    grades: list[str] = field(default_factory=list)  # "rater: verdict (comment)"
+    relevance: np.ndarray | None = None  # model.explain's map over the case image
+    relevance_note: str | None = None  # why there is no map (a served model, a failure)
+    notice: str | None = None  # the spec's demo notice
+
+
+@dataclass
+class Case:
+    title: str
+    image: Image.Image
+    image_note: str  # where the image came from, modality, slice and window: never a file name or a tag
+    question: str
+    answers: list[CaseAnswer]
+    ground_truth: str | None = None
+    source: str = ""  # Compare, Grade, medvqa report --cases
+    created: float = field(default_factory=time.time)
+
+
+def answer_of(name: str, answer, correct: bool | None = None, relevance=None, notice: str | None = None) -> CaseAnswer:
+    """A CaseAnswer from what the pages hold: an Answer, or the error message a failed model left; `relevance` is a
+    map or the message saying why there is none."""
+    if isinstance(answer, str):
+        return CaseAnswer(name, None, error=answer)
+    return CaseAnswer(name, answer.text, score=answer.score, latency_s=answer.latency_s, correct=correct,
+                      relevance=relevance if isinstance(relevance, np.ndarray) else None,
+                      relevance_note=relevance if isinstance(relevance, str) else None, notice=notice)
+
+
+def _png_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;color:#1d2330;max-width:1200px}
+h1{font-size:1.4rem;margin-bottom:.2rem} .meta{color:#5b6475;font-size:.9rem}
+.case{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-start} .case img{image-rendering:pixelated}
+.question{font-size:1.15rem;margin:1rem 0} .truth{background:#eef3ff;padding:.4rem .7rem;border-radius:.4rem}
+.answers{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:1rem;margin-top:1.5rem}
+.card{border:1px solid #d5dae3;border-radius:.5rem;padding:.8rem}
+.card h2{font-size:1rem;margin:0 0 .4rem 0;word-break:break-all} .answer{font-size:1.2rem;white-space:pre-wrap}
+.right{color:#176c2e;font-weight:600} .wrong{color:#a61b1b;font-weight:600} .note{color:#5b6475;font-size:.85rem}
+.error{color:#a61b1b} footer{margin-top:2rem;color:#5b6475;font-size:.8rem}
+"""
+
+
+def render_html(case: Case, opacity: float = 0.5) -> str:
+    """The case as one HTML document; every text escaped, every image embedded."""
+    e = html.escape
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(case.created))
+    cards = []
+    for a in case.answers:
+        parts = [f"<h2>{e(a.model)}</h2>"]
+        if a.text is None:
+            parts.append(f'<p class="error">{e(a.error or "no answer")}</p>')
+        else:
+            parts.append(f'<p class="answer">{e(a.text) or "(empty)"}</p>')
+            if a.correct is not None:
+                parts.append('<p class="right">right</p>' if a.correct else '<p class="wrong">wrong</p>')
+            details = [f"confidence {'n/a' if a.score is None else f'{a.score:.2f}'}"]
+            if a.latency_s is not None:
+                details.append(f"{a.latency_s * 1000:.0f} ms")
+            parts.append(f'<p class="note">{" · ".join(details)}</p>')
+        if a.relevance is not None:
+            shown = maps.overlay(case.image, a.relevance, opacity)
+            parts.append(f'<img alt="where {e(a.model)} looked" width="224" src="{_png_url(shown)}">'
+                         '<p class="note">where it looked (gradient x input)</p>')
+        elif a.relevance_note:
+            parts.append(f'<p class="note">{e(a.relevance_note)}</p>')
+        for grade in a.grades:
+            parts.append(f'<p class="note">graded {e(grade)}</p>')
+        if a.notice:
+            parts.append(f'<p class="note">{e(a.notice)}</p>')
+        cards.append(f'<div class="card">{"".join(parts)}</div>')
+    truth = (f'<p class="truth">Ground truth: <b>{e(case.ground_truth)}</b></p>'
+             if case.ground_truth is not None else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(case.title)}</title><style>{_STYLE}</style></head>
+<body><h1>{e(case.title)}</h1>
+<p class="meta">{e(case.source)} · {when} · image sha256 {pixel_hash(case.image)[:16]}</p>
+<div class="case"><figure><img alt="case image" width="384" src="{_png_url(case.image)}">
+<figcaption class="meta">{e(case.image_note)}</figcaption></figure>
+<div><p class="question">Question: <b>{e(case.question)}</b></p>{truth}</div></div>
+<div class="answers">{"".join(cards)}</div>
+<footer>MedVQA Workbench case report. Research software, not for clinical use; demo models trained on synthetic
+images say so on their cards.</footer></body></html>
+"""
+
+
+def file_name(case: Case) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", case.title.lower()).strip("-")[:60] or "case"
+    return f"{slug}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(case.created))}.html"
+
+
+def write(case: Case, folder: str | Path, opacity: float = 0.5) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file_name(case)
+    path.write_text(render_html(case, opacity), encoding="utf-8")
+    return path
+
+
+def relevance_or_reason(name: str, image, question: str, answer: str | None, prompt_strategy: str | None = None):
+    """A model's map for its answer, or a sentence saying why there is none (served models, failures)."""
+    from . import load_model
+
+    try:
+        return load_model(name).explain(image, question, answer, prompt_strategy=prompt_strategy)
+    except MedVQAError as exc:
+        return str(exc)
+
+
+def disagreement_cases(dataset: str, split: str, models: list[str] | None = None, limit: int = 20,
+                       with_maps: bool = True, store=None, progress: Callable[[str], None] = lambda m: None
+                       ) -> list[Case]:
+    """Cases for the samples on which the newest runs of `models` (default: every model evaluated there) disagree,
+    first `limit` by sample id, with each model's stored answer and grades, and maps when asked and computable."""
+    from . import browse, data, registry
+    from .store import Store
+
+    store = store or Store()
+    facets = browse.sample_facets(store, dataset, split)
+    chosen = [m for m in (models or facets.models) if m in facets.models]
+    missing = sorted(set(models or []) - set(chosen))
+    if missing:
+        raise MedVQAError(f"no finished run on {dataset}/{split} for {', '.join(missing)}; run `medvqa eval` first")
+    if len(chosen) < 2:
+        raise MedVQAError(f"disagreements need two models evaluated on {dataset}/{split}; found {len(chosen)}")
+    page = browse.sample_page(store, dataset, split, browse.SampleFilter(models_disagree=True), page=1,
+                              page_size=limit, models=chosen)
+    if page.rows.empty:
+        return []
+    samples = {s.id: s for s in data.load(dataset, split=split, seed=0)}
+    graded = browse.grades_for(store, page.rows.sample_id.tolist(), chosen)
+    cases = []
+    for row in page.rows.itertuples(index=False):
+        row = row._asdict() if hasattr(row, "_asdict") else dict(row)
+        sample = samples.get(row["sample_id"])
+        if sample is None:
+            progress(f"{row['sample_id']}: not in the prepared {dataset}/{split}, skipped")
+            continue
+        answers = []
+        for model in chosen:
+            text = page.rows.loc[page.rows.sample_id == row["sample_id"], model].iloc[0]
+            right = page.rows.loc[page.rows.sample_id == row["sample_id"], f"{model} correct"].iloc[0]
+            relevance = (relevance_or_reason(model, sample.image, sample.question, text)
+                         if with_maps and isinstance(text, str) else None)
+            notice = registry.demo_notice(model)
+            answers.append(CaseAnswer(model, text if isinstance(text, str) else None,
+                                      error=None if isinstance(text, str) else "no stored answer",
+                                      correct=None if right != right or right is None else bool(right),
+                                      grades=graded.get((row["sample_id"], model), []),
+                                      relevance=relevance if isinstance(relevance, np.ndarray) else None,
+                                      relevance_note=relevance if isinstance(relevance, str) else None,
+                                      notice=notice))
+        cases.append(Case(f"{dataset} {split} {row['sample_id']}", sample.image,
+                          f"{dataset}/{split} sample {row['sample_id']} ({sample.modality}, {sample.organ})",
+                          sample.question, answers, sample.answer, source="medvqa report --cases"))
+        progress(f"case {len(cases)}: {row['sample_id']}")
+    return cases

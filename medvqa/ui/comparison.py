@@ -1,0 +1,80 @@
+"""The answers of Ask and Compare, kept across reruns: where each model looked (on request) and "Export case"."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from .. import cases, maps, registry
+from ..images import pixel_hash
+from ..metrics import correct
+from .answers import answer_card, ask, majority_answer
+from .image_input import Picked
+
+
+@dataclass
+class Asked:
+    key: tuple  # (pixel hash, question, models, expert): a new image or question hides the old answers
+    picked: Picked
+    question: str
+    names: list[str]
+    expert: bool
+    answers: dict  # name -> Answer or an error message
+    maps: dict = field(default_factory=dict)  # name -> relevance array or why there is none
+
+
+def show_answers(page_key: str, picked: Picked, names: list[str], question: str, expert: bool, go: bool) -> None:
+    """Ask on `go`; then, on this and later reruns while image, question and models stay, show the answer cards,
+    the "where each model looked" toggle and the case export."""
+    key = (pixel_hash(picked.image), question, tuple(names), expert)
+    state_key = f"{page_key}-asked"
+    if go:
+        st.session_state[state_key] = Asked(key, picked, question, list(names), expert,
+                                            ask(names, picked.image, question, expert))
+    asked: Asked | None = st.session_state.get(state_key)
+    if asked is None or asked.key != key:
+        return
+    show_maps = st.toggle("Show where each model looked", key=f"{page_key}-maps",
+                          help="Gradient x input at each model's patch embedding: one backward pass per model, "
+                               "computed when asked. Brighter is more relevant to the answer.")
+    opacity = (st.slider("Map opacity", 0.0, 1.0, 0.6, 0.05, key=f"{page_key}-opacity") if show_maps else 0.6)
+    if show_maps:
+        _compute_maps(asked)
+    if picked.ground_truth is not None:
+        st.caption(f"Ground truth: **{picked.ground_truth}**")
+    majority = majority_answer(asked.answers)
+    for column, name in zip(st.columns(len(names)), names):
+        with column:
+            answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority)
+            relevance = asked.maps.get(name) if show_maps else None
+            if isinstance(relevance, str):
+                st.caption(relevance)
+            elif relevance is not None:
+                st.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
+                         width="stretch")
+    case = _case(asked, page_key.capitalize())
+    st.download_button("Export case", cases.render_html(case, opacity), file_name=cases.file_name(case),
+                       mime="text/html", icon=":material/download:", key=f"{page_key}-export",
+                       help="One self-contained HTML file: image, question, answers, maps shown, ground truth.")
+
+
+def _compute_maps(asked: Asked) -> None:
+    for name in asked.names:
+        answer = asked.answers[name]
+        if name in asked.maps or isinstance(answer, str):
+            continue
+        with st.spinner(f"Where {name} looked..."):
+            asked.maps[name] = cases.relevance_or_reason(name, asked.picked.image, asked.question, answer.text,
+                                                         "expert" if asked.expert else None)
+
+
+def _case(asked: Asked, source: str) -> cases.Case:
+    picked = asked.picked
+    answers = []
+    for name in asked.names:
+        answer = asked.answers[name]
+        right = (None if picked.ground_truth is None or isinstance(answer, str)
+                 else correct(answer.text, picked.ground_truth, picked.answer_type))
+        answers.append(cases.answer_of(name, answer, right, asked.maps.get(name), registry.demo_notice(name)))
+    return cases.Case(f"{source}: {asked.question}", picked.image, picked.note, asked.question, answers,
+                      picked.ground_truth, source=f"{source} page")
