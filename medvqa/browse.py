@@ -120,6 +120,15 @@ def _wide(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     return pd.concat([base, answers, correct], axis=1).reset_index().sort_values("sample_id", ignore_index=True)
 
 
+def sample_answers(store: Store, run_ids: list[int], sample_id: str) -> pd.DataFrame:
+    """What the given runs answered on one sample: model, prediction, correct, score, latency_s (a case report)."""
+    p = predictions
+    query = (sa.select(runs.c.model, p.c.prediction, p.c.correct, p.c.score, p.c.latency_s)
+             .join(runs, runs.c.id == p.c.run_id)
+             .where(p.c.run_id.in_([int(i) for i in run_ids]), p.c.sample_id == sample_id).order_by(runs.c.model))
+    return store.frame(query)
+
+
 def grades_for(store: Store, sample_ids: list[str], models: list[str]) -> dict[tuple[str, str], list[str]]:
     """(sample id, model) -> "rater: verdict (comment)" lines, for a page of samples (case reports)."""
     g = grades

@@ -145,51 +145,56 @@ def relevance_or_reason(name: str, image, question: str, answer: str | None, pro
         return str(exc)
 
 
+def stored_case(sample, answers, graded: dict, with_maps: bool, source: str) -> Case:
+    """A case from a dataset sample and its stored answers (`browse.sample_answers` rows), grades from
+    `browse.grades_for`, and maps computed now when `with_maps` (for the models this machine can load)."""
+    from . import registry
+
+    cards = []
+    for row in answers.itertuples(index=False):
+        relevance = (relevance_or_reason(row.model, sample.image, sample.question, row.prediction)
+                     if with_maps and row.prediction is not None else None)
+        right = None if row.correct is None or row.correct != row.correct else bool(row.correct)  # NaN: unknown
+        score = None if row.score is None or row.score != row.score else float(row.score)
+        cards.append(CaseAnswer(row.model, row.prediction, error=None if row.prediction is not None else "no answer",
+                                score=score, latency_s=row.latency_s, correct=right,
+                                grades=graded.get((sample.id, row.model), []),
+                                relevance=relevance if isinstance(relevance, np.ndarray) else None,
+                                relevance_note=relevance if isinstance(relevance, str) else None,
+                                notice=registry.demo_notice(row.model)))
+    return Case(f"{sample.dataset} {sample.split} {sample.id}", sample.image,
+                f"{sample.dataset}/{sample.split} sample {sample.id} ({sample.modality}, {sample.organ})",
+                sample.question, cards, sample.answer, source=source)
+
+
 def disagreement_cases(dataset: str, split: str, models: list[str] | None = None, limit: int = 20,
                        with_maps: bool = True, store=None, progress: Callable[[str], None] = lambda m: None
                        ) -> list[Case]:
     """Cases for the samples on which the newest runs of `models` (default: every model evaluated there) disagree,
     first `limit` by sample id, with each model's stored answer and grades, and maps when asked and computable."""
-    from . import browse, data, registry
+    from . import browse, data
     from .store import Store
 
     store = store or Store()
-    facets = browse.sample_facets(store, dataset, split)
-    chosen = [m for m in (models or facets.models) if m in facets.models]
+    runs = browse.latest_runs(store, dataset, split)
+    chosen = [m for m in (models or runs.model.tolist()) if m in set(runs.model)]
     missing = sorted(set(models or []) - set(chosen))
     if missing:
         raise MedVQAError(f"no finished run on {dataset}/{split} for {', '.join(missing)}; run `medvqa eval` first")
     if len(chosen) < 2:
         raise MedVQAError(f"disagreements need two models evaluated on {dataset}/{split}; found {len(chosen)}")
+    run_ids = [int(i) for i in runs[runs.model.isin(chosen)].id]
     page = browse.sample_page(store, dataset, split, browse.SampleFilter(models_disagree=True), page=1,
                               page_size=limit, models=chosen)
-    if page.rows.empty:
-        return []
-    samples = {s.id: s for s in data.load(dataset, split=split, seed=0)}
-    graded = browse.grades_for(store, page.rows.sample_id.tolist(), chosen)
-    cases = []
-    for row in page.rows.itertuples(index=False):
-        row = row._asdict() if hasattr(row, "_asdict") else dict(row)
-        sample = samples.get(row["sample_id"])
-        if sample is None:
-            progress(f"{row['sample_id']}: not in the prepared {dataset}/{split}, skipped")
+    sample_ids = page.rows.sample_id.tolist()
+    samples = {s.id: s for s in data.load(dataset, split=split, seed=0)} if sample_ids else {}
+    graded = browse.grades_for(store, sample_ids, chosen)
+    found = []
+    for sample_id in sample_ids:
+        if sample_id not in samples:
+            progress(f"{sample_id}: not in this machine's {dataset}/{split}, skipped")
             continue
-        answers = []
-        for model in chosen:
-            text = page.rows.loc[page.rows.sample_id == row["sample_id"], model].iloc[0]
-            right = page.rows.loc[page.rows.sample_id == row["sample_id"], f"{model} correct"].iloc[0]
-            relevance = (relevance_or_reason(model, sample.image, sample.question, text)
-                         if with_maps and isinstance(text, str) else None)
-            notice = registry.demo_notice(model)
-            answers.append(CaseAnswer(model, text if isinstance(text, str) else None,
-                                      error=None if isinstance(text, str) else "no stored answer",
-                                      correct=None if right != right or right is None else bool(right),
-                                      grades=graded.get((row["sample_id"], model), []),
-                                      relevance=relevance if isinstance(relevance, np.ndarray) else None,
-                                      relevance_note=relevance if isinstance(relevance, str) else None,
-                                      notice=notice))
-        cases.append(Case(f"{dataset} {split} {row['sample_id']}", sample.image,
-                          f"{dataset}/{split} sample {row['sample_id']} ({sample.modality}, {sample.organ})",
-                          sample.question, answers, sample.answer, source="medvqa report --cases"))
-        progress(f"case {len(cases)}: {row['sample_id']}")
-    return cases
+        answers = browse.sample_answers(store, run_ids, sample_id)
+        found.append(stored_case(samples[sample_id], answers, graded, with_maps, "medvqa report --cases"))
+        progress(f"case {len(found)} of {len(sample_ids)}: {sample_id}")
+    return found

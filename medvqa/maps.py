@@ -1,7 +1,8 @@
 """Relevance maps ("where did it look") for people: overlays, and the saliency sanity checks of Adebayo et al. 2018.
 
-`model.explain(image, question, answer=None)` computes a map (medvqa/models/_relevance.py); this module draws it over
-the image and checks that it means something on the phantom benchmark, whose generator knows where each finding was drawn:
+`model.explain(image, question, answer=None)` computes a map (medvqa/models/_relevance.py); this module draws it
+over the image and checks that it means something on the phantom benchmark, whose generator knows where each finding
+was drawn:
   localisation    the share of the map's mass inside the findings' mask, against the mask's share of the image (a map
                   blind to the findings puts about the mask's share there);
   randomisation   the map of a copy whose weights are re-drawn at random (Adebayo's model-parameter randomisation

@@ -99,13 +99,28 @@ def _zip_members(data: bytes, filename: str) -> list[tuple[str, bytes]]:
                 continue  # the media index, not an image
             with archive.open(member) as fh:
                 files.append((member.filename, fh.read(member.file_size + 1)[: member.file_size]))
+    _only_dicom(files, filename, "Zip the series' DICOM files only.")
+    return files
+
+
+def _only_dicom(files: list[tuple[str, bytes]], where: str, advice: str) -> None:
     others = [n for n, raw in files if not is_dicom(raw, n)]
     if others:
-        raise StudyError(f"{filename} holds files that are not DICOM: {', '.join(others[:5])}"
-                         + (" ..." if len(others) > 5 else "") + ". Zip the series' DICOM files only.")
+        raise StudyError(f"{where} holds files that are not DICOM: {', '.join(others[:5])}"
+                         + (" ..." if len(others) > 5 else "") + f". {advice}")
     if not files:
-        raise StudyError(f"{filename} holds no DICOM file")
-    return files
+        raise StudyError(f"{where} holds no DICOM file")
+
+
+def read_files(files: list[tuple[str, bytes]]) -> dict[str, Series]:
+    """Series label -> Series for several DICOM files given one by one (an upload of a series' files)."""
+    if len(files) > MAX_FILES:
+        raise StudyError(f"{len(files)} files were given; a study may hold {MAX_FILES}")
+    total = sum(len(raw) for _, raw in files)
+    if total > MAX_STUDY_BYTES:
+        raise StudyError(f"the files hold {total / 2**20:.0f} MiB; the limit is {MAX_STUDY_BYTES / 2**20:.0f} MiB")
+    _only_dicom(files, "the upload", "Give the DICOM files of one series, or a zip of them.")
+    return series_of(files)
 
 
 def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:

@@ -1,4 +1,6 @@
 """Grade stored predictions: one click per item; open questions and model disagreements come first."""
+from functools import partial
+
 import streamlit as st
 
 from medvqa.ui import results
@@ -49,3 +51,7 @@ with right:
     if st.button("Skip", key="grade-skip", icon=":material/skip_next:", shortcut="s"):
         skipped.add((int(item.run_id), item.sample_id))
         st.rerun()
+    if sample is not None:  # built on click: every chosen model's answer, the grades so far, where each one looked
+        st.download_button("Export case", partial(results.case_html, sample, run_ids), key="grade-export",
+                           file_name=f"case-{dataset}-{split}-{item.sample_id}.html", mime="text/html",
+                           icon=":material/download:", on_click="ignore")

@@ -9,7 +9,8 @@ import streamlit as st
 from .. import data, gallery, images, studies
 from ..types import MedVQAError
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm", "dicom", "zip", "nii", "gz"]
+# No extension filter: scanners write DICOM slices without one; every file is read by its content, and anything else
+# gets a plain message.
 
 
 @dataclass
@@ -86,12 +87,16 @@ def pick_image(key: str) -> Picked | None:
         st.session_state.pop(f"{key}-preset", None)
     source = st.radio("Image", ["Phantom sample", "Gallery (real DICOM)", "Upload"], horizontal=True, key=f"{key}-src")
     if source == "Upload":
-        upload = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: a zip of a DICOM series or a NIfTI volume",
-                                  type=UPLOAD_TYPES, key=f"{key}-upload")
-        if upload is None:
+        uploads = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: the DICOM files of a series (several "
+                                   "at once), a zip of them, or a NIfTI volume", type=None,
+                                   key=f"{key}-upload", accept_multiple_files=True)
+        if not uploads:
             st.info("Upload an image, or pick a phantom or gallery image.")
             return None
-        raw, name = upload.getvalue(), upload.name
+        if len(uploads) > 1:
+            files = tuple((upload.name, upload.getvalue()) for upload in uploads)
+            return _pick_slice(key, files, f"{len(files)} files")
+        raw, name = uploads[0].getvalue(), uploads[0].name
     elif source == "Gallery (real DICOM)":
         choices = {g.title: g for g in gallery.available()}
         item = choices[st.selectbox("Gallery image", list(choices), key=f"{key}-gallery")]
@@ -107,7 +112,7 @@ def pick_image(key: str) -> Picked | None:
         index = st.number_input("Phantom test sample", 0, len(samples) - 1, 0, key=f"{key}-sample")
         return _from_sample(samples[int(index)])
     if studies.is_study(raw, name):
-        return _pick_slice(key, raw, name)
+        return _pick_slice(key, ((name, raw),), name)
     window, invert = None, False
     choices = images.window_choices(raw, name)
     if choices:  # DICOM, and 16-bit or float pictures: shown through a window, never saturated
@@ -137,14 +142,15 @@ def pick_image(key: str) -> Picked | None:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the study...")
-def _study(raw: bytes, name: str) -> dict:
-    return studies.read(raw, name)
+def _study(files: tuple[tuple[str, bytes], ...]) -> dict:
+    """One file: a zip, NIfTI volume or multi-frame DICOM; several: the DICOM files of a series."""
+    return studies.read(files[0][1], files[0][0]) if len(files) == 1 else studies.read_files(list(files))
 
 
-def _pick_slice(key: str, raw: bytes, name: str) -> Picked | None:
+def _pick_slice(key: str, files: tuple[tuple[str, bytes], ...], name: str) -> Picked | None:
     """A study: its series (when several), plane (volumes), slice and window; the question is asked on that slice."""
     try:
-        found = _study(raw, name)
+        found = _study(files)
     except images.ImageDecodeError as exc:
         st.error(str(exc))
         return None

@@ -97,6 +97,16 @@ def grading_queue(run_ids: list[int], rater: str, limit: int) -> tuple[pd.DataFr
     return _cached("grading_queue", sorted(int(i) for i in run_ids), rater, limit)
 
 
+def case_html(sample, run_ids: list[int]) -> str:
+    """A case report of one sample: every chosen run's stored answer, the grades so far and maps computed now."""
+    from .. import cases
+
+    db = store()
+    answers = browse.sample_answers(db, run_ids, sample.id)
+    graded = browse.grades_for(db, [sample.id], answers.model.tolist())
+    return cases.render_html(cases.stored_case(sample, answers, graded, with_maps=True, source="Grade page"))
+
+
 def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None) -> int:
     return store().add_grade(rater, sample_id, model, verdict, run_id, comment)
 

@@ -34,8 +34,10 @@ def build_trained(
     rebuild_bases: bool = True,
     pretrain_steps: int | dict[str, int] | str = "family",
     seed: int = 0,
+    names: set[str] | None = None,
 ) -> list[ModelSpec]:
-    """`seed` seeds the bases, their vision pretraining and every training run (the data stay the prepared ones)."""
+    """`seed` seeds the bases, their vision pretraining and every training run (the data stay the prepared ones);
+    `names` builds only those recipes (and every base)."""
     from .. import registry
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
@@ -55,7 +57,8 @@ def build_trained(
             wanted = pretrain_steps_for(spec.family, pretrain_steps)
             if spec.adapter is None and wanted and "vision_pretraining" not in spec.extra:
                 specs[i] = pretrain_base(spec, wanted, seed=seed, progress=progress)
-    for name, family, method, extra in RECIPES:
+    recipes = [r for r in RECIPES if names is None or r[0] in names]
+    for name, family, method, extra in recipes:
         settings = dict(extra)
         recipe_steps = settings.pop("max_steps")
         n_steps = steps or recipe_steps  # `steps` overrides every recipe's own (quick runs)
@@ -66,7 +69,7 @@ def build_trained(
                                      eval_every=max(1, n_steps // 4), save_every=max(1, n_steps // 2),
                                      description=f"tiny {family} trained on the phantom benchmark ({method})",
                                      **settings), progress=False))
-    for name, _, _, extra in RECIPES:
+    for name, _, _, extra in recipes:
         if extra.get("task") == "caption":
             continue
         for ablation in ("none", "swap-images"):

@@ -184,3 +184,16 @@ def test_compare_shows_where_each_model_looked_on_request_and_offers_the_case(ap
     assert not app.exception and len(answers_shown(app)) == 2
     app.text_input(key="compare-question").set_value("What organ is shown?").run()
     assert not answers_shown(app)  # another question: the old answers are not shown under it
+
+
+def test_several_dicom_files_of_a_series_upload_as_one_study(app):
+    from tests.unit.test_studies import series_files
+
+    app.switch_page("views/compare.py").run()
+    app.radio(key="compare-src").set_value("Upload").run()
+    files = [(name, raw, "application/dicom") for name, raw in series_files("98892001/CT5N")]
+    app.get("file_uploader")[0].set_value(files).run()
+    assert not app.exception and not app.error
+    app.slider(key="compare-slice").set_value(1).run()
+    assert "5 files: CT series" in app.image[0].proto.imgs[0].caption
+    assert "slice 1 of 5" in app.image[0].proto.imgs[0].caption

@@ -168,3 +168,31 @@ def test_two_eval_processes_share_one_postgresql_and_a_killed_one_resumes(env, z
     assert rows("llava-tiny") == 40 and store.count("predictions") == 80  # nothing lost, nothing duplicated
     accuracy = store.metrics(metric="accuracy")
     assert sorted(accuracy[accuracy.subset == "all"].n) == [40, 40] and set(store.runs().status) == {"done"}
+
+
+def test_report_cases_writes_one_html_case_per_disagreement_with_answers_grades_and_maps(env, capsys):
+    from medvqa.cli import main
+
+    vilt = evaluate("vilt-tiny", "phantom", limit=12, progress=False)
+    evaluate("llava-tiny", "phantom", limit=12, progress=False)
+    db = Store()
+    answers = {m: db.predictions(r).set_index("sample_id") for m, r in
+               (("vilt-tiny", vilt.run_id), ("llava-tiny", int(db.runs().id.iloc[-1])))}
+    differ = [s for s in answers["vilt-tiny"].index
+              if answers["vilt-tiny"].normalized[s] != answers["llava-tiny"].normalized[s]]
+    assert differ  # untrained models disagree
+    db.add_grade("dr-a", differ[0], "vilt-tiny", "wrong", vilt.run_id, "misses the lesion")
+    folder = env / "cases"
+    assert main(["report", "--cases", str(folder), "--dataset", "phantom", "--split", "test", "--limit", "3"]) == 0
+    written = sorted(folder.glob("*.html"))
+    assert len(written) == min(3, len(differ)) and f"wrote {len(written)} case reports" in capsys.readouterr().out
+    first = written[0].read_text()
+    sample_id = sorted(differ)[0]
+    assert sample_id in first and answers["vilt-tiny"].question[sample_id] in first
+    assert "graded dr-a: wrong (misses the lesion)" in first
+    assert first.count("where it looked (gradient x input)") == 2  # both models' maps, embedded
+    assert main(["report", "--cases", str(env / "plain"), "--no-maps", "--limit", "1"]) == 0
+    assert "where it looked" not in next((env / "plain").glob("*.html")).read_text()
+    capsys.readouterr()
+    assert main(["report", "--cases", str(folder), "--models", "vilt-tiny", "blip-tiny"]) != 0
+    assert "no finished run on phantom/test for blip-tiny" in capsys.readouterr().err

@@ -41,6 +41,18 @@ def test_a_zipped_series_comes_back_in_slice_order_whatever_the_zip_order():
         series.slice(5)
 
 
+def test_several_dicom_files_given_one_by_one_are_a_series_and_other_files_are_named():
+    files = series_files("98892001/CT5N")
+    random.Random(1).shuffle(files)
+    (series,) = studies.read_files(files).values()
+    z = [float(pydicom.dcmread(io.BytesIO(raw)).ImagePositionPatient[2]) for raw in series.slices]
+    assert series.count() == 5 and z == sorted(z)
+    with pytest.raises(StudyError, match=r"not DICOM: notes\.txt\. Give the DICOM files of one series"):
+        studies.read_files([*files, ("notes.txt", b"patient notes")])
+    with pytest.raises(StudyError, match="a slice is missing"):
+        studies.read_files(series_files("77654033/CT2"))
+
+
 def test_two_series_in_one_zip_are_offered_apart_and_a_gap_is_a_missing_slice():
     found = studies.read(zipped(series_files("98892001/CT5N") + series_files("98892001/CT2N")), "two.zip")
     assert sorted(s.count() for s in found.values()) == [2, 5]
