@@ -189,7 +189,7 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
 def _ask(args) -> int:
     from pathlib import Path
 
-    from . import images, load_model, studies
+    from . import images, load_model, ood, studies
 
     raw = Path(args.image).read_bytes()
     if studies.is_study(raw, args.image) or args.slice is not None:
@@ -207,6 +207,9 @@ def _ask(args) -> int:
     if answer.candidates:
         print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
     print(f"latency:    {answer.latency_s * 1000:.0f} ms")
+    unusual = ood.unusual_image_warning(answer.model, decoded.image)
+    if unusual:
+        print(f"warning:    {unusual}")
     return 0
 
 

@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import data, registry
+from .. import data, ood, registry
 from ..models import family_class
 from ..store import Store
 from ..types import ModelSpec
@@ -21,8 +21,8 @@ from .config import TrainConfig
 RESUME_DIR = "_resume"
 
 
-def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> ModelSpec:
-    """Train as configured. Under `accelerate launch` (several processes: DDP, or FSDP / DeepSpeed through an
+def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True, on_step=None) -> ModelSpec:
+    """Train as configured (`on_step(item, step, steps)` hears of each step in the main process). Under `accelerate launch` (several processes: DDP, or FSDP / DeepSpeed through an
     accelerate config) each process trains on its own share of every step's batches, gradients are averaged by the
     wrapped model, and only the main process logs, saves and resumes; alone it is the plain single-device loop."""
     import torch
@@ -75,6 +75,8 @@ def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> 
             store.add_training_log(cfg.name, step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
             bar.update(1)
             bar.set_postfix(loss=f"{loss * cfg.grad_accum:.3f}")
+            if on_step:
+                on_step(f"train {cfg.name}", step + 1, total)
             if val_rows and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
                 store.add_training_log(cfg.name, step + 1, "validation", _validation_loss(
                     accelerator.unwrap_model(model), collate, val_rows, cfg, device, accelerator.autocast()))
@@ -83,7 +85,7 @@ def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True) -> 
         accelerator.wait_for_everyone()
     bar.close()
     if main:
-        spec = _save_final(cfg, accelerator.unwrap_model(model), processor, out, total)
+        spec = _save_final(cfg, accelerator.unwrap_model(model), processor, out, total, [r[0] for r in train_rows])
     accelerator.wait_for_everyone()
     return spec if main else registry.parse_spec(out / "medvqa.json")
 
@@ -224,8 +226,12 @@ def _resume(out: Path, cfg, model, optimizer, schedule, announce: bool = True) -
     return int(state["step"])
 
 
-def _save_final(cfg: TrainConfig, model, processor, out: Path, steps: int) -> ModelSpec:
+def _save_final(cfg: TrainConfig, model, processor, out: Path, steps: int, train_images: list) -> ModelSpec:
     model.eval()
+    sampled = random.Random(cfg.seed).sample(train_images, min(len(train_images), 5 * ood.MAX_IMAGES))
+    pictures = ood.distinct_images(sampled)
+    if len(pictures) >= 20:  # what answer cards compare an image with ("unlike its training images")
+        ood.fit(pictures, seed=cfg.seed).save(out / ood.PROFILE_FILE)
     model.save_pretrained(out)
     if cfg.method == "full":
         processor.save_pretrained(out)

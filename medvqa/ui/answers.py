@@ -7,7 +7,7 @@ from collections import Counter
 
 import streamlit as st
 
-from .. import list_models, load_model, loaded_models, registry
+from .. import list_models, load_model, loaded_models, ood, registry
 from ..metrics import correct
 from ..types import MedVQAError
 
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 # Streamlit badges with Material icons: the emoji marks were empty boxes in Chromium without an emoji font
 RIGHT = ":green-badge[:material/check: right]"
 WRONG = ":red-badge[:material/close: wrong]"
+UNUSUAL = ":orange-badge[:material/warning: unlike its training images]"
 
 
 def model_names() -> list[str]:
@@ -63,8 +64,9 @@ def over_budget(names: list[str]) -> str | None:
 
 
 def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",
-                majority: str | None = None, show_origin: bool = True) -> None:
-    """One model's answer; `show_origin` False keeps a blind battle blind (no notice that could tell models apart)."""
+                majority: str | None = None, show_origin: bool = True, image=None) -> None:
+    """One model's answer; `show_origin` False keeps a blind battle blind (no notice that could tell models apart).
+    With the `image` asked about, a model trained with an image profile flags an image unlike its training data."""
     st.markdown(f"**{name}**")
     if isinstance(answer, str):
         st.error(answer)
@@ -73,6 +75,10 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     st.markdown(f"#### {_escaped(answer.text) if answer.text else '(empty)'}")
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
+    unusual = ood.unusual_image_warning(answer.model, image) if image is not None and show_origin else None
+    if unusual:
+        st.markdown(UNUSUAL)
+        st.caption(unusual)
     notice = registry.demo_notice(answer.model) if show_origin else None
     if notice:
         st.caption(f":material/science: {notice}")

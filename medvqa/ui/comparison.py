@@ -45,7 +45,8 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
     majority = majority_answer(asked.answers)
     for column, name in zip(st.columns(len(names)), names):
         with column:
-            answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority)
+            answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
+                        image=picked.image)
             relevance = asked.maps.get(name) if show_maps else None
             if isinstance(relevance, str):
                 st.caption(relevance)

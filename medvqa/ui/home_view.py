@@ -20,25 +20,36 @@ def first_launch_panel() -> None:
     if build.phase == "idle":
         return
     if build.running:
-        _live_status(build, build.phase)
+        _live_status(build.phase)
     elif build.phase == "failed":
         with st.status(f"Building the demo zoo failed: {build.error}", state="error"):
             st.code("\n".join(build.log[-20:]), language=None)
-    elif build.finished and time.perf_counter() - build.finished < 600:
-        with st.status(f"Demo zoo built in {build.finished - build.started:.0f} s", state="complete", expanded=False):
+    elif build.finished and time.time() - build.finished < 600:
+        with st.status(f"Demo zoo built in {build.elapsed:.0f} s", state="complete", expanded=False):
             st.code("\n".join(build.log[-20:]), language=None)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 @st.fragment(run_every=2)
-def _live_status(build, rendered_phase: str) -> None:
-    """Redraws the log every 2 s; reruns the whole page when a phase ends, so the registry lists what was built."""
+def _live_status(rendered_phase: str) -> None:
+    """Redraws progress and log every 2 s; reruns the whole page when a phase ends, so the registry lists what was
+    built."""
+    build = first_launch.current()
     if build.phase != rendered_phase:
         st.rerun()
-    label = {"untrained": "Building the demo zoo: untrained checkpoints (a few seconds)",
-             "data": "Building the demo zoo: generating the phantom benchmark (about 20 s)",
-             }.get(build.phase, "Training the demo zoo on the phantom benchmark (about 7 minutes on 2 cores); "
-                                "every page works meanwhile with the untrained models")
-    with st.status(label, expanded=True, state="running"):
+    remaining = build.remaining_s()
+    left = ("estimating the time left" if remaining is None
+            else f"about {_duration(remaining)} left at the pace measured so far")
+    label = {"untrained": "Building the demo zoo: untrained checkpoints",
+             "data": "Building the demo zoo: generating the phantom benchmark",
+             }.get(build.phase, "Training the demo zoo on the phantom benchmark; every page works meanwhile with the "
+                                "untrained models")
+    with st.status(f"{label} ({left})", expanded=True, state="running"):
+        fraction = build.fraction()
+        st.progress(fraction, text=f"{fraction:.0%} of the work done in {_duration(build.elapsed)}")
         st.code("\n".join(build.log[-12:]) or "starting...", language=None)
 
 

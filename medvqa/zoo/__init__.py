@@ -50,7 +50,7 @@ def pretrain_steps_for(family: str, setting: int | dict[str, int] | str) -> int:
     return setting.get(family, 0) if isinstance(setting, dict) else setting
 
 
-def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print) -> ModelSpec:
+def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print, on_step=None) -> ModelSpec:
     """Pretrain a tiny base's vision tower in place (medvqa/zoo/pretrain.py) and record it in its medvqa.json."""
     import dataclasses
 
@@ -59,7 +59,8 @@ def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print) ->
 
     folder = spec.folder
     ckpt = loading.load(family_class(spec.family), str(folder), dtype="float32", device="cpu")
-    accuracy = pretrain_vision(spec.family, ckpt.model, ckpt.processor, steps=steps, seed=seed, progress=progress)
+    accuracy = pretrain_vision(spec.family, ckpt.model, ckpt.processor, steps=steps, seed=seed, progress=progress,
+                               on_step=on_step)
     ckpt.model.save_pretrained(folder)
     spec = dataclasses.replace(
         spec, description=f"tiny {spec.family}: vision pretrained on phantom concepts, language random "

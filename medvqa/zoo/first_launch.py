@@ -1,18 +1,35 @@
-"""The dashboard's first launch: build the demo zoo in a background thread so a page rerun or a closed tab never
-interrupts it. Untrained checkpoints first (seconds), then the phantom benchmark (the pages' samples; about 20 s),
-then the trained zoo.
+"""The dashboard's first launch: build the demo zoo in a child process, with measured progress and a time estimate.
+
+Untrained checkpoints first (seconds), then the phantom benchmark (the pages' samples), then the trained zoo. The build
+runs as `python -m medvqa.zoo.first_launch` in its own process (not threads of the web server), so a rerun, a closed
+tab or a second dashboard process never interrupts or repeats it; it writes JSON lines to
+`<checkpoints>/.first-launch/progress.jsonl` (every message, and each pretraining and training step at most once a
+second), which any dashboard process reads. The remaining time is the elapsed time scaled by the work left: each item
+of work (a family's pretraining, a recipe's training, an evaluation) weighs what it took in a reference build, so a
+machine twice as busy shows twice the estimate, corrected as the build goes (a fixed "about 8 minutes" once took
+5,931 s on a busy machine).
 
 MEDVQA_FIRST_LAUNCH: "trained" (default) builds both phases, "untrained" only the first, "off" nothing.
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import config, registry
+
+# Seconds per item in a reference build (2 cores, idle; `medvqa zoo build` of 303 s). Only their ratios matter.
+REFERENCE_SECONDS = {"untrained": 5.0, "data": 20.0, "pretrain": 9.0, "pretrain idefics2": 18.0, "train": 12.0,
+                     "train llava-phantom": 22.0, "train idefics2-phantom": 45.0, "train idefics2-phantom-captions": 6.0,
+                     "train idefics2-phantom-2stage": 45.0, "evaluate": 3.0}
+STEP_EVENT_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -20,19 +37,49 @@ class Build:
     phase: str = "idle"  # idle | untrained | data | trained | done | failed
     log: list[str] = field(default_factory=list)
     error: str | None = None
-    started: float = 0.0
+    started: float = 0.0  # wall-clock (time.time()) of the build's start
     finished: float | None = None
+    done: dict[str, float] = field(default_factory=dict)  # item -> fraction done
+    pid: int | None = None
+    elapsed: float = 0.0  # seconds since the start, as of the newest event (or now, while running)
+    wanted: str = "untrained"  # what the build was asked for: "untrained" or "trained"
 
     @property
     def running(self) -> bool:
         return self.phase in ("untrained", "data", "trained")
 
-    def say(self, message: str) -> None:
-        self.log.append(f"{time.perf_counter() - self.started:6.0f} s  {message}")
+    def fraction(self) -> float:
+        """The share of the whole build done, each item weighted by its reference time."""
+        plan = work_plan(self.wanted)
+        total = sum(plan.values())
+        return sum(weight * min(1.0, self.done.get(item, 0.0)) for item, weight in plan.items()) / total
+
+    def remaining_s(self) -> float | None:
+        """Seconds left at the pace measured so far; None until enough of the build has run to tell."""
+        fraction = self.fraction()
+        if fraction < 0.02 or self.elapsed < 10:
+            return None
+        return self.elapsed * (1 - fraction) / fraction
 
 
-_LOCK = threading.Lock()
-_BUILD = Build()
+def work_plan(wanted: str) -> dict[str, float]:
+    """Item -> reference seconds for a build of `wanted` ("trained" or "untrained")."""
+    from ..models import family_class, local_family_names
+
+    plan = {"untrained": REFERENCE_SECONDS["untrained"], "data": REFERENCE_SECONDS["data"]}
+    if wanted != "trained":
+        return plan
+    from .trained import RECIPES
+
+    for family in local_family_names():
+        steps = family_class(family).zoo_pretrain_steps
+        if steps:
+            plan[f"pretrain {family}"] = REFERENCE_SECONDS.get(f"pretrain {family}", REFERENCE_SECONDS["pretrain"])
+    for name, *_rest in RECIPES:
+        plan[f"train {name}"] = REFERENCE_SECONDS.get(f"train {name}", REFERENCE_SECONDS["train"])
+        if _rest[-1].get("task") != "caption":
+            plan[f"evaluate {name}"] = REFERENCE_SECONDS["evaluate"]
+    return plan
 
 
 def mode() -> str:
@@ -40,44 +87,134 @@ def mode() -> str:
     return value if value in ("trained", "untrained", "off") else "trained"
 
 
+def _folder() -> Path:
+    return config.checkpoints_dir() / ".first-launch"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a child that exited but was not yet reaped is a zombie: finished, not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def current() -> Build:
-    return _BUILD
+    """The build's state as its progress file tells it (idle when there is none)."""
+    path = _folder() / "progress.jsonl"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return Build()
+    build = Build()
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line being written
+        build.elapsed = event.get("t", build.elapsed)
+        if "start" in event:
+            build.started, build.pid = event["start"], event.get("pid")
+            build.wanted = event.get("mode", build.wanted)
+        if "phase" in event:
+            build.phase = event["phase"]
+        if "item" in event:
+            build.done[event["item"]] = event["done"] / max(1, event["total"])
+        if "message" in event:
+            build.log.append(f"{event.get('t', 0):6.0f} s  {event['message']}")
+        if "error" in event:
+            build.error = event["error"]
+    if build.phase in ("done", "failed"):
+        build.finished = build.started + build.elapsed
+    elif not _alive(build.pid):
+        build.phase, build.error = "failed", build.error or "the build process ended without finishing"
+        build.finished = build.started + build.elapsed
+    else:
+        build.elapsed = time.time() - build.started
+    return build
+
+
+_LOCK = threading.Lock()
 
 
 def ensure_started() -> Build:
-    """Start the build if no model is registered and none is running; returns the (shared) build state."""
-    global _BUILD
+    """Start the build in a child process if no model is registered and none is running; returns its state."""
     with _LOCK:
-        if _BUILD.running or mode() == "off" or registry.list_models():
-            return _BUILD
-        _BUILD = Build(phase="untrained", started=time.perf_counter())
-        threading.Thread(target=_run, args=(_BUILD, mode()), name="medvqa-zoo-build", daemon=True).start()
-        return _BUILD
+        build = current()
+        if build.running or mode() == "off" or registry.list_models():
+            return build
+        folder = _folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "progress.jsonl").unlink(missing_ok=True)
+        with open(folder / "build.log", "wb") as log:
+            subprocess.Popen([sys.executable, "-m", "medvqa.zoo.first_launch", mode(), str(folder / "progress.jsonl")],
+                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 30
+        while not current().running and time.time() < deadline:  # the child's first line: imports take seconds
+            time.sleep(0.1)
+        return current()
 
 
-def _run(build: Build, wanted: str) -> None:
+class _Reporter:
+    """The child's side: JSON lines, step events at most once a second per item (and always the last)."""
+
+    def __init__(self, path: Path, wanted: str):
+        self.path, self.began, self.last = path, time.time(), {}
+        self._write({"start": self.began, "pid": os.getpid(), "mode": wanted, "phase": "untrained"})
+
+    def _write(self, event: dict) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"t": round(time.time() - self.began, 2), **event}) + "\n")
+
+    def say(self, message: str) -> None:
+        self._write({"message": message})
+
+    def phase(self, phase: str, **extra) -> None:
+        self._write({"phase": phase, **extra})
+
+    def step(self, item: str, done: int, total: int) -> None:
+        now = time.time()
+        if done < total and now - self.last.get(item, 0.0) < STEP_EVENT_INTERVAL_S:
+            return
+        self.last[item] = now
+        self._write({"item": item, "done": done, "total": total})
+
+
+def _run(path: Path, wanted: str) -> int:
     from . import build_untrained
 
+    report = _Reporter(path, wanted)
     root = config.checkpoints_dir()
     try:
-        build.say(f"building the untrained zoo in {root}")
-        build_untrained(root, progress=build.say)
+        report.say(f"building the untrained zoo in {root}")
+        build_untrained(root, progress=report.say)
+        report.step("untrained", 1, 1)
         from .. import data
 
         if not data.is_prepared("phantom"):
-            build.phase = "data"
-            build.say("generating the phantom benchmark (train, validation and test splits)")
+            report.phase("data")
+            report.say("generating the phantom benchmark (train, validation and test splits)")
             data.prepare("phantom")
-            build.say("phantom benchmark ready")
+            report.say("phantom benchmark ready")
+        report.step("data", 1, 1)
         if wanted == "trained":
-            build.phase = "trained"
+            report.phase("trained")
             from .trained import build_trained
 
-            build_trained(root, progress=build.say, rebuild_bases=False)
-        build.phase = "done"
+            build_trained(root, progress=report.say, rebuild_bases=False, on_step=report.step)
+        report.phase("done")
+        return 0
     except Exception as exc:  # shown on Home with the log; the untrained models stay usable
-        build.error = f"{type(exc).__name__}: {exc}"
-        build.say(traceback.format_exc(limit=3))
-        build.phase = "failed"
-    finally:
-        build.finished = time.perf_counter()
+        report.say(traceback.format_exc(limit=3))
+        report.phase("failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_run(Path(sys.argv[2]), sys.argv[1]))

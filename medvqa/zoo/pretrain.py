@@ -34,8 +34,9 @@ def _targets(rows, groups):
 
 
 def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size: int = 32, lr: float = 1e-3,
-                    seed: int = 0, progress=print) -> dict:
-    """Train `model`'s vision tower in place on phantom captions' concepts; returns validation accuracy per group."""
+                    seed: int = 0, progress=print, on_step=None) -> dict:
+    """Train `model`'s vision tower in place on phantom captions' concepts; returns validation accuracy per group.
+    `on_step(item, step, steps)` hears of every step (the first-launch panel's progress)."""
 
     torch.manual_seed(seed)
     train = data.load("phantom-captions", split="train")
@@ -73,7 +74,9 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
     began = time.perf_counter()
     tower.train()
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    for step in range(steps):
+        if on_step:
+            on_step(f"pretrain {family}", step, steps)
         pick = torch.randint(0, len(train), (batch_size,), generator=generator)
         outs = logits({k: v[pick] for k, v in x_train.items()})
         loss = loss_of(outs, y_train[pick])
@@ -82,6 +85,8 @@ def pretrain_vision(family: str, model, processor, steps: int = 500, batch_size:
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
+    if on_step:
+        on_step(f"pretrain {family}", steps, steps)
     tower.eval()
     with torch.no_grad():
         outs = logits(x_val)

@@ -35,9 +35,11 @@ def build_trained(
     pretrain_steps: int | dict[str, int] | str = "family",
     seed: int = 0,
     names: set[str] | None = None,
+    on_step=None,
 ) -> list[ModelSpec]:
     """`seed` seeds the bases, their vision pretraining and every training run (the data stay the prepared ones);
-    `names` builds only those recipes (and every base)."""
+    `names` builds only those recipes (and every base); `on_step(item, step, steps)` hears of every step of
+    pretraining and training and of each evaluation (the first-launch panel's progress)."""
     from .. import registry
     from ..evaluation import evaluate
     from ..train import TrainConfig, run
@@ -56,7 +58,7 @@ def build_trained(
         for i, spec in enumerate(specs):
             wanted = pretrain_steps_for(spec.family, pretrain_steps)
             if spec.adapter is None and wanted and "vision_pretraining" not in spec.extra:
-                specs[i] = pretrain_base(spec, wanted, seed=seed, progress=progress)
+                specs[i] = pretrain_base(spec, wanted, seed=seed, progress=progress, on_step=on_step)
     recipes = [r for r in RECIPES if names is None or r[0] in names]
     for name, family, method, extra in recipes:
         settings = dict(extra)
@@ -68,12 +70,14 @@ def build_trained(
                                      method=method, max_steps=n_steps, batch_size=batch_size, warmup=0.05, seed=seed,
                                      eval_every=max(1, n_steps // 4), save_every=max(1, n_steps // 2),
                                      description=f"tiny {family} trained on the phantom benchmark ({method})",
-                                     **settings), progress=False))
+                                     **settings), progress=False, on_step=on_step))
     for name, _, _, extra in recipes:
         if extra.get("task") == "caption":
             continue
-        for ablation in ("none", "swap-images"):
+        for k, ablation in enumerate(("none", "swap-images")):
             r = evaluate(name, "phantom", limit=eval_limit, ablation=ablation, progress=False)
+            if on_step:
+                on_step(f"evaluate {name}", k + 1, 2)
             acc = {k: round(v["accuracy"], 3) for k, v in r.summary.items() if "accuracy" in v}
             progress(f"evaluated {name} ({ablation}): accuracy {acc}")
     progress(f"zoo built in {time.perf_counter() - began:.0f} s")

@@ -197,3 +197,20 @@ def test_several_dicom_files_of_a_series_upload_as_one_study(app):
     app.slider(key="compare-slice").set_value(1).run()
     assert "5 files: CT series" in app.image[0].proto.imgs[0].caption
     assert "slice 1 of 5" in app.image[0].proto.imgs[0].caption
+
+
+def test_an_image_unlike_the_models_training_images_is_flagged_on_its_card(app, scratch_zoo):
+    from medvqa import ood
+    from tests.unit.test_ood import phantoms
+
+    ood.fit(phantoms(60, seed=1)).save(scratch_zoo / "vilt-tiny" / ood.PROFILE_FILE)
+    app.switch_page("views/compare.py").run()
+    app.multiselect(key="compare-models").set_value(["vilt-tiny", "llava-tiny"]).run()
+    app.button(key="compare-go").click().run()
+    assert "unlike its training images" not in " ".join(m.value for m in app.markdown)  # a phantom sample: usual
+    app.radio(key="compare-src").set_value("Gallery (real DICOM)").run()
+    app.button(key="compare-go").click().run()
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert text.count(":orange-badge[:material/warning: unlike its training images]") == 1  # llava-tiny: no profile
+    assert any("unlike the images vilt-tiny was trained on" in c.value for c in app.caption)

@@ -98,3 +98,19 @@ def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisat
         assert f.mass_inside_randomised < 0.6 * f.mass_inside, (family, f)
         assert abs(f.rank_correlation) < 0.5, (family, f)
     CACHE.unload_all()
+
+
+def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(phantom_trained, monkeypatch):
+    """`medvqa train` writes an image profile beside the weights; the answer card's flag reads it."""
+    from pydicom.data import get_testdata_file
+
+    from medvqa import images, ood
+
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(phantom_trained))
+    assert (phantom_trained / "llava-phantom" / ood.PROFILE_FILE).exists()
+    real = images.load_path(get_testdata_file("CT_small.dcm")).image
+    warning = ood.unusual_image_warning("llava-phantom", real)
+    assert warning and "unlike the images llava-phantom was trained on (phantom)" in warning
+    usual = [ood.unusual_image_warning("llava-phantom", image) for image, _, _ in maps.phantom_cases(20, seed=11)]
+    assert usual.count(None) >= 19
+    assert ood.unusual_image_warning("llava-tiny", real) is None  # no profile, no flag (and no false reassurance)
