@@ -93,10 +93,13 @@ def pick_image(key: str) -> Picked | None:
         if not uploads:
             st.info("Upload an image, or pick a phantom or gallery image.")
             return None
-        if len(uploads) > 1:
-            files = tuple((upload.name, upload.getvalue()) for upload in uploads)
+        files = tuple((upload.name, upload.getvalue()) for upload in uploads)
+        if len(files) > 1 and all(images.is_dicom(raw, name) for name, raw in files):
             return _pick_slice(key, files, f"{len(files)} files")
-        raw, name = uploads[0].getvalue(), uploads[0].name
+        if len(files) > 1:  # the uploader keeps adding files: a new picture after another one replaces it
+            st.info(f"{len(files)} files are uploaded and not all are DICOM slices of a series: showing the last one, "
+                    f"{files[-1][0]}. Remove the others to ask about them.")
+        name, raw = files[-1]
     elif source == "Gallery (real DICOM)":
         choices = {g.title: g for g in gallery.available()}
         item = choices[st.selectbox("Gallery image", list(choices), key=f"{key}-gallery")]

@@ -88,6 +88,9 @@ def test_home_shows_the_registered_models(page, served_zoo):
     assert (SCREENSHOTS / "home.png").stat().st_size > 10_000
 
 
+ANSWER = '[data-testid="stMarkdownContainer"] h4'  # an answer card's answer, shown in full
+
+
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -112,9 +115,9 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
         page.get_by_role("textbox", name="Question").fill("Is there a mass in the left lung?")
         page.get_by_role("textbox", name="Question").press("Enter")
         page.get_by_role("button", name="Ask").click()
-        page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
+        page.locator(ANSWER).first.wait_for(timeout=120_000)
         shot(page, f"ask-{label}")
-    assert page.locator('[data-testid="stMetric"]').count() == 1
+    assert page.locator(ANSWER).count() == 1
 
 
 def test_compare_shows_one_model_per_family_side_by_side_served_beside_local(page, dashboard, served_zoo):
@@ -126,17 +129,86 @@ def test_compare_shows_one_model_per_family_side_by_side_served_beside_local(pag
     page.goto(f"{dashboard}/compare")
     page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
     page.get_by_role("button", name="Compare").click()
-    metrics = page.locator('[data-testid="stMetric"]')
-    metrics.nth(len(families) - 1).wait_for(timeout=120_000)
-    assert metrics.count() == len(families)
+    answers = page.locator(ANSWER)
+    answers.nth(len(families) - 1).wait_for(timeout=120_000)
+    assert answers.count() == len(families)
     assert page.get_by_text("Ground truth:").count() == 1
     cards = {page.locator('[data-testid="stColumn"]').nth(i).locator("strong").first.inner_text():
-             page.locator('[data-testid="stColumn"]').nth(i).locator('[data-testid="stMetricValue"]').inner_text()
+             page.locator('[data-testid="stColumn"]').nth(i).locator(ANSWER).inner_text()
              for i in range(len(families))}
     assert cards["llava-tiny@served"] == cards["llava-tiny"]
     assert "confidence n/a" in page.locator('[data-testid="stColumn"]').filter(has_text="llava-tiny@served")\
         .first.inner_text()
     shot(page, "compare")
+
+
+PATIENT_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "InstitutionName",
+                "ReferringPhysicianName", "AccessionNumber")
+
+
+def patient_values(files) -> set[str]:
+    """The identifying values the study's files carry (what an exported case must never contain)."""
+    import io
+
+    import pydicom
+
+    values = set()
+    for _, raw in files:
+        ds = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True)
+        values |= {str(ds.get(tag)).strip() for tag in PATIENT_TAGS if ds.get(tag) not in (None, "")}
+    return {v for v in values if len(v) >= 3}
+
+
+def test_a_zipped_series_compared_with_maps_and_exported_as_a_case(page, dashboard, served_zoo, browser, tmp_path):
+    """Upload a zipped CT series, scroll to another slice, compare every family with "where each model looked" on,
+    export the case; the HTML opens in Chromium, shows every map and carries no patient tag."""
+    from medvqa import registry
+    from medvqa.models import local_family_names
+    from tests.unit.test_studies import series_files, zipped
+
+    files = series_files("98892001/CT5N")
+    identifying = patient_values(files)
+    assert identifying  # the test data do carry names and ids
+    study = tmp_path / "ct5n.zip"
+    study.write_bytes(zipped(files))
+    families = {spec.family for spec in registry.list_models(served_zoo)}
+    page.goto(f"{dashboard}/compare")
+    page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
+    page.get_by_text("Upload", exact=True).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(study))
+    page.get_by_text("axial slice 2 of 5").wait_for(timeout=120_000)
+    slider = page.get_by_role("slider", name="Slice")
+    slider.focus()
+    slider.press("ArrowRight")
+    page.get_by_text("axial slice 3 of 5").wait_for(timeout=120_000)
+    page.get_by_role("textbox", name="Question").fill("Is there a lesion in the liver?")
+    page.get_by_role("textbox", name="Question").press("Enter")
+    page.get_by_role("button", name="Compare").click()
+    page.locator(ANSWER).nth(len(families) - 1).wait_for(timeout=120_000)
+    page.get_by_text("Show where each model looked").click()
+    looked = page.locator('[data-testid="stImageCaption"]').filter(has_text="looked")
+    looked.nth(len(local_family_names()) - 1).wait_for(timeout=120_000)
+    page.get_by_text("not available for served models").first.wait_for(timeout=120_000)
+    assert looked.count() == len(local_family_names())
+    looked.last.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's main block, not the window
+    page.wait_for_timeout(1000)
+    shot(page, "compare-study-maps")
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Export case").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    document = saved.read_text()
+    assert "uploaded study: CT series" in document and "axial slice 3 of 5" in document
+    assert not [v for v in identifying if v in document] and "ct5n.zip" not in document
+    report = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        report.goto(saved.as_uri())
+        report.get_by_text("Question: Is there a lesion in the liver?").wait_for(timeout=30_000)
+        sizes = report.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(sizes) == 1 + len(local_family_names()) and min(sizes) > 0  # the slice and every map, embedded
+        report.screenshot(path=str(SCREENSHOTS / "case-report.png"), full_page=True)
+    finally:
+        report.close()
 
 
 def nav(page, title: str) -> None:
@@ -173,7 +245,15 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_role("heading", name="Grade").click()  # focus off the rater box: shortcuts skip text inputs
     page.keyboard.press("1")  # the keyboard shortcut of "Correct" (Streamlit shows it on the button)
     page.get_by_text("31 answers left").wait_for(timeout=120_000)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)
+    page.keyboard.press("3")  # "Incorrect"
+    page.get_by_text("30 answers left").wait_for(timeout=120_000)
     shot(page, "grade")
+    with page.expect_download(timeout=120_000) as download:  # built on click: answers, grades so far and maps
+        page.get_by_role("button", name="Export case").click()
+    case = Path(download.value.path()).read_text()
+    assert "Grade page" in case and "Question:" in case and case.count("where it looked") == 2
     nav(page, "Arena")
     page.get_by_role("button", name="New battle").click()
     page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
@@ -181,7 +261,7 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_text("Vote recorded").wait_for(timeout=120_000)
     shot(page, "arena")
     nav(page, "Leaderboard")
-    page.get_by_text("1 arena votes by 1 raters · 1 grades by 1 raters").wait_for(timeout=120_000)
+    page.get_by_text("1 arena votes by 1 raters · 2 grades by 1 raters").wait_for(timeout=120_000)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     shot(page, "leaderboard")
