@@ -6,7 +6,7 @@
   medvqa ask          ask one model a question about one image
   medvqa eval         evaluate models on a dataset (batched, resumable, stored), with ablations
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
-  medvqa report       the leaderboard of stored runs, or a paired test between two models
+  medvqa report       the leaderboard of stored runs, a paired test between two models, or case reports
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
@@ -494,7 +494,8 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "ask": ("ask one model a question about one image", _ask_args, _ask),
     "eval": ("evaluate models on a dataset (batched, resumable, stored)", _eval_args, _eval),
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
-    "report": ("leaderboard of stored runs, or a paired test between two models", _report_args, _report),
+    "report": ("leaderboard of stored runs, a paired test between two models, or case reports of disagreements",
+               _report_args, _report),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),

@@ -2,10 +2,10 @@
 from .config import TrainConfig
 
 
-def run(cfg: TrainConfig, store=None, progress: bool = True):
+def run(cfg: TrainConfig, store=None, progress: bool = True, on_step=None):
     from .loop import run as _run
 
-    return _run(cfg, store=store, progress=progress)
+    return _run(cfg, store=store, progress=progress, on_step=on_step)
 
 
 __all__ = ["TrainConfig", "run"]

@@ -22,7 +22,8 @@ RESUME_DIR = "_resume"
 
 
 def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True, on_step=None) -> ModelSpec:
-    """Train as configured (`on_step(item, step, steps)` hears of each step in the main process). Under `accelerate launch` (several processes: DDP, or FSDP / DeepSpeed through an
+    """Train as configured (`on_step(item, step, steps)` hears of each step in the main process). Under
+    `accelerate launch` (several processes: DDP, or FSDP / DeepSpeed through an
     accelerate config) each process trains on its own share of every step's batches, gradients are averaged by the
     wrapped model, and only the main process logs, saves and resumes; alone it is the plain single-device loop."""
     import torch

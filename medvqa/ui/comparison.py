@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import streamlit as st
 
@@ -54,8 +55,8 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
                 st.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
                          width="stretch")
     case = _case(asked, page_key.capitalize())
-    st.download_button("Export case", cases.render_html(case, opacity), file_name=cases.file_name(case),
-                       mime="text/html", icon=":material/download:", key=f"{page_key}-export",
+    st.download_button("Export case", partial(cases.render_html, case, opacity), file_name=cases.file_name(case),
+                       mime="text/html", icon=":material/download:", key=f"{page_key}-export", on_click="ignore",
                        help="One self-contained HTML file: image, question, answers, maps shown, ground truth.")
 
 

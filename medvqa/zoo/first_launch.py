@@ -25,10 +25,11 @@ from pathlib import Path
 
 from .. import config, registry
 
-# Seconds per item in a reference build (2 cores, idle; `medvqa zoo build` of 303 s). Only their ratios matter.
-REFERENCE_SECONDS = {"untrained": 5.0, "data": 20.0, "pretrain": 9.0, "pretrain idefics2": 18.0, "train": 12.0,
-                     "train llava-phantom": 22.0, "train idefics2-phantom": 45.0, "train idefics2-phantom-captions": 6.0,
-                     "train idefics2-phantom-2stage": 45.0, "evaluate": 3.0}
+# Seconds per item of work in a reference first launch (2 cores, idle, 308 s in all, measured from this module's own
+# progress file on 2026-12-01); only their ratios matter.
+REFERENCE_SECONDS = {"untrained": 4.0, "data": 8.0, "pretrain": 9.0, "pretrain vilt": 18.0, "pretrain idefics2": 23.0,
+                     "train": 14.0, "train llava-phantom": 39.0, "train idefics2-phantom": 47.0,
+                     "train idefics2-phantom-captions": 9.0, "train idefics2-phantom-2stage": 47.0, "evaluate": 2.5}
 STEP_EVENT_INTERVAL_S = 1.0
 
 

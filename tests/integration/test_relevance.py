@@ -73,11 +73,16 @@ def phantom_trained(tmp_path_factory):
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        build_trained(root, steps=100, eval_limit=8, progress=lambda message: None, names=names)
+        heard = []  # the first-launch panel's progress hook, exercised here on the real build
+        build_trained(root, steps=100, eval_limit=8, progress=lambda message: None, names=names,
+                      on_step=lambda item, step, steps: heard.append((item, step, steps)))
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
         CACHE.unload_all()
+    for name in names:
+        assert (f"train {name}", 100, 100) in heard and (f"evaluate {name}", 2, 2) in heard
+    assert ("pretrain llava", 500, 500) in heard
     return root
 
 
