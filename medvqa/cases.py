@@ -137,10 +137,11 @@ def write(case: Case, folder: str | Path, opacity: float = 0.5) -> Path:
 
 def relevance_or_reason(name: str, image, question: str, answer: str | None, prompt_strategy: str | None = None):
     """A model's map for its answer, or a sentence saying why there is none (served models, failures)."""
-    from . import load_model
+    from .loader import CACHE
+    from .registry import get_spec
 
     try:
-        return load_model(name).explain(image, question, answer, prompt_strategy=prompt_strategy)
+        return CACHE.get(get_spec(name)).explain(image, question, answer, prompt_strategy=prompt_strategy)
     except MedVQAError as exc:
         return str(exc)
 

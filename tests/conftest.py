@@ -137,7 +137,9 @@ def serving(command: list[str], health_url: str, env: dict | None = None, name: 
     import time
     import urllib.request
 
-    log = tempfile.TemporaryFile()
+    logs = Path(__file__).resolve().parents[1] / "test-output" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = tempfile.NamedTemporaryFile(dir=logs, prefix=f"{name.replace(' ', '-')}-", suffix=".log", delete=False)
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:

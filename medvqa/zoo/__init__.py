@@ -10,7 +10,7 @@ from ..types import ModelSpec
 
 
 def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print,
-                    pretrain_steps: int | dict[str, int] | str = 0) -> list[ModelSpec]:
+                    pretrain_steps: int | dict[str, int] | str = 0, on_step=None) -> list[ModelSpec]:
     """Random-weight checkpoints of every family plus LoRA adapter specs that share a base with them.
 
     With `pretrain_steps` (one number, or one per family), each base's vision tower is first pretrained on the phantom
@@ -33,7 +33,7 @@ def build_untrained(root: Path | None = None, families=None, seed: int = 0, prog
         registry.write_spec(folder, spec)
         steps = pretrain_steps_for(family, pretrain_steps)
         if steps:
-            spec = pretrain_base(spec, steps, seed, progress)
+            spec = pretrain_base(spec, steps, seed, progress, on_step)
         specs.append(spec)
         if family_cls.demo_adapter is not None:
             specs.append(build_random_adapter(root, spec, seed=seed + 1))

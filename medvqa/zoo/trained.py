@@ -52,7 +52,7 @@ def build_trained(
         data.prepare("phantom")
     families = list(dict.fromkeys(family for _, family, _, _ in RECIPES))
     if rebuild_bases or not all((root / f"{family}-tiny" / "medvqa.json").exists() for family in families):
-        specs = build_untrained(root, seed=seed, progress=progress, pretrain_steps=pretrain_steps)
+        specs = build_untrained(root, seed=seed, progress=progress, pretrain_steps=pretrain_steps, on_step=on_step)
     else:  # the dashboard's first launch built them untrained a moment ago: pretrain those still random
         specs = [s for s in registry.list_models(root) if s.name.endswith(("-tiny", "-tiny-lora"))]
         for i, spec in enumerate(specs):

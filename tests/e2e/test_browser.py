@@ -1,4 +1,5 @@
-"""A real `streamlit run Home.py` driven by Playwright in Debian's Chromium; screenshots go to test-output/."""
+"""Long (every page in one browser session, beside the fixtures that start it): a real `streamlit run Home.py`
+driven by Playwright in Debian's Chromium; screenshots go to test-output/."""
 import os
 import shutil
 import sys
@@ -249,6 +250,9 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.wait_for_timeout(1000)
     page.keyboard.press("3")  # "Incorrect"
     page.get_by_text("30 answers left").wait_for(timeout=120_000)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Export case").wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)  # the rerun settles before the click (a click on a button being replaced is lost)
     shot(page, "grade")
     with page.expect_download(timeout=120_000) as download:  # built on click: answers, grades so far and maps
         page.get_by_role("button", name="Export case").click()
