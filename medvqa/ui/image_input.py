@@ -9,9 +9,6 @@ import streamlit as st
 from .. import data, gallery, images, studies
 from ..types import MedVQAError
 
-# No extension filter: scanners write DICOM slices without one; every file is read by its content, and anything else
-# gets a plain message.
-
 
 @dataclass
 class Picked:
@@ -87,6 +84,7 @@ def pick_image(key: str) -> Picked | None:
         st.session_state.pop(f"{key}-preset", None)
     source = st.radio("Image", ["Phantom sample", "Gallery (real DICOM)", "Upload"], horizontal=True, key=f"{key}-src")
     if source == "Upload":
+        # no extension filter: scanners write DICOM slices without one; each file is read by its content
         uploads = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: the DICOM files of a series (several "
                                    "at once), a zip of them, or a NIfTI volume", type=None,
                                    key=f"{key}-upload", accept_multiple_files=True)
