@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import maps
+from . import maps, registry
 from .images import pixel_hash
 from .types import MedVQAError
 
@@ -56,8 +56,13 @@ def answer_of(name: str, answer, correct: bool | None = None, relevance=None, no
     if isinstance(answer, str):
         return CaseAnswer(name, None, error=answer)
     return CaseAnswer(name, answer.text, score=answer.score, latency_s=answer.latency_s, correct=correct,
-                      relevance=relevance if isinstance(relevance, np.ndarray) else None,
-                      relevance_note=relevance if isinstance(relevance, str) else None, notice=notice)
+                      notice=notice, **_map_fields(relevance))
+
+
+def _map_fields(relevance) -> dict:
+    """A map, or the sentence saying why there is none, as CaseAnswer's two fields."""
+    return {"relevance": relevance if isinstance(relevance, np.ndarray) else None,
+            "relevance_note": relevance if isinstance(relevance, str) else None}
 
 
 def _png_url(image: Image.Image) -> str:
@@ -149,8 +154,6 @@ def relevance_or_reason(name: str, image, question: str, answer: str | None, pro
 def stored_case(sample, answers, graded: dict, with_maps: bool, source: str) -> Case:
     """A case from a dataset sample and its stored answers (`browse.sample_answers` rows), grades from
     `browse.grades_for`, and maps computed now when `with_maps` (for the models this machine can load)."""
-    from . import registry
-
     cards = []
     for row in answers.itertuples(index=False):
         relevance = (relevance_or_reason(row.model, sample.image, sample.question, row.prediction)
@@ -160,9 +163,7 @@ def stored_case(sample, answers, graded: dict, with_maps: bool, source: str) -> 
         cards.append(CaseAnswer(row.model, row.prediction, error=None if row.prediction is not None else "no answer",
                                 score=score, latency_s=row.latency_s, correct=right,
                                 grades=graded.get((sample.id, row.model), []),
-                                relevance=relevance if isinstance(relevance, np.ndarray) else None,
-                                relevance_note=relevance if isinstance(relevance, str) else None,
-                                notice=registry.demo_notice(row.model)))
+                                notice=registry.demo_notice(row.model), **_map_fields(relevance)))
     return Case(f"{sample.dataset} {sample.split} {sample.id}", sample.image,
                 f"{sample.dataset}/{sample.split} sample {sample.id} ({sample.modality}, {sample.organ})",
                 sample.question, cards, sample.answer, source=source)
