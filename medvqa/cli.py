@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: twelve subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: thirteen subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -12,6 +12,7 @@
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
   medvqa serve        start an OpenAI-compatible engine for a local checkpoint and register it as NAME@served
   medvqa db           the results database: info, upgrade (schema migrations), copy --to URL, backup
+  medvqa convert      turn a checkpoint of another format into one of ours (open-clip-tower: an open_clip ViT + an LM)
 """
 from __future__ import annotations
 
@@ -487,6 +488,30 @@ def _db(args) -> int:
     return 0
 
 
+def _converters() -> dict:
+    """Conversion kind -> function, from the families that declare one (`converters` on the family class)."""
+    from .models import family_class, local_family_names
+
+    return {kind: convert for name in local_family_names() for kind, convert in family_class(name).converters.items()}
+
+
+def _convert_args(conv: argparse.ArgumentParser) -> None:
+    conv.add_argument("kind", help="what to convert: open-clip-tower (an open_clip ViT image tower, e.g. BiomedCLIP's, "
+                      "joined to a causal LM by a new projector, as a LLaVA checkpoint)")
+    conv.add_argument("source", help="the folder to convert (open_clip_config.json + open_clip_model.safetensors)")
+    conv.add_argument("--language-model", required=True, help="a local causal LM folder (weights and tokenizer)")
+    conv.add_argument("--output", required=True, help="the new checkpoint folder (registered by its folder name)")
+
+
+def _convert(args) -> int:
+    converters = _converters()
+    if args.kind not in converters:
+        raise MedVQAError(f"no converter '{args.kind}'; known: {', '.join(sorted(converters))}")
+    spec = converters[args.kind](args.source, args.language_model, args.output)
+    print(f"wrote {spec.name} ({spec.family}) to {args.output}: {spec.description}")
+    return 0
+
+
 COMMANDS = {  # name -> (help, arguments, handler)
     "zoo": ("offline demo checkpoints", _zoo_args, _zoo),
     "models": ("list registered models", lambda parser: None, _models),
@@ -502,6 +527,7 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "serve": ("serve a local checkpoint through an OpenAI-compatible engine, registered as NAME@served", _serve_args,
               _serve),
     "db": ("the results database: info, upgrade, copy, backup", _db_args, _db),
+    "convert": ("turn a checkpoint of another format into one of ours (open-clip-tower)", _convert_args, _convert),
 }
 
 

@@ -109,6 +109,8 @@ class VQAModel:
     def init_new_head(cls, model, cfg) -> None:
         """Initialise a head created by training_load_kwargs (called unless training continues an adapter)."""
 
+    converters: dict = {}  # `medvqa convert KIND`: kind -> function(source, language_model, output) -> ModelSpec
+
     # --- demo zoo (medvqa.zoo) ---------------------------------------------------------------------------
     demo_adapter: dict | None = None  # LoraConfig arguments for a random demo adapter on the tiny base, or None
     zoo_pretrain_steps = 500  # vision pretraining of the tiny base (medvqa/zoo/pretrain.py)

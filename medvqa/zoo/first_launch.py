@@ -25,11 +25,11 @@ from pathlib import Path
 
 from .. import config, registry
 
-# Seconds per item of work in a reference first launch (2 cores, idle, 308 s in all, measured from this module's own
-# progress file on 2026-12-01); only their ratios matter.
-REFERENCE_SECONDS = {"untrained": 4.0, "data": 8.0, "pretrain": 9.0, "pretrain vilt": 18.0, "pretrain idefics2": 23.0,
-                     "train": 14.0, "train llava-phantom": 39.0, "train idefics2-phantom": 47.0,
-                     "train idefics2-phantom-captions": 9.0, "train idefics2-phantom-2stage": 47.0, "evaluate": 2.5}
+# What each item of work took in a reference first launch (2 cores, idle, 308 s in all, read from this module's own
+# progress file on 2026-12-01): per pretraining and training step, plus a fixed cost per item (loading, saving).
+# Only the ratios matter: the estimate scales them by the pace measured on the machine at hand.
+REFERENCE_S = {"untrained": 4.0, "data": 8.0, "evaluate": 2.5}
+PRETRAIN_STEP_S, TRAIN_STEP_S, ITEM_S = 0.02, 0.045, 2.0
 STEP_EVENT_INTERVAL_S = 1.0
 
 
@@ -67,7 +67,7 @@ def work_plan(wanted: str) -> dict[str, float]:
     """Item -> reference seconds for a build of `wanted` ("trained" or "untrained")."""
     from ..models import family_class, local_family_names
 
-    plan = {"untrained": REFERENCE_SECONDS["untrained"], "data": REFERENCE_SECONDS["data"]}
+    plan = {"untrained": REFERENCE_S["untrained"], "data": REFERENCE_S["data"]}
     if wanted != "trained":
         return plan
     from .trained import RECIPES
@@ -75,11 +75,11 @@ def work_plan(wanted: str) -> dict[str, float]:
     for family in local_family_names():
         steps = family_class(family).zoo_pretrain_steps
         if steps:
-            plan[f"pretrain {family}"] = REFERENCE_SECONDS.get(f"pretrain {family}", REFERENCE_SECONDS["pretrain"])
-    for name, *_rest in RECIPES:
-        plan[f"train {name}"] = REFERENCE_SECONDS.get(f"train {name}", REFERENCE_SECONDS["train"])
-        if _rest[-1].get("task") != "caption":
-            plan[f"evaluate {name}"] = REFERENCE_SECONDS["evaluate"]
+            plan[f"pretrain {family}"] = ITEM_S + steps * PRETRAIN_STEP_S
+    for name, _family, _method, settings in RECIPES:
+        plan[f"train {name}"] = ITEM_S + settings["max_steps"] * TRAIN_STEP_S
+        if settings.get("task") != "caption":
+            plan[f"evaluate {name}"] = REFERENCE_S["evaluate"]
     return plan
 
 

@@ -22,6 +22,11 @@ RECIPES = [
     # two-stage: stage 1 captions, stage 2 the same VQA recipe starting from the stage-1 weights
     ("idefics2-phantom-captions", "idefics2", "full", dict(IDEFICS2, task="caption", max_steps=150)),
     ("idefics2-phantom-2stage", "idefics2", "full", dict(IDEFICS2, base="idefics2-phantom-captions")),
+    # BiomedCLIP + LLM: stage 1 trains the new projector (and the LM) on captions, stage 2 the VQA task from there
+    ("biomedclip-llm-phantom-captions", "biomedclip-llm", "full",
+     dict(task="caption", max_steps=150, lr=3e-3, freeze=r"vision_tower\.")),
+    ("biomedclip-llm-phantom", "biomedclip-llm", "full",
+     dict(max_steps=600, lr=3e-3, freeze=r"vision_tower\.", base="biomedclip-llm-phantom-captions")),
 ]
 
 
@@ -59,7 +64,11 @@ def build_trained(
             wanted = pretrain_steps_for(spec.family, pretrain_steps)
             if spec.adapter is None and wanted and "vision_pretraining" not in spec.extra:
                 specs[i] = pretrain_base(spec, wanted, seed=seed, progress=progress, on_step=on_step)
-    recipes = [r for r in RECIPES if names is None or r[0] in names]
+    wanted = set(names) if names is not None else {name for name, *_ in RECIPES}
+    for name, _, _, extra in reversed(RECIPES):  # a second stage brings the first
+        if name in wanted and "base" in extra:
+            wanted.add(extra["base"])
+    recipes = [r for r in RECIPES if r[0] in wanted]
     for name, family, method, extra in recipes:
         settings = dict(extra)
         recipe_steps = settings.pop("max_steps")
