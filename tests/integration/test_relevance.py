@@ -87,6 +87,8 @@ def phantom_trained(tmp_path_factory):
     return root
 
 
+# the fixture trains every family (about 3 minutes on 2 idle cores, 10 when CI shares them): only a hang reaches this
+@pytest.mark.timeout(1800)
 def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisation_test(phantom_trained,
                                                                                            monkeypatch):
     """Adebayo et al.'s two checks per family on 24 fresh abnormal phantom images ("is there a <finding>?", explaining
@@ -106,6 +108,7 @@ def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisat
     CACHE.unload_all()
 
 
+@pytest.mark.timeout(1800)
 def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(phantom_trained, monkeypatch):
     """`medvqa train` writes an image profile beside the weights; the answer card's flag reads it."""
     from pydicom.data import get_testdata_file
