@@ -1,9 +1,8 @@
-"""Does training the projector matter? BiomedCLIP + LLM captioning with the projector trained (the zoo's stage 1)
-against the same recipe with the projector left at its fresh initialisation (as the seed Path-VQA experiment did).
-
-Both train the language model on the phantom captions for the same steps from the same converted base; only the
-projector's freezing differs. Scored by METEOR (medvqa.metrics.meteor) and exact-match of the finding sentence on
-the phantom-captions test split, generated greedily with the caption prompt.
+"""What must stage 1 train? BiomedCLIP + LLM captioning from the same converted base, the same steps on the phantom
+captions, with the projector, the language model or both trained (the vision tower frozen throughout), against the
+untrained base (the seed Path-VQA experiment never trained its projector). Scored by METEOR
+(medvqa.metrics.meteor) and exact match of the caption on the phantom-captions test split, generated greedily with
+the caption prompt.
 
     python benchmarks/projector_ablation.py [--images 150]
 
@@ -22,6 +21,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 STAGE_ONE = "biomedclip-llm-phantom-captions"
 
 
+SETTINGS = [  # what stage 1 trains (the vision tower always stays frozen): label -> freeze regex
+    ("language model only (projector left at its initialisation, as in the seed)",
+     r"(vision_tower|multi_modal_projector)\."),
+    ("projector only (language model frozen)", r"(vision_tower|language_model|lm_head)"),
+    ("projector and language model (the zoo's stage 1)", r"vision_tower\."),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=150)
@@ -32,25 +39,24 @@ def main() -> None:
     from medvqa.train.collate import CAPTION_PROMPT
     from medvqa.zoo.trained import RECIPES
 
-    name, family, method, settings = next(r for r in RECIPES if r[0] == STAGE_ONE)
+    _, family, method, settings = next(r for r in RECIPES if r[0] == STAGE_ONE)
     root = config.checkpoints_dir()
-    frozen = dict(settings, freeze=r"(vision_tower|multi_modal_projector)\.")
-    steps = frozen.pop("max_steps")
+    steps = settings["max_steps"]
+    test = data.load("phantom-captions", split="test", limit=args.images, seed=0)
+    scores = {"nothing (the converted base)": _score(medvqa.load_model(f"{family}-tiny"), test, CAPTION_PROMPT,
+                                                     metrics)}
     with tempfile.TemporaryDirectory() as scratch:
-        output = Path(scratch) / "projector-frozen"
-        run(TrainConfig(family=family, base=str(root / f"{family}-tiny"), output=str(output), method=method,
-                        max_steps=steps, batch_size=32, warmup=0.05, seed=0, eval_every=steps, save_every=steps,
-                        **frozen), progress=False)
         os.environ["MEDVQA_CHECKPOINTS"] = scratch  # the registry reads it at each call
-        frozen_model = medvqa.load_model("projector-frozen")
-        test = data.load("phantom-captions", split="test", limit=args.images, seed=0)
-        scores = {"projector frozen at its initialisation": _score(frozen_model, test, CAPTION_PROMPT, metrics)}
+        for i, (label, freeze) in enumerate(SETTINGS):
+            chosen = dict(settings, freeze=freeze, max_steps=steps)
+            run(TrainConfig(family=family, base=str(root / f"{family}-tiny"), output=str(Path(scratch) / f"s{i}"),
+                            method=method, batch_size=32, warmup=0.05, seed=0, eval_every=steps, save_every=steps,
+                            **chosen), progress=False)
+            scores[label] = _score(medvqa.load_model(f"s{i}"), test, CAPTION_PROMPT, metrics)
         os.environ["MEDVQA_CHECKPOINTS"] = str(root)
-        scores["projector trained (the zoo's stage 1)"] = _score(medvqa.load_model(STAGE_ONE), test,
-                                                                 CAPTION_PROMPT, metrics)
     print(f"{len(test)} phantom-captions test images, {steps} caption steps each; load average "
           f"{os.getloadavg()[0]:.1f}\n")
-    print("| stage 1 | METEOR | exact caption |")
+    print("| stage 1 trains | METEOR | exact caption |")
     print("|---|---|---|")
     for label, (meteor, exact) in scores.items():
         print(f"| {label} | {meteor:.3f} | {exact:.1%} |")

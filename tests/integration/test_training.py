@@ -86,7 +86,7 @@ def test_blip_decoder_inputs_start_with_dec_and_mask_padding(env):
 
 
 @pytest.mark.parametrize("family, method", [("vilt", "full"), ("blip", "full"), ("blip2", "lora"),
-                                            ("idefics2", "lora"), ("llava", "full")])
+                                            ("idefics2", "lora"), ("llava", "full"), ("biomedclip-llm", "lora")])
 def test_training_reduces_loss_and_registers_a_working_checkpoint(env, family, method):
     spec = train(env, family, method)
     train_losses = losses(spec.name)
