@@ -44,6 +44,8 @@ class Build:
     pid: int | None = None
     elapsed: float = 0.0  # seconds since the start, as of the newest event (or now, while running)
     wanted: str = "untrained"  # what the build was asked for: "untrained" or "trained"
+    plan: dict[str, float] = field(default_factory=dict)  # item -> reference seconds, written by the builder (the
+    # web server reads it rather than import the families, and torch with them)
 
     @property
     def running(self) -> bool:
@@ -51,9 +53,10 @@ class Build:
 
     def fraction(self) -> float:
         """The share of the whole build done, each item weighted by its reference time."""
-        plan = work_plan(self.wanted)
-        total = sum(plan.values())
-        return sum(weight * min(1.0, self.done.get(item, 0.0)) for item, weight in plan.items()) / total
+        total = sum(self.plan.values())
+        if not total:
+            return 0.0
+        return sum(weight * min(1.0, self.done.get(item, 0.0)) for item, weight in self.plan.items()) / total
 
     def remaining_s(self) -> float | None:
         """Seconds left at the pace measured so far; None until enough of the build has run to tell."""
@@ -122,7 +125,7 @@ def current() -> Build:
         build.elapsed = event.get("t", build.elapsed)
         if "start" in event:
             build.started, build.pid = event["start"], event.get("pid")
-            build.wanted = event.get("mode", build.wanted)
+            build.wanted, build.plan = event.get("mode", build.wanted), event.get("plan", {})
         if "phase" in event:
             build.phase = event["phase"]
         if "item" in event:
@@ -167,7 +170,8 @@ class _Reporter:
 
     def __init__(self, path: Path, wanted: str):
         self.path, self.began, self.last = path, time.time(), {}
-        self._write({"start": self.began, "pid": os.getpid(), "mode": wanted, "phase": "untrained"})
+        self._write({"start": self.began, "pid": os.getpid(), "mode": wanted, "phase": "untrained",
+                     "plan": work_plan(wanted)})
 
     def _write(self, event: dict) -> None:
         with open(self.path, "a") as fh:

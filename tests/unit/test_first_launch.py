@@ -18,14 +18,15 @@ def test_the_estimate_scales_with_the_measured_pace_and_waits_for_evidence():
     assert "train idefics2-phantom-2stage" in plan and "evaluate vilt-phantom" in plan
     assert "evaluate idefics2-phantom-captions" not in plan  # caption stage: not evaluated
     halfway = {item: 1.0 for item in list(plan)[: len(plan) // 2]}
-    fast = first_launch.Build(phase="trained", wanted="trained", done=halfway, elapsed=100.0)
-    slow = first_launch.Build(phase="trained", wanted="trained", done=halfway, elapsed=200.0)
+    fast = first_launch.Build(phase="trained", wanted="trained", plan=plan, done=halfway, elapsed=100.0)
+    slow = first_launch.Build(phase="trained", wanted="trained", plan=plan, done=halfway, elapsed=200.0)
     fraction = fast.fraction()
     assert 0 < fraction < 1
     assert fast.remaining_s() == pytest.approx(100.0 * (1 - fraction) / fraction)
     assert slow.remaining_s() == pytest.approx(2 * fast.remaining_s())  # a busier machine: a longer estimate
-    assert first_launch.Build(phase="untrained", wanted="trained", elapsed=30.0).remaining_s() is None
-    done = first_launch.Build(phase="done", wanted="trained", done={item: 1.0 for item in plan}, elapsed=300.0)
+    assert first_launch.Build(phase="untrained", wanted="trained", plan=plan, elapsed=30.0).remaining_s() is None
+    done = first_launch.Build(phase="done", wanted="trained", plan=plan, done={item: 1.0 for item in plan},
+                              elapsed=300.0)
     assert done.fraction() == pytest.approx(1.0) and done.remaining_s() == pytest.approx(0.0)
 
 
@@ -39,6 +40,7 @@ def test_the_progress_file_tells_phase_steps_messages_and_a_vanished_builder(che
     build = first_launch.current()
     assert build.phase == "trained" and build.running and build.pid == os.getpid() and build.wanted == "trained"
     assert build.done["train vilt-phantom"] == 1.0 and build.done["untrained"] == 1.0
+    assert build.plan == first_launch.work_plan("trained")  # the page reads the plan; it imports no family
     assert any("building the untrained zoo" in line for line in build.log)
     assert sum('"item": "train vilt-phantom"' in line for line in checkpoints.read_text().splitlines()) <= 3
     checkpoints.write_text(checkpoints.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
