@@ -117,6 +117,24 @@ def load(family, source: str, *, dtype: str = "auto", device: str | None = None,
     return Checkpoint(model, processor, device, dtype, effective, notes)
 
 
+def load_language_model(source: str):
+    """(causal LM in float32 on the CPU, tokenizer) of a local folder or hub id, under the same rules as `load`:
+    safetensors only, no remote code, no network for a local folder or when offline (a converter's language side)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = config.is_local(source)
+    if local:
+        weights.check_model_folder(source)
+    common = dict(trust_remote_code=False, local_files_only=local or config.offline())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, use_safetensors=True, **common)
+    except Exception as exc:  # noqa: BLE001 - any failure to read a checkpoint becomes one clear message
+        raise CheckpointError(_failure_message(f"language model {source}", source, local, None, exc)) from exc
+    return model, tokenizer
+
+
 def _check_model_type(family, source: str, what: str, common: dict) -> None:
     from transformers import AutoConfig
 

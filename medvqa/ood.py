@@ -129,5 +129,6 @@ def unusual_image_warning(name: str, image: Image.Image) -> str | None:
     if distance <= profile.threshold:
         return None
     trained_on = ", ".join(spec.trained_on) or "its training data"
-    return (f"This image is unlike the images {name} was trained on ({trained_on}): distance {distance:.0f} against "
-            f"{profile.threshold:.0f} for 99% of them. Treat its answer with caution.")
+    return (f"This image is unlike the images {name} was trained on ({trained_on}): distance {distance:.0f}, beyond "
+            f"the threshold of {profile.threshold:.0f} (1.2x the 99th percentile of held-out training images). Treat "
+            "its answer with caution.")

@@ -127,22 +127,13 @@ def convert_open_clip_tower(source: str | Path, language_model: str | Path, outp
                             vision_feature_layer: int = -2):
     """A LLaVA checkpoint in `output`: the open_clip tower of `source` as its CLIPVisionModel, the causal LM (and
     tokenizer) of `language_model` (a local folder), a freshly initialised projector. Returns its ModelSpec."""
-    import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        CLIPImageProcessorPil,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
-    from .. import registry
+    from .. import loading, registry
     from ..types import ModelSpec
 
     tower, _, preprocess = read_open_clip_tower(source)
-    tokenizer = AutoTokenizer.from_pretrained(language_model)
-    lm = AutoModelForCausalLM.from_pretrained(language_model, dtype=torch.float32)
+    lm, tokenizer = loading.load_language_model(str(language_model))
     if "<image>" not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     side, patch = tower.config.image_size, tower.config.patch_size
