@@ -2,9 +2,9 @@
 import streamlit as st
 
 from medvqa import config, hardware
-from medvqa.ui.home_view import datasets_frame, first_launch_panel, leaderboard_snapshot
+from medvqa.ui.home_panels import datasets_frame, first_launch_panel, leaderboard_snapshot
 from medvqa.ui.judgment import rater_sidebar
-from medvqa.ui.registry_view import registry_frame
+from medvqa.ui.registry_table import registry_frame
 
 st.set_page_config(page_title="MedVQA Workbench", layout="wide")
 

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     from streamlit.testing.v1 import AppTest
 
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
 
     app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "Home.py"), default_timeout=300)
     app.switch_page("views/compare.py").run()

@@ -39,7 +39,8 @@ ANSWERS = ["yes", "no", "left", "right", "liver", "lung", "two", "three", "ct", 
 
 
 def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000, seed: int = 0) -> None:
-    from medvqa.store import Prediction, Store
+    from medvqa.datatypes import Prediction
+    from medvqa.store import Store
 
     rng = random.Random(seed)
     store = Store(url)
@@ -91,15 +92,16 @@ def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000
 
 def page_reads(store) -> dict:
     """Name -> a callable reading what one page shows (no Streamlit cache: the cost of a click after a change)."""
-    from medvqa import browse, ratings, report
+    from medvqa import leaderboard, ratings
     from medvqa.cli import main
+    from medvqa.store import queries
 
-    first = browse.latest_runs(store, "vqa-rad", "test")
+    first = queries.latest_runs(store, "vqa-rad", "test")
     graded_runs = list(first.id[:3])
     csv = Path(tempfile.mkdtemp()) / "leaderboard.csv"
 
     def page(**chosen):
-        return lambda: browse.sample_page(store, "vqa-rad", "test", browse.SampleFilter(**chosen), page=2)
+        return lambda: queries.sample_page(store, "vqa-rad", "test", queries.SampleFilter(**chosen), page=2)
 
     def quiet_report():
         before = os.environ.get("MEDVQA_DB")
@@ -115,17 +117,17 @@ def page_reads(store) -> dict:
 
     return {
         "store version (cache key)": store.version,
-        "leaderboard (Home)": lambda: report.leaderboard(store),
+        "leaderboard (Home)": lambda: leaderboard.leaderboard(store),
         "metric frame (Metrics)": lambda: (store.metric_names(),
                                            store.metrics(latest=True, metric=("accuracy", "delta_accuracy"))),
-        "samples filters' values (once per dataset)": lambda: browse.sample_facets(store, "vqa-rad", "test"),
+        "samples filters' values (once per dataset)": lambda: queries.sample_facets(store, "vqa-rad", "test"),
         "samples page, no filter": page(),
         "samples page, question type": page(question_types=("organ", "presence")),
         "samples page, answer type": page(answer_types=("open",)),
         "samples page, modality": page(modalities=("ct",)),
         "samples page, wrong for model": page(wrong_model="model-03"),
         "samples page, models disagree": page(models_disagree=True),
-        "grading queue (Grade)": lambda: browse.grading_queue(store, graded_runs, "rater-new", limit=1),
+        "grading queue (Grade)": lambda: queries.grading_queue(store, graded_runs, "rater-new", limit=1),
         "ratings, 1,000 bootstrap (Leaderboard)": lambda: ratings.bradley_terry(store.vote_counts(),
                                                                                n_bootstrap=1000),
         "medvqa report": quiet_report,

@@ -4,8 +4,8 @@ Importing this package (and listing models) imports no torch; the first `load_mo
 """
 from __future__ import annotations
 
+from .datatypes import Answer, CheckpointError, MedVQAError, ModelSpec, SpecError, UnknownModelError
 from .registry import list_models
-from .types import Answer, CheckpointError, MedVQAError, ModelSpec, SpecError, UnknownModelError
 
 __all__ = ["Answer", "CheckpointError", "MedVQAError", "ModelSpec", "SpecError", "UnknownModelError",
            "list_models", "load_model", "unload_model", "loaded_models"]
@@ -14,14 +14,14 @@ __version__ = "0.1.0"
 
 def load_model(name: str):
     """The cached model for a registered name (loaded on first use; siblings on one base share its weights)."""
-    from .loader import CACHE
+    from .model_cache import CACHE
     from .registry import get_spec
 
     return CACHE.get(get_spec(name))
 
 
 def unload_model(name: str) -> bool:
-    from .loader import CACHE
+    from .model_cache import CACHE
 
     return CACHE.unload(name)
 
@@ -29,5 +29,5 @@ def unload_model(name: str) -> bool:
 def loaded_models() -> list[str]:
     import sys
 
-    loader = sys.modules.get("medvqa.loader")  # never import torch just to say nothing is loaded
-    return loader.CACHE.loaded_names() if loader else []
+    cache = sys.modules.get("medvqa.model_cache")  # never import torch just to say nothing is loaded
+    return cache.CACHE.loaded_names() if cache else []

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from . import maps, registry
+from .datatypes import MedVQAError
 from .images import pixel_hash
-from .types import MedVQAError
 
 
 @dataclass
@@ -142,7 +142,7 @@ def write(case: Case, folder: str | Path, opacity: float = 0.5) -> Path:
 
 def relevance_or_reason(name: str, image, question: str, answer: str | None, prompt_strategy: str | None = None):
     """A model's map for its answer, or a sentence saying why there is none (served models, failures)."""
-    from .loader import CACHE
+    from .model_cache import CACHE
     from .registry import get_spec
 
     try:
@@ -152,8 +152,8 @@ def relevance_or_reason(name: str, image, question: str, answer: str | None, pro
 
 
 def stored_case(sample, answers, graded: dict, with_maps: bool, source: str) -> Case:
-    """A case from a dataset sample and its stored answers (`browse.sample_answers` rows), grades from
-    `browse.grades_for`, and maps computed now when `with_maps` (for the models this machine can load)."""
+    """A case from a dataset sample and its stored answers (`queries.sample_answers` rows), grades from
+    `queries.grades_for`, and maps computed now when `with_maps` (for the models this machine can load)."""
     cards = []
     for row in answers.itertuples(index=False):
         relevance = (relevance_or_reason(row.model, sample.image, sample.question, row.prediction)
@@ -174,11 +174,11 @@ def disagreement_cases(dataset: str, split: str, models: list[str] | None = None
                        ) -> list[Case]:
     """Cases for the samples on which the newest runs of `models` (default: every model evaluated there) disagree,
     first `limit` by sample id, with each model's stored answer and grades, and maps when asked and computable."""
-    from . import browse, data
-    from .store import Store
+    from . import data
+    from .store import Store, queries
 
     store = store or Store()
-    runs = browse.latest_runs(store, dataset, split)
+    runs = queries.latest_runs(store, dataset, split)
     chosen = [m for m in (models or runs.model.tolist()) if m in set(runs.model)]
     missing = sorted(set(models or []) - set(chosen))
     if missing:
@@ -186,17 +186,17 @@ def disagreement_cases(dataset: str, split: str, models: list[str] | None = None
     if len(chosen) < 2:
         raise MedVQAError(f"disagreements need two models evaluated on {dataset}/{split}; found {len(chosen)}")
     run_ids = [int(i) for i in runs[runs.model.isin(chosen)].id]
-    page = browse.sample_page(store, dataset, split, browse.SampleFilter(models_disagree=True), page=1,
+    page = queries.sample_page(store, dataset, split, queries.SampleFilter(models_disagree=True), page=1,
                               page_size=limit, models=chosen)
     sample_ids = page.rows.sample_id.tolist()
     samples = {s.id: s for s in data.load(dataset, split=split, seed=0)} if sample_ids else {}
-    graded = browse.grades_for(store, sample_ids, chosen)
+    graded = queries.grades_for(store, sample_ids, chosen)
     found = []
     for sample_id in sample_ids:
         if sample_id not in samples:
             progress(f"{sample_id}: not in this machine's {dataset}/{split}, skipped")
             continue
-        answers = browse.sample_answers(store, run_ids, sample_id)
+        answers = queries.sample_answers(store, run_ids, sample_id)
         found.append(stored_case(samples[sample_id], answers, graded, with_maps, "medvqa report --cases"))
         progress(f"case {len(found)} of {len(sample_ids)}: {sample_id}")
     return found

@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .types import MedVQAError
+from .datatypes import MedVQAError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -343,12 +343,12 @@ def _report_cases(args) -> int:
 
 
 def _report(args) -> int:
-    from . import config, report
+    from . import config, leaderboard
 
     if args.cases:
         return _report_cases(args)
     if args.compare:
-        c = report.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation,
+        c = leaderboard.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation,
                            bootstrap=args.bootstrap)
         pb, mc = c["paired_bootstrap"], c["mcnemar"]
         print(f"{c['model_a']} vs {c['model_b']} on {c['dataset']}/{args.split} ({args.ablation}), {c['n']} paired "
@@ -357,7 +357,7 @@ def _report(args) -> int:
               f"paired bootstrap p = {pb['p_value']:.4f}")
         print(f"  McNemar: only A right {mc['only_a']}, only B right {mc['only_b']}, exact p = {mc['p_value']:.4f}")
         return 0
-    board = report.leaderboard()
+    board = leaderboard.leaderboard()
     if board.empty:
         print("no finished runs in the store: run `medvqa eval` first")
         return 0

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from .types import MedVQAError, ModelSpec
+from .datatypes import MedVQAError, ModelSpec
 
 # what a worker needs to find checkpoints, data and settings the way the driver does
 FORWARDED_ENV = ("MEDVQA_CHECKPOINTS", "MEDVQA_DATA_CACHE", "MEDVQA_DEVICE", "MEDVQA_MEMORY_BUDGET_GB", "HF_HOME",

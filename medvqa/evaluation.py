@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, metrics, registry
-from .store import Prediction, Store
-from .types import MedVQAError, ModelSpec, Sample
+from .datatypes import MedVQAError, ModelSpec, Prediction, Sample
+from .models import is_remote
+from .store import Store
 
 BOOTSTRAPS = ("image", "question")
 SUBSET_FIELDS = ("answer_type", "question_type", "modality", "organ")
@@ -127,7 +128,7 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         bar = _progress(progress, len(samples), reused, f"{model_name} on {dataset}/{split} ({ablation})")
         batches = [remaining[start : start + batch_size] for start in range(0, len(remaining), batch_size)]
         settings = {"batch_size": batch_size, "prompt_strategy": prompt, "max_new_tokens": max_new_tokens}
-        if backend is None or getattr(registry.family_class(spec.family), "remote", False):
+        if backend is None or is_remote(spec.family):
             # served models need no workers: their answer_batch already fans requests out to the engine
             model = _model_for(spec, condition.zero_shot)
             answered = ((batch, model.answer_batch([(s.image, s.question) for s in batch], **settings))
@@ -135,7 +136,8 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         else:
             answered = backend.answer(spec, condition.zero_shot, batches, settings, bar)
         for batch, answers in answered:  # each batch stored as it finishes: a kill loses only batches in flight
-            store.add_predictions(run_id, [_row(s, a, key_of[s.id]) for s, a in zip(batch, answers)])
+            store.add_predictions(run_id, [prediction_row(s, a.text, key_of[s.id], a.score, a.latency_s)
+                                          for s, a in zip(batch, answers)])
             if bar:
                 bar.update(len(batch))
         if bar:
@@ -177,7 +179,7 @@ def paired_deltas(store: Store, identity: dict, rows, bootstrap: str = "image") 
 
 
 def _model_for(spec: ModelSpec, zero_shot: bool):
-    from .loader import CACHE
+    from .model_cache import CACHE
 
     model = CACHE.get(spec)
     if zero_shot:  # the same resident base with the adapter switched off
@@ -192,12 +194,15 @@ def _cache_key(model_hash: str, data_version: str, s: Sample, prompt: str, gener
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _row(s: Sample, answer, key: str) -> Prediction:
-    values = metrics.score(answer.text, s.answer, s.answer_type)
-    return Prediction.of(sample_id=s.id, cache_key=key, question=s.question, answer=s.answer, prediction=answer.text,
-                      score=answer.score, latency_s=answer.latency_s, answer_type=s.answer_type,
-                      question_type=s.question_type, modality=s.modality, organ=s.organ, image_id=s.image_id,
-                      values_json=json.dumps(values))
+def prediction_row(s: Sample, prediction: str, cache_key: str, score: float | None = None,
+                   latency_s: float | None = None) -> Prediction:
+    """The one place a stored prediction is built: its per-sample metric values, correctness and normalised answer
+    computed together from the answer and the ground truth."""
+    values = metrics.score(prediction, s.answer, s.answer_type)
+    return Prediction(sample_id=s.id, cache_key=cache_key, question=s.question, answer=s.answer, prediction=prediction,
+                      score=score, latency_s=latency_s, answer_type=s.answer_type, question_type=s.question_type,
+                      modality=s.modality, organ=s.organ, image_id=s.image_id, values_json=json.dumps(values),
+                      correct=values.get("correct"), normalized=metrics.normalize(prediction or ""))
 
 
 def _row_from_cache(row, s: Sample) -> Prediction:

@@ -7,7 +7,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 
-from .types import MedVQAError
+from .datatypes import MedVQAError
 
 MAX_PIXELS = 50_000_000  # ~7000x7000 per image or frame; larger ones are refused as possible decompression bombs
 # All frames of one DICOM file, uncompressed, as its header declares them (a 500-slice 512x512 16-bit CT is 262 MB);

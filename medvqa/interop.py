@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from .datatypes import MedVQAError, Sample
 from .store import Store
-from .types import MedVQAError
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -147,9 +147,7 @@ def import_predictions(path: str | Path, model: str, dataset: str, split: str = 
                        store: Store | None = None) -> tuple[int, list[dict]]:
     """Store predictions made by another tool as a finished run of `model` (not a registered checkpoint), scored
     by our metrics so it sits on the same leaderboard. Importing the same file again reuses that run."""
-    from .evaluation import aggregate
-    from .metrics import score
-    from .store import Prediction
+    from .evaluation import aggregate, prediction_row
 
     if fmt not in PREDICTION_FORMATS:
         raise MedVQAError(f"unknown prediction format '{fmt}'; choose one of {', '.join(PREDICTION_FORMATS)}")
@@ -164,11 +162,10 @@ def import_predictions(path: str | Path, model: str, dataset: str, split: str = 
                 "ablation": "none", "prompt": "external", "generation": {"imported_from": path.name}, "limit": None,
                 "seed": 0, "data": digest, "ood": False}
     run_id, _ = store.open_run(identity)
-    predictions = [Prediction.of(sample_id=r["sample_id"], cache_key=f"external:{digest}:{r['sample_id']}",
-                              question=r["question"], answer=r["answer"], prediction=r["prediction"], score=None,
-                              latency_s=None, answer_type=r["answer_type"], question_type=r["question_type"],
-                              modality=r["modality"], organ=r["organ"], image_id=r["image_id"],
-                              values_json=json.dumps(score(r["prediction"], r["answer"], r["answer_type"])))
+    predictions = [prediction_row(Sample(id=r["sample_id"], image=None, question=r["question"], answer=r["answer"],
+                                         answer_type=r["answer_type"], question_type=r["question_type"],
+                                         modality=r["modality"], organ=r["organ"], image_id=r["image_id"]),
+                                  r["prediction"], cache_key=f"external:{digest}:{r['sample_id']}")
                    for r in rows]
     store.add_predictions(run_id, predictions)
     metric_rows = aggregate(store.predictions(run_id))

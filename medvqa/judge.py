@@ -83,17 +83,12 @@ def judge_grades(store: Store | None = None):
     """Every cached judge verdict on a graded item, as grade rows (rater "judge: <name>") that ratings.cohen_kappa
     can set against the radiologists' grades of the same (sample, model). Reads the graded predictions only."""
     import pandas as pd
-    import sqlalchemy as sa
 
-    from .store.schema import grades as g
-    from .store.schema import predictions as p
+    from .store import queries
 
     store = store or Store()
     columns = ["rater", "sample_id", "model", "verdict"]
-    if store.scalar(sa.select(g.c.id).limit(1)) is None:  # no grades: nothing to set verdicts against
-        return pd.DataFrame(columns=columns)
-    graded = store.frame(sa.select(g.c.sample_id, g.c.model, p.c.question, p.c.answer, p.c.prediction).distinct()
-                         .join(p, (p.c.run_id == g.c.run_id) & (p.c.sample_id == g.c.sample_id)))
+    graded = queries.graded_items(store)  # no grades: nothing to set verdicts against
     if graded.empty:
         return pd.DataFrame(columns=columns)
     graded["item_key"] = [item_key(q, a, pred) for q, a, pred in zip(graded.question, graded.answer, graded.prediction)]

@@ -116,7 +116,7 @@ def profile_of(folder: str | Path | None) -> ImageProfile | None:
 def unusual_image_warning(name: str, image: Image.Image) -> str | None:
     """A sentence for the answer card when `image` is unlike model `name`'s training images, else None."""
     from . import registry
-    from .types import MedVQAError
+    from .datatypes import MedVQAError
 
     try:
         spec = registry.get_spec(name)

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .types import MedVQAError
+from .datatypes import MedVQAError
 
 RETRY_STATUSES = (429, 502, 503, 504)  # the engine is busy or starting: worth another try after a pause
 _CLIENTS: dict = {}

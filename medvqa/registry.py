@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, weights
+from .datatypes import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, MedVQAError, ModelSpec, SpecError, UnknownModelError
 from .models import family_class, family_names
-from .types import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, MedVQAError, ModelSpec, SpecError, UnknownModelError
 
 __all__ = ["family_class", "family_names", "get_spec", "list_models", "model_table", "parse_spec", "scan",
            "write_spec"]

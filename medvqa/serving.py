@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, registry
-from .types import MedVQAError, ModelSpec
+from .datatypes import MedVQAError, ModelSpec
+from .models import is_remote
 
 ENGINES = ("transformers", "vllm")
 SERVED_SUFFIX = "@served"
@@ -37,8 +38,7 @@ def plan(name: str, engine: str = "transformers", host: str = "127.0.0.1", port:
     if engine not in ENGINES:
         raise MedVQAError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
     spec = registry.get_spec(name)
-    family = registry.family_class(spec.family)
-    if getattr(family, "remote", False):
+    if is_remote(spec.family):
         raise MedVQAError(f"{name} is already a served model (at {spec.base})")
     base_url = f"http://{host}:{port}"
     if engine == "transformers":

@@ -37,7 +37,7 @@ def zoo_dir(tmp_path_factory) -> Path:
 def zoo(zoo_dir, monkeypatch):
     """Point the registry at the session zoo and start every test with an empty model cache."""
     monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(zoo_dir))
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
 
     CACHE.unload_all()
     yield zoo_dir
@@ -60,7 +60,7 @@ def scratch_zoo(zoo_dir, tmp_path, monkeypatch):
     root = tmp_path / "checkpoints"
     shutil.copytree(zoo_dir, root)
     monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(root))
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
 
     CACHE.unload_all()
     yield root

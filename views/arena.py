@@ -1,8 +1,8 @@
 """Blind battle: two random models answer the same image and question; names are revealed after the vote."""
 import streamlit as st
 
+from medvqa.datatypes import MedVQAError
 from medvqa.images import pixel_hash
-from medvqa.types import MedVQAError
 from medvqa.ui import results
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image

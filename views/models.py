@@ -2,8 +2,8 @@
 import streamlit as st
 
 from medvqa import load_model, loaded_models, unload_model
-from medvqa.types import MedVQAError
-from medvqa.ui.registry_view import last_latency_s, registry_frame, resident_mib, served_health
+from medvqa.datatypes import MedVQAError
+from medvqa.ui.registry_table import last_latency_s, registry_frame, resident_mib, served_health
 
 st.title("Models")
 frame, problems = registry_frame()

@@ -1,7 +1,7 @@
 """Browse evaluated samples and errors: every model's answer per sample, filters, open a sample in Compare."""
 import streamlit as st
 
-from medvqa.browse import SampleFilter
+from medvqa.store.queries import SampleFilter
 from medvqa.ui import results
 from medvqa.ui.answers import RIGHT, WRONG
 from medvqa.ui.image_input import open_in, samples_if_prepared

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from .. import config
-from ..types import CaptionSample, Sample
+from ..datatypes import CaptionSample, Sample
 from . import sources
 from .sources import DatasetSourceError
 

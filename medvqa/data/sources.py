@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..config import is_local, offline
-from ..types import MedVQAError
+from ..datatypes import MedVQAError
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "validate": "validation",
                  "val": "validation", "valid": "validation", "dev": "validation", "test": "test"}

@@ -1,8 +1,8 @@
 """What every family checks in a request before answering it (no torch: the served family shares it)."""
 from __future__ import annotations
 
+from ..datatypes import MedVQAError
 from ..prompts import MAX_QUESTION_CHARS
-from ..types import MedVQAError
 
 MAX_NEW_TOKENS_CAP = 64  # VQA answers are short; an unbounded request would let one user stall the GPU
 

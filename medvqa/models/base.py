@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
+from ..datatypes import Answer, MedVQAError, ModelSpec
 from ..prompts import apply_strategy, trim_answer
-from ..types import Answer, MedVQAError, ModelSpec
-from ._requests import InputError, check_image, check_question, new_token_budget  # noqa: F401 (InputError: re-exported)
+from ._interface import AnsweringModel
+from ._requests import InputError, check_image, check_question  # noqa: F401 (InputError: re-exported)
 
 
 class ModelUnloadedError(MedVQAError):
@@ -41,13 +42,11 @@ class LoadedBase:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-class VQAModel:
+class VQAModel(AnsweringModel):
     """A spec bound to its loaded base. Subclasses set the class attributes and implement the three hooks."""
 
-    family = ""
     transformers_class = ""  # name in `transformers`, loaded with from_pretrained
     model_types: tuple[str, ...] = ()  # config.json `model_type`s this family reads (a checkpoint of another refused)
-    default_max_new_tokens = 8
     padding_side = "left"  # decoder-only generation needs left padding; encoder inputs do not care
 
     def __init__(self, spec: ModelSpec, base: LoadedBase, adapter_name: str | None = None, reload=None):
@@ -163,20 +162,12 @@ class VQAModel:
     def device(self) -> str:
         return self.base.device
 
-    def answer(self, image, question: str, **generation) -> Answer:
-        return self.answer_batch([(image, question)], batch_size=1, **generation)[0]
-
-    def answer_batch(self, requests, batch_size: int = 16, **generation) -> list[Answer]:
-        """Answers in request order; requests are grouped longest-first so padding stays small."""
-        strategy = generation.pop("prompt_strategy", None) or self.spec.prompt_strategy
-        max_new_tokens = new_token_budget(generation.pop("max_new_tokens", None), self.default_max_new_tokens)
-        if generation:
-            raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
-        prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
+    def answer_prepared(self, prepared, max_new_tokens: int, batch_size: int) -> list[Answer]:
+        """Requests are grouped longest-first so padding stays small."""
         order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][1]))
         results: list[Answer | None] = [None] * len(prepared)
-        for start in range(0, len(order), max(1, batch_size)):
-            chunk = order[start : start + max(1, batch_size)]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             began = time.perf_counter()
             with self.activated():
                 inputs = self.preprocess([prepared[i][0] for i in chunk], [prepared[i][1] for i in chunk])

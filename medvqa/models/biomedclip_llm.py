@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..types import CheckpointError
+from ..datatypes import CheckpointError
 from .llava import LLAVA_CHAT, LlavaVQA
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"  # the hub layout: {"model_cfg": {...}, "preprocess_cfg": {...}}
@@ -129,11 +129,11 @@ def convert_open_clip_tower(source: str | Path, language_model: str | Path, outp
     tokenizer) of `language_model` (a local folder), a freshly initialised projector. Returns its ModelSpec."""
     from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
-    from .. import loading, registry
-    from ..types import ModelSpec
+    from .. import checkpoint_reader, registry
+    from ..datatypes import ModelSpec
 
     tower, _, preprocess = read_open_clip_tower(source)
-    lm, tokenizer = loading.load_language_model(str(language_model))
+    lm, tokenizer = checkpoint_reader.load_language_model(str(language_model))
     if "<image>" not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     side, patch = tower.config.image_size, tower.config.patch_size

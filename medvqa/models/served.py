@@ -19,15 +19,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ..datatypes import Answer, ModelSpec, SpecError
 from ..openai_api import ChatEndpoint
-from ..prompts import apply_strategy, trim_answer
-from ..types import Answer, ModelSpec, SpecError
-from ._requests import ExplainUnavailable, check_image, check_question, new_token_budget
+from ..prompts import trim_answer
+from ._interface import AnsweringModel
+from ._requests import ExplainUnavailable
 
 
-class ServedVQA:
+class ServedVQA(AnsweringModel):
     family = "served"
-    remote = True  # the loader hands out an instance: no weights to load, nothing in the memory budget
+    remote = True  # the model cache hands out an instance: no weights to load, nothing in the memory budget
 
     def __init__(self, spec: ModelSpec):
         extra = spec.extra
@@ -38,24 +39,16 @@ class ServedVQA:
                                      float(extra.get("timeout_s", 60)), int(extra.get("retries", 2)))
         self.max_concurrency = max(1, int(extra.get("max_concurrency", 4)))
         self.logprobs = bool(extra.get("logprobs", False))
-        self.default_max_new_tokens = int(extra.get("max_new_tokens", 8))
+        self.default_max_new_tokens = int(extra.get("max_new_tokens", self.default_max_new_tokens))
         self.last_latency_s: float | None = None
         self._lock = threading.Lock()
         # every caller in this process shares the bound (16 threads each sending a batch still keep at most
         # max_concurrency requests at the engine, so none waits out its timeout in the engine's queue)
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
 
-    def answer(self, image, question: str, **generation) -> Answer:
-        return self.answer_batch([(image, question)], **generation)[0]
-
-    def answer_batch(self, requests, batch_size: int = 16, **generation) -> list[Answer]:
-        """Answers in request order, sent concurrently (at most `max_concurrency` in flight from this process, all
-        callers together; the engine batches them itself). `batch_size` is accepted for the runner's sake."""
-        strategy = generation.pop("prompt_strategy", None) or self.spec.prompt_strategy
-        max_new_tokens = new_token_budget(generation.pop("max_new_tokens", None), self.default_max_new_tokens)
-        if generation:
-            raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
-        prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
+    def answer_prepared(self, prepared, max_new_tokens: int, batch_size: int) -> list[Answer]:
+        """Sent concurrently (at most `max_concurrency` in flight from this process, all callers together; the
+        engine batches them itself); `batch_size` does not apply."""
         if len(prepared) == 1:
             return [self._one(*prepared[0], max_new_tokens)]
         with ThreadPoolExecutor(min(self.max_concurrency, len(prepared))) as pool:

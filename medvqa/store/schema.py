@@ -1,55 +1,14 @@
-"""The results database's tables (one SQLAlchemy Core definition for SQLite and PostgreSQL) and its migrations.
-
-Migrations are a short ordered list of Python steps and a one-row `schema_version` table, not Alembic: there are a
-handful of steps, each must also backfill values computed in Python (normalised answers), and a store must upgrade
-without a migrations folder or a second tool installed beside the dashboard.
-"""
+"""The results database's tables: one SQLAlchemy Core definition for SQLite and PostgreSQL (declarations only;
+the migrations between versions are in migrations.py)."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..datatypes import Prediction
+
 SCHEMA_VERSION = 2
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One stored answer to one sample: the predictions table's columns (beside run_id and created) are these."""
-
-    sample_id: str
-    cache_key: str  # (spec hash, sample, image, prompt, generation): equal keys are the same request
-    question: str | None
-    answer: str | None  # the ground truth
-    prediction: str
-    score: float | None
-    latency_s: float | None
-    answer_type: str | None
-    question_type: str | None
-    modality: str | None
-    organ: str | None
-    image_id: str | None
-    values_json: str  # per-sample metric values (metrics.score)
-    correct: float | None = None  # values_json's "correct", as a column so pages filter on it in SQL
-    normalized: str | None = None  # the prediction normalised (metrics.normalize): "models disagree" in SQL
-
-    @classmethod
-    def from_row(cls, row) -> Prediction:
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
-
-    @classmethod
-    def of(cls, **fields) -> Prediction:
-        """A row with its SQL-side columns derived from the answer and its metric values."""
-        from ..metrics import normalize
-
-        values = json.loads(fields["values_json"])
-        return cls(**fields, correct=values.get("correct"), normalized=normalize(fields["prediction"] or ""))
-
-
-PREDICTION_COLUMNS = [f.name for f in dataclasses.fields(Prediction)]
 
 metadata = sa.MetaData()
 
@@ -121,41 +80,3 @@ schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.In
 
 # Copy order for `medvqa db copy`: parents before the rows that refer to them.
 TABLES = (runs, predictions, metrics, training_logs, grades, judge_verdicts, votes)
-
-
-def _v2(conn: sa.Connection, progress: Callable[[str], None]) -> None:
-    """v1 -> v2: `correct` and `normalized` columns on predictions (backfilled), `updated` on runs, indexes for the
-    pages' filters, and the version table (v1 kept its version in SQLite's user_version)."""
-    from ..metrics import normalize
-
-    for table, column, kind in (("predictions", "correct", "FLOAT"), ("predictions", "normalized", "TEXT"),
-                                ("runs", "updated", "FLOAT")):
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    conn.execute(runs.update().values(updated=sa.func.coalesce(runs.c.finished, runs.c.created)))
-    total = conn.execute(sa.select(sa.func.count()).select_from(predictions)).scalar_one()
-    key = (-1, "")
-    done = 0
-    while True:  # keyset pages over the primary key: memory stays flat whatever the store holds
-        chunk = conn.execute(
-            sa.select(predictions.c.run_id, predictions.c.sample_id, predictions.c.prediction,
-                      predictions.c.values_json)
-            .where(sa.tuple_(predictions.c.run_id, predictions.c.sample_id) > sa.tuple_(*key))
-            .order_by(predictions.c.run_id, predictions.c.sample_id).limit(20_000)).all()
-        if not chunk:
-            break
-        conn.execute(
-            predictions.update()
-            .where(predictions.c.run_id == sa.bindparam("r"), predictions.c.sample_id == sa.bindparam("s"))
-            .values(correct=sa.bindparam("c"), normalized=sa.bindparam("n")),
-            [{"r": r.run_id, "s": r.sample_id, "c": json.loads(r.values_json).get("correct"),
-              "n": normalize(r.prediction or "")} for r in chunk])
-        done += len(chunk)
-        key = (chunk[-1].run_id, chunk[-1].sample_id)
-        progress(f"backfilled {done}/{total} predictions")
-    for index in (*runs.indexes, *grades.indexes, *votes.indexes):
-        index.create(conn, checkfirst=True)
-    schema_version.create(conn, checkfirst=True)
-
-
-# version reached -> the step that reaches it from the one before
-MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2}

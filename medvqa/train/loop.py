@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from .. import data, ood, registry
+from ..datatypes import ModelSpec
 from ..models import family_class
 from ..store import Store
-from ..types import ModelSpec
 from .collate import Collator
 from .config import TrainConfig
 
@@ -108,16 +108,17 @@ def _batch_rows(rows: list, cfg: TrainConfig, batch_index: int) -> list:
 
 
 def _load(cfg: TrainConfig, answers: list[str], device):
-    from .. import loading
+    from .. import checkpoint_reader
 
     family = family_class(cfg.family)
     device = str(device)
     if cfg.method == "qlora":  # the loader's 4-bit settings, so training and serving quantize alike
-        ckpt = loading.load(family, cfg.base, dtype="auto", device=device, quantization="4bit", strict=False,
-                            require_quantization=True, **family.training_load_kwargs(answers, cfg))
+        ckpt = checkpoint_reader.load(family, cfg.base, dtype="auto", device=device, quantization="4bit",
+                                      strict=False, require_quantization=True,
+                                      **family.training_load_kwargs(answers, cfg))
     else:  # not strict: a training base may lack the head training adds (a hub MLM checkpoint, say)
-        ckpt = loading.load(family, cfg.base, dtype="float32", device=device, strict=False,
-                            **family.training_load_kwargs(answers, cfg))
+        ckpt = checkpoint_reader.load(family, cfg.base, dtype="float32", device=device, strict=False,
+                                      **family.training_load_kwargs(answers, cfg))
     model = ckpt.model
     if cfg.init_adapter is None:
         family.init_new_head(model, cfg)
@@ -155,14 +156,14 @@ def _accelerator(cfg: TrainConfig):
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
 
-    from .. import loading
+    from .. import checkpoint_reader
 
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         # one process trains several models in turn (the demo zoo): each run may choose its own precision, which
         # accelerate's process-wide state would otherwise refuse after the first
         AcceleratorState._reset_state(reset_partial_state=True)
     # find_unused_parameters: a LoRA run may train a head that some batches do not reach (DDP would stop there)
-    return Accelerator(mixed_precision=_mixed_precision(cfg), cpu=loading.pick_device() == "cpu",
+    return Accelerator(mixed_precision=_mixed_precision(cfg), cpu=checkpoint_reader.pick_device() == "cpu",
                        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 import streamlit as st
 
 from .. import list_models, load_model, loaded_models, ood, registry
+from ..datatypes import MedVQAError
 from ..metrics import correct
-from ..types import MedVQAError
 
 log = logging.getLogger(__name__)
 # Streamlit badges with Material icons: the emoji marks were empty boxes in Chromium without an emoji font

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from .. import data, gallery, images, studies
-from ..types import MedVQAError
+from ..datatypes import MedVQAError
 
 
 @dataclass

@@ -9,9 +9,9 @@ from functools import cached_property
 import streamlit as st
 
 from .. import config, list_models
+from ..datatypes import MedVQAError
 from ..images import pixel_hash
 from ..store import Store
-from ..types import MedVQAError
 
 # Labels, Material icons (Debian's Chromium has no emoji font: emoji were empty boxes) and keyboard shortcuts
 VERDICTS = {"correct": "Correct", "partially correct": "Partially correct", "incorrect": "Incorrect"}

@@ -5,11 +5,17 @@ one index lookup (`Store.version`); a new run, vote or grade anywhere invalidate
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pandas as pd
 import streamlit as st
 
-from .. import browse, data, report
-from ..store import Store, StoreError
+from .. import data
+from .. import leaderboard as board
+from ..store import Store, StoreError, queries
+
+T = TypeVar("T")
 
 
 def store() -> Store:
@@ -40,61 +46,33 @@ def _judge_agreement(db: Store) -> pd.DataFrame:
     return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
 
 
-def _judgment_facets(db: Store) -> tuple[list[str], list[str]]:
-    import sqlalchemy as sa
-
-    from ..store.schema import runs as r
-    from ..store.schema import votes as v
-
-    with db.connect() as conn:
-        datasets = set(conn.execute(sa.select(v.c.dataset).distinct()).scalars())
-        datasets |= set(conn.execute(sa.select(r.c.dataset).distinct()).scalars())
-        modalities = set(conn.execute(sa.select(v.c.modality).distinct()).scalars())
-    return sorted(d for d in datasets if d and d != "probe"), sorted(m for m in modalities if m)
-
-
-_READS = {
-    "latest_runs": browse.latest_runs,
-    "sample_page": browse.sample_page,
-    "sample_facets": browse.sample_facets,
-    "grading_queue": browse.grading_queue,
-    "leaderboard": report.leaderboard,
-    "runs": Store.runs,
-    "metrics": Store.metrics,
-    "metric_names": Store.metric_names,
-    "training_logs": Store.training_logs,
-    "vote_counts": Store.vote_counts,
-    "vote_summary": Store.vote_summary,
-    "grades": Store.grades,
-    "judge_agreement": _judge_agreement,
-    "judgment_facets": _judgment_facets,
-}
-
-
 @st.cache_data(max_entries=256, show_spinner=False)
-def _read(name: str, url: str, version: tuple, *args, **kwargs):
-    return _READS[name](Store(url), *args, **kwargs)
+def _read(key: str, url: str, version: tuple, _function: Callable, *args, **kwargs):
+    """`_function(Store(url), *args, **kwargs)`, cached on its name (`key`), the database and the store version."""
+    return _function(Store(url), *args, **kwargs)
 
 
-def _cached(name: str, *args, **kwargs):
+def _cached(function: Callable[..., T], *args, **kwargs) -> T:
+    """A read of the store (a function taking the store first) through the cache."""
     db = store()
-    return _read(name, db.url, db.version(), *args, **kwargs)
+    return _read(f"{function.__module__}.{function.__qualname__}", db.url, db.version(), function, *args, **kwargs)
 
 
 def latest_runs() -> pd.DataFrame:
-    return _cached("latest_runs")
+    return _cached(queries.latest_runs)
 
 
-def sample_page(dataset: str, split: str, chosen: browse.SampleFilter, page: int, page_size: int) -> browse.SamplePage:
-    return _cached("sample_page", dataset, split, chosen, page, page_size)
+def sample_page(dataset: str, split: str, chosen: queries.SampleFilter, page: int,
+                page_size: int) -> queries.SamplePage:
+    return _cached(queries.sample_page, dataset, split, chosen, page, page_size)
 
 
-def sample_facets(dataset: str, split: str) -> browse.SampleFacets:
-    return _cached("sample_facets", dataset, split)
+def sample_facets(dataset: str, split: str) -> queries.SampleFacets:
+    return _cached(queries.sample_facets, dataset, split)
 
 
 def grading_queue(run_ids: list[int], rater: str, limit: int) -> tuple[pd.DataFrame, int]:
-    return _cached("grading_queue", sorted(int(i) for i in run_ids), rater, limit)
+    return _cached(queries.grading_queue, sorted(int(i) for i in run_ids), rater, limit)
 
 
 def case_html(sample, run_ids: list[int]) -> str:
@@ -102,8 +80,8 @@ def case_html(sample, run_ids: list[int]) -> str:
     from .. import cases
 
     db = store()
-    answers = browse.sample_answers(db, run_ids, sample.id)
-    graded = browse.grades_for(db, [sample.id], answers.model.tolist())
+    answers = queries.sample_answers(db, run_ids, sample.id)
+    graded = queries.grades_for(db, [sample.id], answers.model.tolist())
     return cases.render_html(cases.stored_case(sample, answers, graded, with_maps=True, source="Grade page"))
 
 
@@ -112,38 +90,38 @@ def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int,
 
 
 def leaderboard() -> pd.DataFrame:
-    return _cached("leaderboard")
+    return _cached(board.leaderboard)
 
 
 def runs() -> pd.DataFrame:
-    return _cached("runs")
+    return _cached(Store.runs)
 
 
 def metrics(metric: str | tuple[str, ...] | None = None, datasets=(), splits=(), models=()) -> pd.DataFrame:
     """Metric rows of each (model, dataset, split, ablation)'s newest finished run, optionally some metrics only."""
-    return _cached("metrics", latest=True, metric=metric, datasets=tuple(datasets), splits=tuple(splits),
+    return _cached(Store.metrics, latest=True, metric=metric, datasets=tuple(datasets), splits=tuple(splits),
                    models=tuple(models))
 
 
 def metric_names() -> list[str]:
-    return _cached("metric_names")
+    return _cached(Store.metric_names)
 
 
 def training_logs() -> pd.DataFrame:
-    return _cached("training_logs")
+    return _cached(Store.training_logs)
 
 
 def judgments(datasets=(), modalities=()) -> tuple[pd.DataFrame, tuple[int, int], pd.DataFrame, pd.DataFrame]:
     """What the Leaderboard puts side by side: vote counts per (model_a, model_b, winner), (votes, raters), grades
     and the automatic metrics, each restricted to the chosen datasets and modalities in the database."""
     datasets, modalities = tuple(datasets), tuple(modalities)
-    return (_cached("vote_counts", datasets, modalities), _cached("vote_summary", datasets, modalities),
-            _cached("grades", datasets, modalities), metrics(metric="accuracy"))
+    return (_cached(Store.vote_counts, datasets, modalities), _cached(Store.vote_summary, datasets, modalities),
+            _cached(Store.grades, datasets, modalities), metrics(metric="accuracy"))
 
 
 def judgment_facets() -> tuple[list[str], list[str]]:
     """The datasets and modalities the Leaderboard can filter on."""
-    return _cached("judgment_facets")
+    return _cached(queries.judgment_facets)
 
 
 def baselines(metric: str, subset: str) -> dict[str, float]:
@@ -155,4 +133,4 @@ def baselines(metric: str, subset: str) -> dict[str, float]:
 
 def judge_agreement() -> pd.DataFrame:
     """Each judge against each radiologist on the items both scored: Cohen's kappa and raw agreement."""
-    return _cached("judge_agreement")
+    return _cached(_judge_agreement)

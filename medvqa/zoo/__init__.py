@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 from .. import config, registry
+from ..datatypes import ModelSpec
 from ..models import family_class, local_family_names
-from ..types import ModelSpec
 
 
 def build_untrained(root: Path | None = None, families=None, seed: int = 0, progress=print,
@@ -54,11 +54,11 @@ def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print, on
     """Pretrain a tiny base's vision tower in place (medvqa/zoo/pretrain.py) and record it in its medvqa.json."""
     import dataclasses
 
-    from .. import loading
+    from .. import checkpoint_reader
     from .pretrain import pretrain_vision
 
     folder = spec.folder
-    ckpt = loading.load(family_class(spec.family), str(folder), dtype="float32", device="cpu")
+    ckpt = checkpoint_reader.load(family_class(spec.family), str(folder), dtype="float32", device="cpu")
     accuracy = pretrain_vision(spec.family, ckpt.model, ckpt.processor, steps=steps, seed=seed, progress=progress,
                                on_step=on_step)
     ckpt.model.save_pretrained(folder)
@@ -75,14 +75,14 @@ def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from .. import loading
+    from .. import checkpoint_reader
 
     name = f"{base_spec.name}-lora"
     folder = Path(root) / name
     if folder.exists():
         shutil.rmtree(folder)
     family_cls = family_class(base_spec.family)
-    model = loading.load(family_cls, base_spec.resolved_base(), dtype="float32", device="cpu").model
+    model = checkpoint_reader.load(family_cls, base_spec.resolved_base(), dtype="float32", device="cpu").model
     torch.manual_seed(seed)
     # narrower than the training defaults: it only has to change its base's answers while staying small, so the
     # base + adapter memory test stays meaningful

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from .. import config, data
-from ..types import ModelSpec
+from ..datatypes import ModelSpec
 
 # The zoo's list of what to build: name, family, method, settings (docs/zoo.md gives each recipe's measured history).
 # Pretrained image paths stay frozen, as in LLaVA-1.5 and BLIP-2 fine-tuning; steps of 32 examples, sized to the

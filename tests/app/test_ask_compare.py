@@ -4,7 +4,7 @@ import re
 import medvqa
 import medvqa.registry
 from medvqa import data
-from medvqa.loader import CACHE
+from medvqa.model_cache import CACHE
 
 
 def first_sample():
@@ -112,7 +112,7 @@ def test_a_dead_served_model_shows_its_error_card_and_the_others_answer(app, scr
     """Compare mixes local and served models; an engine that is down costs its own card only. The Models page says
     it is down."""
     from medvqa import serving
-    from medvqa.types import ModelSpec
+    from medvqa.datatypes import ModelSpec
     from tests.conftest import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"

@@ -1,7 +1,7 @@
 """Metrics, Samples, Models and Home: what they show equals what the store and the registry hold."""
 import medvqa
-from medvqa.browse import sample_page
-from medvqa.loader import CACHE
+from medvqa.model_cache import CACHE
+from medvqa.store.queries import sample_page
 
 
 def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):

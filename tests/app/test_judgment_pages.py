@@ -3,8 +3,8 @@ import os
 import time
 
 from medvqa import registry
-from medvqa.browse import grading_queue
 from medvqa.store import Store
+from medvqa.store.queries import grading_queue
 
 
 def find(node, kind: str) -> list:
@@ -132,7 +132,7 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
 def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(tmp_path, monkeypatch):
     import pytest
 
-    from medvqa.types import Answer, MedVQAError
+    from medvqa.datatypes import Answer, MedVQAError
     from medvqa.ui.judgment import Battle, record_vote
 
     monkeypatch.setenv("MEDVQA_ARENA_DAILY_CAP", "2")
@@ -147,7 +147,7 @@ def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(tmp_path, monkeypat
 
 
 def test_a_battle_whose_answer_names_its_model_is_not_blind(zoo):
-    from medvqa.types import Answer
+    from medvqa.datatypes import Answer
     from medvqa.ui.judgment import Battle
 
     named = Battle(("llava-tiny", "vilt-tiny"), "q", "0" * 64, "upload", None,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medvqa.cli import main
-from medvqa.types import CheckpointError
+from medvqa.datatypes import CheckpointError
 from tests.open_clip_env import reference_tower
 
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from medvqa import report
+from medvqa import leaderboard
 from medvqa.data import phantom
+from medvqa.datatypes import MedVQAError
 from medvqa.evaluation import evaluate, swap_images
 from medvqa.store import Store
-from medvqa.types import MedVQAError
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
     assert set(runs.ablation) == {"none", "swap-images", "expert-prompt", "zero-shot", "probe"}
     assert runs.set_index("ablation").loc["expert-prompt", "prompt"] == "expert"
     assert probe.dataset == "probe" and "hallucination_rate" in probe.summary["all"]
-    board = report.leaderboard()
+    board = leaderboard.leaderboard()
     vilt = board[board.model == "vilt-tiny"].set_index("ablation")
     assert {"none", "swap-images"} <= set(vilt.index)
     assert re.fullmatch(r"\[\d\.\d{3}, \d\.\d{3}\]", vilt.loc["none", "accuracy CI"])

@@ -7,9 +7,9 @@ import weakref
 import pytest
 
 import medvqa
-from medvqa.loader import CACHE
+from medvqa.datatypes import CheckpointError, SpecError
+from medvqa.model_cache import CACHE
 from medvqa.models.base import InputError
-from medvqa.types import CheckpointError, SpecError
 from tests.conftest import QUESTIONS, add_variant, in_threads, noise_image
 
 

@@ -31,7 +31,7 @@ def test_vilt_cannot_explain_an_answer_outside_its_vocabulary(zoo):
 
 def test_a_served_model_says_maps_are_not_available(scratch_zoo):
     from medvqa import serving
-    from medvqa.types import ModelSpec
+    from medvqa.datatypes import ModelSpec
 
     serving.register([ModelSpec(name="remote@served", family="served", base="http://127.0.0.1:9",
                                 extra={"served_model": "llava"})], scratch_zoo)
@@ -63,7 +63,7 @@ def phantom_trained(tmp_path_factory):
     (the full zoo's figures are in the README)."""
     import os
 
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
     from medvqa.zoo.trained import RECIPES, build_trained
 
     root = tmp_path_factory.mktemp("phantom_zoo")
@@ -94,7 +94,7 @@ def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisat
     """Adebayo et al.'s two checks per family on 24 fresh abnormal phantom images ("is there a <finding>?", explaining
     "yes"): the map's mass inside the findings' mask is well above the mask's share of the image, and a copy with
     re-drawn weights gives a different map that no longer finds the lesions."""
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
 
     monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(phantom_trained))
     CACHE.unload_all()

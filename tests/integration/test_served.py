@@ -14,11 +14,11 @@ import pytest
 
 import medvqa
 from medvqa import data, serving
+from medvqa.datatypes import MedVQAError, ModelSpec
 from medvqa.evaluation import evaluate
-from medvqa.loader import CACHE
+from medvqa.model_cache import CACHE
 from medvqa.openai_api import EngineError
 from medvqa.store import Store
-from medvqa.types import MedVQAError, ModelSpec
 from tests.conftest import free_port, in_threads
 from tests.conftest import serving as started
 

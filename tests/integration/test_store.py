@@ -1,6 +1,5 @@
 """The results store, every test on both backends (the embedded SQLite file and a real PostgreSQL server): idempotent
 writes, concurrent raters, page data computed in SQL, the store version, copies, upgrades, an unreachable server."""
-import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -9,8 +8,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from medvqa import browse, metrics, ratings, report
-from medvqa.store import SCHEMA_VERSION, Prediction, Store, StoreUnreachable
+from medvqa import leaderboard, metrics, ratings
+from medvqa.datatypes import Sample
+from medvqa.evaluation import prediction_row
+from medvqa.store import SCHEMA_VERSION, Store, StoreUnreachable, queries
 from tests.conftest import free_port, in_threads, new_postgres_database
 
 V1_STORE = Path(__file__).resolve().parents[1] / "fixtures" / "store_v1.db"  # written by the v1 store (912a3d0)
@@ -22,10 +23,9 @@ def identity(model, dataset="phantom", ablation="none", **extra):
 
 
 def prediction(sample_id, answer, predicted, answer_type="closed", question_type="presence", modality="ct"):
-    return Prediction.of(sample_id=sample_id, cache_key=f"{sample_id}:{predicted}", question=f"question {sample_id}",
-                         answer=answer, prediction=predicted, score=None, latency_s=0.1, answer_type=answer_type,
-                         question_type=question_type, modality=modality, organ="chest", image_id=f"img-{sample_id}",
-                         values_json=json.dumps(metrics.score(predicted, answer, answer_type)))
+    sample = Sample(id=sample_id, image=None, question=f"question {sample_id}", answer=answer, answer_type=answer_type,
+                    question_type=question_type, modality=modality, organ="chest", image_id=f"img-{sample_id}")
+    return prediction_row(sample, predicted, cache_key=f"{sample_id}:{predicted}", latency_s=0.1)
 
 
 # sample: (gold, answer type, question type, modality); each model's answers to s1..s4
@@ -105,18 +105,18 @@ def test_eight_concurrent_raters_leave_exactly_800_rows(store_url):
 def test_sample_page_filters_and_paginates_in_sql(store_url):
     store = Store()
     fill(store)
-    page = browse.sample_page(store, "phantom", "test", page_size=3)
-    facets = browse.sample_facets(store, "phantom", "test")
+    page = queries.sample_page(store, "phantom", "test", page_size=3)
+    facets = queries.sample_facets(store, "phantom", "test")
     assert page.models == facets.models == ["model-a", "model-b", "model-c"] and (facets.total, page.matching) == (4, 4)
     assert page.rows.sample_id.tolist() == ["s1", "s2", "s3"]
     assert page.rows.set_index("sample_id").loc["s2", "model-b"] == "yes"
     assert page.rows.set_index("sample_id").loc["s2", "model-b correct"] == 0.0
-    assert browse.sample_page(store, "phantom", "test", page=2, page_size=3).rows.sample_id.tolist() == ["s4"]
+    assert queries.sample_page(store, "phantom", "test", page=2, page_size=3).rows.sample_id.tolist() == ["s4"]
     assert facets.values == {"question_type": ["abnormality", "organ", "position", "presence"],
                            "answer_type": ["closed", "open"], "modality": ["ct", "mri", "x-ray"]}
 
     def ids(**chosen):
-        shown = browse.sample_page(store, "phantom", "test", browse.SampleFilter(**chosen), page_size=10)
+        shown = queries.sample_page(store, "phantom", "test", queries.SampleFilter(**chosen), page_size=10)
         return shown.rows.sample_id.tolist()
 
     assert ids(wrong_model="model-a") == ["s4"]
@@ -133,26 +133,26 @@ def test_grading_queue_orders_open_and_disagreements_first_and_skips_graded(stor
     store = Store()
     run_ids = fill(store)
     chosen = [run_ids["model-a"], run_ids["model-b"]]
-    queue, left = browse.grading_queue(store, chosen, "dr-a")
+    queue, left = queries.grading_queue(store, chosen, "dr-a")
     assert left == 8 and len(queue) == 8
     # open first (s3, s4), disagreements first within each (s4 before s3; s2 before s1), then sample, then model
     assert list(zip(queue.sample_id, queue.model)) == [
         ("s4", "model-a"), ("s4", "model-b"), ("s3", "model-a"), ("s3", "model-b"),
         ("s2", "model-a"), ("s2", "model-b"), ("s1", "model-a"), ("s1", "model-b")]
     store.add_grade("dr-a", "s4", "model-a", "incorrect", run_ids["model-a"])
-    queue, left = browse.grading_queue(store, chosen, "dr-a", limit=1)
+    queue, left = queries.grading_queue(store, chosen, "dr-a", limit=1)
     assert left == 7 and list(zip(queue.sample_id, queue.model)) == [("s4", "model-b")]
-    assert browse.grading_queue(store, chosen, "dr-b")[1] == 8
+    assert queries.grading_queue(store, chosen, "dr-b")[1] == 8
 
 
 def test_leaderboard_and_ratings_from_grouped_votes(store_url):
     store = Store()
     run_ids = fill(store)
-    board = report.leaderboard(store)
+    board = leaderboard.leaderboard(store)
     assert board.model.tolist() == ["model-a", "model-b", "model-c"]
     assert board.accuracy.tolist() == [0.75, 0.75, 1.0] and board.n.tolist() == [4, 4, 4]
     assert board["accuracy CI"].isna().all()  # no interval stored: no "[nan, nan]"
-    assert set(browse.latest_runs(store).id) == set(run_ids.values())
+    assert set(queries.latest_runs(store).id) == set(run_ids.values())
     votes = [("model-a", "model-b", w) for w in ["model_a"] * 30 + ["model_b"] * 12 + ["tie"] * 5]
     votes += [("model-b", "model-c", w) for w in ["model_a"] * 20 + ["tie (bothbad)"] * 9 + ["model_b"] * 6]
     store.add_votes([{"rater": f"r{i % 3}", "model_a": a, "model_b": b, "winner": w, "question": "q",
@@ -237,8 +237,8 @@ def test_a_v1_store_upgrades_in_place_and_keeps_every_row(tmp_path):
                 c["name"] for c in getattr(theirs, listing)(table)), (table, listing)
     assert "correct" in names
     # pages work on it: the two finished runs are the latest, the running one is not
-    assert sorted(browse.latest_runs(store).model) == ["blip-tiny", "vilt-tiny"]
-    assert browse.sample_page(store, "phantom", "test", browse.SampleFilter(models_disagree=True)).matching == 2
+    assert sorted(queries.latest_runs(store).model) == ["blip-tiny", "vilt-tiny"]
+    assert queries.sample_page(store, "phantom", "test", queries.SampleFilter(models_disagree=True)).matching == 2
 
 
 def test_copy_to_postgresql_moves_every_row_and_new_rows_follow(tmp_path, postgres_server):

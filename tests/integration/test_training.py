@@ -152,7 +152,7 @@ def test_vision_pretraining_trains_the_image_path_only_and_is_recorded(env, fami
     import torch
 
     from medvqa import registry
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
     from medvqa.zoo import pretrain_base
 
     spec = registry.get_spec(f"{family}-tiny")

@@ -71,7 +71,7 @@ def test_a_hub_style_folder_without_a_processor_file_loads(env):
 
 def test_vision_pretraining_trains_the_vit_encoder_only(env):
     from medvqa import registry
-    from medvqa.loader import CACHE
+    from medvqa.model_cache import CACHE
     from medvqa.zoo import pretrain_base
 
     spec = registry.get_spec("vit-gpt2-tiny")

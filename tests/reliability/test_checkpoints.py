@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 import medvqa
 from medvqa import registry
 from medvqa.cli import main
-from medvqa.types import CheckpointError
+from medvqa.datatypes import CheckpointError
 from tests.conftest import QUESTIONS, noise_image
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from medvqa import ratings
 from medvqa.cli import main
+from medvqa.datatypes import MedVQAError
 from medvqa.store import Store
-from medvqa.types import MedVQAError
 
 
 def seed_votes(store: Store) -> None:

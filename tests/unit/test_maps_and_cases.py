@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from medvqa import cases, maps
-from medvqa.types import Answer
+from medvqa.datatypes import Answer
 
 
 def test_mass_inside_on_a_worked_example():

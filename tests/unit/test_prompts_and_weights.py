@@ -4,8 +4,8 @@ import struct
 import pytest
 
 from medvqa import weights
+from medvqa.datatypes import CheckpointError
 from medvqa.prompts import EXPERT_PREFIX, apply_strategy, blip2_prompt, trim_answer
-from medvqa.types import CheckpointError
 
 
 @pytest.mark.parametrize("raw, expected", [

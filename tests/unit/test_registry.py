@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from medvqa import registry
-from medvqa.types import SpecError, UnknownModelError
+from medvqa.datatypes import SpecError, UnknownModelError
 
 
 def write(folder, payload):

@@ -1,5 +1,6 @@
 """The shape of the house: no import cycles (lazy imports included), nothing below the presentation layer imports
-it or the package facade, families live in medvqa/models/ only, long files say why, and the tree passes ruff."""
+it or the package facade, the store owns every SQL statement, every model answers through one interface, families
+live in medvqa/models/ only, long files say why, and the tree passes ruff."""
 import ast
 import re
 import subprocess
@@ -73,7 +74,36 @@ def test_pages_and_entry_point_import_no_model_code():
     for path in [REPO / "Home.py", *sorted((REPO / "views").glob("*.py"))]:
         source = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(torch|transformers|peft)\b", source, re.M), path
-        assert "medvqa.models" not in source and "medvqa.loader" not in source, path
+        assert "medvqa.models" not in source and "medvqa.model_cache" not in source, path
+
+
+SQL = re.compile(r"""\b(import sqlalchemy|from sqlalchemy|import sqlite3|import psycopg|store\.schema|from \.schema """
+                 r"""import)|\.execute\(|exec_driver_sql|["'](SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE TABLE)\b""")
+
+
+def test_the_store_owns_every_sql_statement():
+    """SQLAlchemy, the drivers, the table definitions and SQL text appear under medvqa/store/ only."""
+    outside = [p for p in [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "views").glob("*.py")]
+               if PACKAGE / "store" not in p.parents]
+    offenders = [f"{p.relative_to(REPO)}:{n}: {line.strip()}" for p in outside
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if SQL.search(line)]
+    assert not offenders, offenders
+
+
+def test_every_model_answers_through_one_interface():
+    """Local and served families share one base class that owns answer() and the request checks, and whether a
+    family is remote is asked in one way (`models.is_remote`)."""
+    from medvqa.models import family_class, family_names, is_remote
+    from medvqa.models._interface import AnsweringModel
+
+    for name in family_names():
+        cls = family_class(name)
+        assert issubclass(cls, AnsweringModel), name
+        assert cls.answer is AnsweringModel.answer and cls.answer_batch is AnsweringModel.answer_batch, name
+        assert is_remote(name) == cls.remote, name  # read from the source, equal to the class's own declaration
+    sources = [p for p in [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "views").glob("*.py")]]
+    asked = [f"{p.relative_to(REPO)}" for p in sources if re.search(r"""getattr\([^)]*["']remote["']""", p.read_text())]
+    assert not asked, asked
 
 
 def test_family_names_appear_only_in_their_modules_and_the_zoo_recipes():

@@ -125,3 +125,31 @@ class CaptionSample:
     split: str = ""
     dataset: str = ""
     concepts: tuple[str, ...] = ()  # "group:value" labels where the corpus has them (phantom; ROCO's UMLS concepts)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One stored answer to one sample: the predictions table's columns (beside run_id and created) are these."""
+
+    sample_id: str
+    cache_key: str  # (spec hash, sample, image, prompt, generation): equal keys are the same request
+    question: str | None
+    answer: str | None  # the ground truth
+    prediction: str
+    score: float | None
+    latency_s: float | None
+    answer_type: str | None
+    question_type: str | None
+    modality: str | None
+    organ: str | None
+    image_id: str | None
+    values_json: str  # per-sample metric values (metrics.score)
+    correct: float | None = None  # values_json's "correct", as a column so pages filter on it in SQL
+    normalized: str | None = None  # the prediction normalised (metrics.normalize): "models disagree" in SQL
+
+    @classmethod
+    def from_row(cls, row) -> Prediction:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+
+PREDICTION_COLUMNS = [f.name for f in dataclasses.fields(Prediction)]

@@ -1,14 +1,21 @@
-"""Stored predictions as the Samples and Grade pages show them: filtered, ordered and paginated in SQL, so a click
-reads one page of rows whatever the store holds. No streamlit, no torch."""
+"""The read queries the pages, reports and the judge need: stored predictions as the Samples and Grade pages show
+them (filtered, ordered and paginated in SQL, so a click reads one page of rows whatever the store holds), the
+leaderboard's headline rows, the judgment pages' facets and the graded items a judge is set against. No streamlit, no
+torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
 
-from .store import Store, latest_run_ids
-from .store.schema import grades, predictions, runs
+from . import schema
+from .results import latest_run_ids
+from .schema import grades, predictions, runs
+
+if TYPE_CHECKING:
+    from . import Store
 
 SAMPLE_FIELDS = ["sample_id", "image_id", "question", "answer", "answer_type", "question_type", "modality", "organ"]
 
@@ -164,3 +171,41 @@ def grading_queue(store: Store, run_ids: list[int], rater: str, limit: int | Non
         items = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     items["disagreement"] = items["disagreement"].astype(bool)
     return items, left
+
+
+def headline_metric_rows(store: Store, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """The (subset, metric) rows named in `pairs` of every finished run, with the run's model, dataset, split and
+    ablation: the leaderboard's cells, a few rows per run."""
+    m, r = schema.metrics, runs
+    return store.frame(
+        sa.select(m.c.run_id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, m.c.subset, m.c.metric, m.c.value,
+                  m.c.ci_low, m.c.ci_high)
+        .join(r, r.c.id == m.c.run_id)
+        .where(r.c.status == "done", sa.tuple_(m.c.subset, m.c.metric).in_(pairs)))
+
+
+def questions_per_run(store: Store) -> pd.DataFrame:
+    """run_id, n: the questions each run's overall metrics counted."""
+    m = schema.metrics
+    return store.frame(sa.select(m.c.run_id, sa.func.max(m.c.n).label("n")).where(m.c.subset == "all")
+                       .group_by(m.c.run_id))
+
+
+def judgment_facets(store: Store) -> tuple[list[str], list[str]]:
+    """The datasets (of runs and votes, the probe set aside) and modalities (of votes) the Leaderboard can filter on."""
+    v = schema.votes
+    with store.connect() as db:
+        datasets = set(db.execute(sa.select(v.c.dataset).distinct()).scalars())
+        datasets |= set(db.execute(sa.select(runs.c.dataset).distinct()).scalars())
+        modalities = set(db.execute(sa.select(v.c.modality).distinct()).scalars())
+    return sorted(d for d in datasets if d and d != "probe"), sorted(m for m in modalities if m)
+
+
+def graded_items(store: Store) -> pd.DataFrame:
+    """sample_id, model, question, answer, prediction of every graded prediction (empty, without a join, when nothing
+    was graded)."""
+    g, p = grades, predictions
+    if store.scalar(sa.select(g.c.id).limit(1)) is None:
+        return pd.DataFrame(columns=["sample_id", "model", "question", "answer", "prediction"])
+    return store.frame(sa.select(g.c.sample_id, g.c.model, p.c.question, p.c.answer, p.c.prediction).distinct()
+                       .join(p, (p.c.run_id == g.c.run_id) & (p.c.sample_id == g.c.sample_id)))

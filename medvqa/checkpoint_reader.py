@@ -1,5 +1,5 @@
 """Reading a checkpoint: the one place that calls `from_pretrained`. Device and dtype choice, quantization, the
-safetensors-only rule, local-vs-hub and the offline rule live here, used alike by the serving cache (loader.py),
+safetensors-only rule, local-vs-hub and the offline rule live here, used alike by the serving cache (model_cache.py),
 training, the zoo's vision pretraining and its demo adapters."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from . import config, weights
-from .types import CheckpointError, MedVQAError, ModelSpec
+from .datatypes import CheckpointError, MedVQAError, ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 import threading
 from collections import OrderedDict
 
-from . import config, loading, registry, weights
-from .types import CheckpointError, ModelSpec
+from . import checkpoint_reader, config, registry, weights
+from .datatypes import CheckpointError, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,17 @@ class ModelCache:
         with self._lock:
             cached = self._models.get(spec.name)
             if cached is not None and cached.spec == spec:
-                if _is_local(cached):
+                if not cached.remote:
                     self._bases.move_to_end(cached.base.key)
                 return cached
             if cached is not None:  # medvqa.json changed on disk: drop the stale object
                 self.unload(spec.name)
             family = registry.family_class(spec.family)
-            if getattr(family, "remote", False):  # served over the network: nothing to load, no memory to budget
+            if family.remote:  # served over the network: nothing to load, no memory to budget
                 self._models[spec.name] = model = family(spec)
                 return model
-            device = loading.pick_device()
-            dtype = loading.pick_dtype(spec.dtype, device)
+            device = checkpoint_reader.pick_device()
+            dtype = checkpoint_reader.pick_dtype(spec.dtype, device)
             key = (spec.family, spec.resolved_base(), spec.quantization, dtype, device)
             base = self._bases.get(key)
             if base is None:
@@ -69,7 +69,7 @@ class ModelCache:
             model = self._models.pop(name, None)
             if model is None:
                 return False
-            if not _is_local(model):
+            if model.remote:
                 return True
             base = model.base
             with base.lock:
@@ -94,7 +94,7 @@ class ModelCache:
     def resident_by_model(self) -> dict[str, int]:
         """Loaded model -> bytes its base holds (siblings on one base report the same, shared, bytes)."""
         with self._lock:
-            return {name: model.base.resident_bytes() for name, model in self._models.items() if _is_local(model)}
+            return {name: model.base.resident_bytes() for name, model in self._models.items() if not model.remote}
 
     def resident_bytes(self) -> int:
         with self._lock:
@@ -109,9 +109,6 @@ class ModelCache:
             for user in list(oldest.users):
                 self.unload(user)
 
-
-def _is_local(model) -> bool:
-    return not getattr(model, "remote", False)
 
 
 def _handle(model) -> tuple:
@@ -129,8 +126,8 @@ def _free_memory() -> None:
 def _load_base(family, spec: ModelSpec, key: tuple, device: str, dtype: str):
     from .models.base import LoadedBase
 
-    ckpt = loading.load(family, spec.resolved_base(), dtype=dtype, device=device, quantization=spec.quantization,
-                        spec=spec)
+    ckpt = checkpoint_reader.load(family, spec.resolved_base(), dtype=dtype, device=device,
+                                  quantization=spec.quantization, spec=spec)
     ckpt.model.eval()
     return LoadedBase(key=key, model=ckpt.model, processor=ckpt.processor, device=device, dtype=dtype,
                       effective=ckpt.effective, notes=ckpt.notes)

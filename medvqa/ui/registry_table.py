@@ -16,8 +16,8 @@ def resident_mib() -> dict[str, float]:
     """Loaded model -> MiB its base holds; empty (and no torch import) when nothing was ever loaded."""
     import sys
 
-    loader = sys.modules.get("medvqa.loader")
-    return {k: v / 1024**2 for k, v in loader.CACHE.resident_by_model().items()} if loader else {}
+    cache = sys.modules.get("medvqa.model_cache")
+    return {k: v / 1024**2 for k, v in cache.CACHE.resident_by_model().items()} if cache else {}
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -32,6 +32,6 @@ def last_latency_s(name: str) -> float | None:
     """The latest answer's round trip through a served model in this process, if it answered yet."""
     import sys
 
-    loader = sys.modules.get("medvqa.loader")
-    model = loader.CACHE._models.get(name) if loader else None
+    cache = sys.modules.get("medvqa.model_cache")
+    model = cache.CACHE._models.get(name) if cache else None
     return getattr(model, "last_latency_s", None)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from . import metrics
+from .datatypes import MedVQAError
 from .store import Store
-from .types import MedVQAError
 
 COLUMNS = [("all", "accuracy"), ("closed", "accuracy"), ("open", "token_recall"), ("open", "token_f1"),
            ("open", "exact_match"), ("all", "bleu1"), ("probe", "hallucination_rate")]
@@ -13,22 +13,15 @@ def leaderboard(store: Store | None = None):
     """One row per finished run: model x dataset x ablation, the headline metrics as value and "[low, high]" columns.
     The database returns only the headline rows (a few per run); pandas pivots them."""
     import pandas as pd
-    import sqlalchemy as sa
 
-    from .store.schema import metrics as m
-    from .store.schema import runs as r
+    from .store import queries
 
     store = store or Store()
     pairs = [(("all" if subset == "probe" else subset), metric) for subset, metric in COLUMNS]
-    frame = store.frame(
-        sa.select(m.c.run_id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, m.c.subset, m.c.metric, m.c.value,
-                  m.c.ci_low, m.c.ci_high)
-        .join(r, r.c.id == m.c.run_id)
-        .where(r.c.status == "done", sa.tuple_(m.c.subset, m.c.metric).in_(pairs)))
+    frame = queries.headline_metric_rows(store, pairs)
     if frame.empty:
         return pd.DataFrame()
-    counts = store.frame(sa.select(m.c.run_id, sa.func.max(m.c.n).label("n")).where(m.c.subset == "all")
-                         .group_by(m.c.run_id))
+    counts = queries.questions_per_run(store)
     frame["label"] = [f"{subset} {metric}" if subset in ("closed", "open") else metric
                       for subset, metric in zip(frame.subset, frame.metric)]
     frame["ci"] = [f"[{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None and lo == lo and hi == hi else None
