@@ -135,6 +135,18 @@ def load_language_model(source: str):
     return model, tokenizer
 
 
+def attach_adapter(model, folder, adapter_name: str = "default", trainable: bool = False):
+    """A LoRA adapter folder put on `model` (which becomes a PeftModel, or gains another adapter if it is one),
+    after the same checks as every adapter: safetensors present, no pickle file beside it (peft would read one)."""
+    from peft import PeftModel
+
+    folder = str(weights.check_adapter_folder(folder))
+    if isinstance(model, PeftModel):
+        model.load_adapter(folder, adapter_name=adapter_name, is_trainable=trainable)
+        return model
+    return PeftModel.from_pretrained(model, folder, adapter_name=adapter_name, is_trainable=trainable)
+
+
 def _check_model_type(family, source: str, what: str, common: dict) -> None:
     from transformers import AutoConfig
 

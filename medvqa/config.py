@@ -1,10 +1,63 @@
-"""Paths and settings, read from the environment each time they are asked for (tests change them)."""
+"""Paths and settings, read from the environment each time they are asked for (tests change them). This is the one
+module that reads environment variables; `VARIABLES` lists every one with its default (docs/configuration.md is
+generated from it and checked against it by the tests)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str  # as the docs say it
+    meaning: str
+    forwarded: bool = True  # handed to Ray's workers, which must see the same checkpoints, data and device settings
+
+
+VARIABLES = (
+    Variable("MEDVQA_HOME", "the repository", "the folder holding checkpoints/ and data_cache/"),
+    Variable("MEDVQA_CHECKPOINTS", "$MEDVQA_HOME/checkpoints", "the model registry: one folder per model"),
+    Variable("MEDVQA_DATA_CACHE", "$MEDVQA_HOME/data_cache", "prepared datasets (and the default SQLite store)"),
+    Variable("MEDVQA_DB", "$MEDVQA_DATA_CACHE/medvqa.db", "the results store: a SQLite file path or a "
+             "postgresql:// URL", forwarded=False),
+    Variable("MEDVQA_DEVICE", "auto", "auto (cuda, then mps, then cpu) or a torch device string"),
+    Variable("MEDVQA_MEMORY_BUDGET_GB", "from the device", "the most resident model weights, in GB"),
+    Variable("MEDVQA_ARENA_DAILY_CAP", "no cap", "the most arena votes one rater may cast in 24 hours",
+             forwarded=False),
+    Variable("MEDVQA_FIRST_LAUNCH", "trained", "what the dashboard builds when no model is registered: trained "
+             "(the whole demo zoo), untrained (the tiny bases only) or off", forwarded=False),
+    Variable("HF_HOME", "~/.cache/huggingface", "Hugging Face's cache (hub checkpoints and datasets)"),
+    Variable("HF_HUB_OFFLINE", "unset", "1: never contact the model hub (either switch turns both off)"),
+    Variable("HF_DATASETS_OFFLINE", "unset", "1: never contact the dataset hub"),
+    Variable("TOKENIZERS_PARALLELISM", "unset", "false silences the tokenizers' fork warning"),
+    Variable("WORLD_SIZE", "1", "set by `accelerate launch`/torchrun: processes training together", forwarded=False),
+)
+FIRST_LAUNCH_MODES = ("trained", "untrained", "off")
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The variables a worker process on another node needs, as set here."""
+    return {v.name: os.environ[v.name] for v in VARIABLES if v.forwarded and v.name in os.environ}
+
+
+def first_launch_mode() -> str:
+    value = os.environ.get("MEDVQA_FIRST_LAUNCH", "trained").strip().lower()
+    return value if value in FIRST_LAUNCH_MODES else "trained"
+
+
+def world_size() -> int:
+    """How many processes train together (accelerate launch / torchrun set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def api_key(variable: str) -> str | None:
+    """The value of the variable a served spec or the judge names for its API key (the name is data; the key never
+    is)."""
+    return os.environ.get(variable)
 
 
 def home() -> Path:

@@ -10,6 +10,10 @@ from .config import is_local
 QUANTIZATIONS = ("none", "8bit", "4bit")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 PROMPT_STRATEGIES = ("plain", "expert")
+# An arena vote's outcome as the public Chatbot Arena (FastChat) battle log writes it, and side A's score for it.
+VOTE_OUTCOMES = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+# A verdict on an answer (a radiologist's grade or an LLM judge's), and its score.
+VERDICT_SCORES = {"correct": 1.0, "partially correct": 0.5, "incorrect": 0.0}
 
 
 class MedVQAError(Exception):

@@ -12,11 +12,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from . import config
 from .datatypes import MedVQAError, ModelSpec
-
-# what a worker needs to find checkpoints, data and settings the way the driver does
-FORWARDED_ENV = ("MEDVQA_CHECKPOINTS", "MEDVQA_DATA_CACHE", "MEDVQA_DEVICE", "MEDVQA_MEMORY_BUDGET_GB", "HF_HOME",
-                 "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM")
 
 
 def require_ray():
@@ -54,7 +51,7 @@ class RayBackend:
     def connect(self):
         ray = require_ray()
         if not ray.is_initialized():
-            env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            env = config.forwarded_environment()
             kwargs = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
             if self.address:
                 ray.init(address=self.address, **kwargs)

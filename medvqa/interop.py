@@ -6,10 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from .datatypes import MedVQAError, Sample
+from .datatypes import VOTE_OUTCOMES, MedVQAError, Sample
 from .store import Store
-
-WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
 
 def votes_to_battles(votes) -> list[dict]:
@@ -31,8 +29,9 @@ def battles_to_votes(battles: list[dict], source: str) -> list[dict]:
     for i, b in enumerate(battles):
         if not isinstance(b, dict) or not {"model_a", "model_b", "winner"} <= set(b):
             raise MedVQAError(f"{source}: record {i} is not a battle (needs model_a, model_b and winner)")
-        if b["winner"] not in WINNERS:
-            raise MedVQAError(f"{source}: record {i} has winner {b['winner']!r}; expected one of {', '.join(WINNERS)}")
+        if b["winner"] not in VOTE_OUTCOMES:
+            raise MedVQAError(f"{source}: record {i} has winner {b['winner']!r}; expected one of "
+                              f"{', '.join(VOTE_OUTCOMES)}")
         rows.append({"rater": str(b.get("judge") or "imported"), "model_a": str(b["model_a"]),
                      "model_b": str(b["model_b"]), "winner": b["winner"],
                      "question": str(b.get("question") or b.get("question_id") or ""),

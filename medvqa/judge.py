@@ -10,6 +10,7 @@ import hashlib
 import re
 
 from . import metrics
+from .datatypes import VERDICT_SCORES
 from .openai_api import ChatEndpoint
 from .store import Store
 
@@ -17,7 +18,6 @@ PROMPT_VERSION = "judge-v1"
 PROMPT = ("You grade answers to questions about a medical image.\n"
           "Question: {question}\nCorrect answer: {gold}\nAnswer to grade: {prediction}\n"
           "Is the answer to grade correct? Reply with one word: correct, partial or incorrect.")
-SCORES = {"correct": 1.0, "partially correct": 0.5, "incorrect": 0.0}
 
 
 def item_key(question: str, gold: str, prediction: str) -> str:
@@ -62,7 +62,7 @@ def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, p
     store.add_judge_verdicts(fresh)
     verdicts = store.judge_verdicts(judge, PROMPT_VERSION, keys).set_index("item_key").verdict
     per_item = [verdicts.get(k) for k in keys]
-    scored = [(SCORES[v], image) for v, image in zip(per_item, rows.image_id) if v is not None]
+    scored = [(VERDICT_SCORES[v], image) for v, image in zip(per_item, rows.image_id) if v is not None]
     out = {"items": len(keys), "asked": len(fresh), "cached": len(keys) - len(fresh),
            "no_verdict": sum(v is None for v in per_item), "judge_accuracy": float("nan")}
     metric_rows = []

@@ -137,14 +137,9 @@ def _attach_adapter(base, spec: ModelSpec, adapter_name: str) -> None:
     if adapter_name in base.adapters:
         return
     folder = weights.check_adapter_folder(spec.resolved_adapter())
-    from peft import PeftModel
-
     try:
         with base.lock:
-            if not base.adapters:
-                base.model = PeftModel.from_pretrained(base.model, str(folder), adapter_name=adapter_name)
-            else:
-                base.model.load_adapter(str(folder), adapter_name=adapter_name)
+            base.model = checkpoint_reader.attach_adapter(base.model, folder, adapter_name)
             base.model.eval()
             base.adapters.add(adapter_name)
     except Exception as exc:  # noqa: BLE001

@@ -5,11 +5,11 @@ must say plainly which endpoint failed and why), and one small dependency that w
 API keys are read from an environment variable named by the caller, never passed or stored as values."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
 
+from . import config
 from .datatypes import MedVQAError
 
 RETRY_STATUSES = (429, 502, 503, 504)  # the engine is busy or starting: worth another try after a pause
@@ -93,7 +93,7 @@ class ChatEndpoint:
     def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
+            key = config.api_key(self.api_key_env)
             if not key:
                 raise EngineError(f"{self.base_url}: the API key variable {self.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"

@@ -13,20 +13,19 @@ import math
 import numpy as np
 import pandas as pd
 
+from .datatypes import VERDICT_SCORES, VOTE_OUTCOMES
 from .metrics import bootstrap_ci
 
-WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 SCALE, BASE, INIT = 400.0, 10.0, 1000.0
-VERDICT_SCORES = {"correct": 1.0, "partially correct": 0.5, "incorrect": 0.0}
 
 
 def _check_votes(votes: pd.DataFrame) -> pd.DataFrame:
     missing = {"model_a", "model_b", "winner"} - set(votes.columns)
     if missing:
         raise ValueError(f"votes need the columns model_a, model_b, winner; missing {sorted(missing)}")
-    bad = set(votes["winner"]) - set(WINNERS)
+    bad = set(votes["winner"]) - set(VOTE_OUTCOMES)
     if bad:
-        raise ValueError(f"unknown winner values {sorted(bad)}; expected one of {WINNERS}")
+        raise ValueError(f"unknown winner values {sorted(bad)}; expected one of {tuple(VOTE_OUTCOMES)}")
     return votes[votes["model_a"] != votes["model_b"]]
 
 
@@ -39,7 +38,7 @@ def _encode(votes: pd.DataFrame, models: list[str]):
     """Model indices of each side and side A's score (win 1, tie or both bad 0.5, loss 0)."""
     index = {m: k for k, m in enumerate(models)}
     return (votes["model_a"].map(index).to_numpy(), votes["model_b"].map(index).to_numpy(),
-            votes["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}).to_numpy())
+            votes["winner"].map(VOTE_OUTCOMES).to_numpy())
 
 
 def _pair_wins(a, b, score_a, k: int, weights=None) -> np.ndarray:

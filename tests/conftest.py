@@ -55,6 +55,13 @@ def phantom_cache(tmp_path_factory):
 
 
 @pytest.fixture
+def phantom_data(phantom_cache, monkeypatch):
+    """MEDVQA_DATA_CACHE pointed at the session's small phantom benchmark."""
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
+    return phantom_cache
+
+
+@pytest.fixture
 def scratch_zoo(zoo_dir, tmp_path, monkeypatch):
     """A private copy of the zoo that a test may damage."""
     root = tmp_path / "checkpoints"

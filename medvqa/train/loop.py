@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .. import data, ood, registry
+from .. import config, data, ood, registry
 from ..datatypes import ModelSpec
 from ..models import family_class
 from ..store import Store
@@ -137,10 +137,12 @@ def _load(cfg: TrainConfig, answers: list[str], device):
 
 
 def _with_lora(cfg: TrainConfig, model):
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model
+
+    from .. import checkpoint_reader
 
     if cfg.init_adapter:  # stage 2 continues the stage-1 adapter, trainable
-        return PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+        return checkpoint_reader.attach_adapter(model, cfg.init_adapter, trainable=True)
     lora = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
@@ -158,7 +160,7 @@ def _accelerator(cfg: TrainConfig):
 
     from .. import checkpoint_reader
 
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if config.world_size() == 1:
         # one process trains several models in turn (the demo zoo): each run may choose its own precision, which
         # accelerate's process-wide state would otherwise refuse after the first
         AcceleratorState._reset_state(reset_partial_state=True)

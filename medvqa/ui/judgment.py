@@ -9,12 +9,12 @@ from functools import cached_property
 import streamlit as st
 
 from .. import config, list_models
-from ..datatypes import MedVQAError
+from ..datatypes import VERDICT_SCORES, MedVQAError
 from ..images import pixel_hash
 from ..store import Store
 
 # Labels, Material icons (Debian's Chromium has no emoji font: emoji were empty boxes) and keyboard shortcuts
-VERDICTS = {"correct": "Correct", "partially correct": "Partially correct", "incorrect": "Incorrect"}
+VERDICTS = {verdict: verdict.capitalize() for verdict in VERDICT_SCORES}
 VERDICT_KEYS = {"correct": ("1", ":material/check_circle:"), "partially correct": ("2", ":material/contrast:"),
                 "incorrect": ("3", ":material/cancel:")}
 VOTES = {"model_a": "A is better", "model_b": "B is better", "tie": "Tie", "tie (bothbad)": "Both are bad"}

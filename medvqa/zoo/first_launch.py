@@ -87,8 +87,7 @@ def work_plan(wanted: str) -> dict[str, float]:
 
 
 def mode() -> str:
-    value = os.environ.get("MEDVQA_FIRST_LAUNCH", "trained").strip().lower()
-    return value if value in ("trained", "untrained", "off") else "trained"
+    return config.first_launch_mode()
 
 
 def _folder() -> Path:

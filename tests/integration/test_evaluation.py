@@ -17,9 +17,7 @@ from medvqa.store import Store
 
 
 @pytest.fixture
-def env(zoo, phantom_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
-    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "medvqa.db"))
+def env(zoo, phantom_data, tmp_path):
     return tmp_path
 
 

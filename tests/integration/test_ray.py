@@ -24,8 +24,9 @@ def ray_cleanup():
 
 
 @pytest.fixture
-def env(zoo, phantom_cache, tmp_path):
-    return {**os.environ, "MEDVQA_CHECKPOINTS": str(zoo), "MEDVQA_DATA_CACHE": str(phantom_cache)}
+def env(zoo, phantom_data):
+    """The environment of the commands these tests start: the session zoo and phantom data, as the fixtures set."""
+    return dict(os.environ)
 
 
 def eval_command(*extra) -> list[str]:

@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,25 +10,24 @@ import pytest
 
 import medvqa
 from medvqa import data
+from medvqa.store import Store
 from medvqa.train import TrainConfig, run
 from medvqa.train.collate import Collator
 
 
 @pytest.fixture
-def env(scratch_zoo, phantom_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
-    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "medvqa.db"))
+def env(scratch_zoo, phantom_data):
     return scratch_zoo
 
 
+def logged(name, split="train"):
+    """The run's logged steps of one split, in step order."""
+    logs = Store().training_logs(name)
+    return logs[logs.split == split]
+
+
 def losses(name, split="train"):
-    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
-        return [
-            r[0]
-            for r in db.execute(
-                "SELECT loss FROM training_logs WHERE run_name = ? AND split = ? ORDER BY step", (name, split)
-            )
-        ]
+    return logged(name, split).loss.tolist()
 
 
 def train(env, family, method="full", name=None, **kw):
@@ -191,9 +189,7 @@ def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming llava-resume from step" in again.stdout
-    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
-        steps = [r[0] for r in db.execute("SELECT step FROM training_logs WHERE run_name = 'llava-resume' "
-                                          "AND split = 'train' ORDER BY step")]
+    steps = logged("llava-resume").step.tolist()
     assert steps == list(range(1, 41))  # every step logged once
     assert not (env / "llava-resume" / "_resume").exists() and (env / "llava-resume" / "medvqa.json").exists()
 
@@ -230,9 +226,7 @@ def test_two_processes_train_one_lora_under_accelerate_launch_and_resume(env):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "process 1 of 2" in again.stdout and "process 2 of 2" in again.stdout  # both processes trained
     assert again.stdout.count("resuming llava-ddp from step 10") == 1  # said once, by the main process
-    with sqlite3.connect(os.environ["MEDVQA_DB"]) as db:
-        steps = [r[0] for r in db.execute("SELECT step FROM training_logs WHERE run_name = 'llava-ddp' "
-                                          "AND split = 'train' ORDER BY step")]
+    steps = logged("llava-ddp").step.tolist()
     assert steps == list(range(1, 31))  # each step logged once, by the main process only
     train_losses = losses("llava-ddp")
     assert sum(train_losses[-5:]) / 5 < sum(train_losses[:5]) / 5  # the loss falls

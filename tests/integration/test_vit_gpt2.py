@@ -13,12 +13,8 @@ from tests.integration.test_training import losses, train
 
 
 @pytest.fixture
-def env(zoo, phantom_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
-    root = tmp_path / "checkpoints"
-    shutil.copytree(zoo, root)
-    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(root))
-    return root
+def env(scratch_zoo, phantom_data):
+    return scratch_zoo
 
 
 def test_labels_are_the_answer_and_end_token_after_the_question_prefix(env):

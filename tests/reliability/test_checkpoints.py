@@ -47,6 +47,20 @@ def test_an_adapter_folder_with_any_pickle_is_refused(scratch_zoo):
     assert medvqa.load_model("idefics2-tiny").answer(noise_image(0), "What organ?").model == "idefics2-tiny"
 
 
+def test_training_refuses_a_pickled_init_adapter_as_loading_does(scratch_zoo, phantom_cache, tmp_path, monkeypatch):
+    """`medvqa train --init-adapter` goes through the same door as the model cache: a pickle beside the adapter is
+    refused before peft could read it, and nothing is written."""
+    monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
+    adapter = scratch_zoo / "idefics2-tiny-lora"
+    (adapter / "adapter_model.bin").write_bytes(b"pickle would run here")
+    output = tmp_path / "stage2"
+    argv = ["train", "--family", "idefics2", "--base", str(scratch_zoo / "idefics2-tiny"), "--output", str(output),
+            "--method", "lora", "--init-adapter", str(adapter), "--max-steps", "1", "--train-limit", "4",
+            "--val-limit", "2"]
+    assert main(argv) == 2
+    assert not (output / "medvqa.json").exists()
+
+
 @pytest.mark.parametrize("header", [b"\x00" * 8, (10**12).to_bytes(8, "little"), b"\x02\x00\x00\x00\x00\x00\x00\x00[]"])
 def test_one_unreadable_safetensors_header_never_takes_down_the_listing(scratch_zoo, capsys, header):
     folder = copy_model(scratch_zoo, "blip-tiny", "blip-broken")

@@ -106,6 +106,27 @@ def test_every_model_answers_through_one_interface():
     assert not asked, asked
 
 
+def test_only_config_reads_the_environment():
+    """Every environment variable is read in config.py, where VARIABLES lists it with its default."""
+    from medvqa import config
+
+    sources = [*PACKAGE.rglob("*.py"), REPO / "Home.py", *(REPO / "views").glob("*.py")]
+    offenders = [str(p.relative_to(REPO)) for p in sources
+                 if p != PACKAGE / "config.py" and re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text())]
+    assert not offenders, offenders
+    read = set(re.findall(r"""environ\.get\(["']([A-Z_]+)["']""", (PACKAGE / "config.py").read_text()))
+    read |= {"HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"}  # read in a loop
+    assert read <= {v.name for v in config.VARIABLES}, read - {v.name for v in config.VARIABLES}
+
+
+def test_the_pages_label_every_vote_outcome_and_verdict_of_the_shared_vocabulary():
+    from medvqa.datatypes import VERDICT_SCORES, VOTE_OUTCOMES
+    from medvqa.ui.judgment import VERDICT_KEYS, VERDICTS, VOTE_KEYS, VOTES
+
+    assert list(VOTES) == list(VOTE_KEYS) == list(VOTE_OUTCOMES)
+    assert list(VERDICTS) == list(VERDICT_KEYS) == list(VERDICT_SCORES)
+
+
 def test_family_names_appear_only_in_their_modules_and_the_zoo_recipes():
     """Adding a family is adding a module: no other file lists the families."""
     from medvqa.models import family_names
