@@ -58,7 +58,8 @@ def quantization_config(quantization: str, dtype: str, device: str, notes: list[
         import torch
         from transformers import BitsAndBytesConfig
     except ImportError as exc:
-        notes.append(f"{quantization} was requested but bitsandbytes is unavailable ({exc}); loaded in {dtype} instead")
+        notes.append(f"{quantization} was requested but bitsandbytes is unavailable ({exc}; pip install "
+                     f"'medvqa-workbench[quantization]'); loaded in {dtype} instead")
         return None
     compute = getattr(torch, dtype)
     if quantization == "4bit":

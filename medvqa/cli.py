@@ -28,13 +28,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line (docs/cli.md is generated from it)."""
     parser = _Parser(prog="medvqa", description="Medical visual question answering workbench")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)
     except MedVQAError as exc:
@@ -233,7 +238,7 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--max-new-tokens", type=int, default=None)
     ev.add_argument("--backend", choices=["inprocess", "ray"], default="inprocess",
                     help="answer in this process (default), or spread the batches over Ray actors "
-                         "(pip install -e .[ray])")
+                         "(pip install 'medvqa-workbench[ray]')")
     ev.add_argument("--address", default=None,
                     help="with --backend ray: a running cluster (auto, or ray://host:port); default a local one")
     ev.add_argument("--workers", type=int, default=2, help="with --backend ray: actors per model (each loads it once)")

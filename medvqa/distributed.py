@@ -1,6 +1,6 @@
 """Evaluation spread over Ray actors (`medvqa eval --backend ray`): the runner's batches go to actors that each load
 their model once; the driver stores every batch as it returns, so run identities, cache keys, resume and ablations
-are the runner's own. Ray is an optional extra (`pip install -e .[ray]`).
+are the runner's own. Ray is an optional extra (`pip install 'medvqa-workbench[ray]'`).
 
 An actor that dies (killed, out of memory) is restarted by Ray and its batch is retried on it; a retried batch that
 had in fact been stored once is ignored by the store (a prediction is keyed by run and sample).
@@ -14,14 +14,11 @@ from dataclasses import dataclass
 
 from . import config
 from .datatypes import MedVQAError, ModelSpec
+from .extras import require
 
 
 def require_ray():
-    try:
-        import ray
-    except ImportError as exc:
-        raise MedVQAError("--backend ray needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.40')") from exc
-    return ray
+    return require("ray", "ray", "--backend ray")
 
 
 class _Worker:

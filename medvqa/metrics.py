@@ -1,4 +1,4 @@
-"""Med-VQA metrics with the field's exact definitions (see README "Metrics" for sources and pitfalls avoided).
+"""Med-VQA metrics with the field's exact definitions (docs/metrics.md gives the sources and the pitfalls avoided).
 
 All per-sample functions take one prediction and one gold answer and return a float in [0, 1].
 """

@@ -13,6 +13,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 
+from .extras import require
 from .images import DecodedImage, ImageDecodeError, decode, is_dicom
 
 MAX_FILES = 2000  # slices in one study
@@ -173,7 +174,7 @@ def _positions(members) -> list[float] | None:
 
 
 def _nifti(data: bytes, filename: str) -> Series:
-    import nibabel as nib
+    nib = require("nibabel", "nifti", "a NIfTI volume")
     import numpy as np
 
     if filename.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":

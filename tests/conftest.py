@@ -16,6 +16,11 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--docs-images", action="store_true",
+                     help="the browser tests also write the README's screenshots into docs/images/")
+
+
 @pytest.fixture(autouse=True)
 def private_store(tmp_path, monkeypatch):
     """Every test writes results to its own database, never the repository's."""

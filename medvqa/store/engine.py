@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from ..extras import require
+
 _ENGINES: dict[str, sa.Engine] = {}
 _LOCK = threading.Lock()
 WRITE = "medvqa_write"  # execution option: this connection's transaction writes
@@ -59,6 +61,7 @@ def _create(url: str) -> sa.Engine:
 
         return engine
     if backend == "postgresql":
+        require("psycopg", "postgresql", "a PostgreSQL store (MEDVQA_DB=postgresql://...)")
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=30,
                                 connect_args={"connect_timeout": 5, "application_name": "medvqa"})
     raise ValueError(f"MEDVQA_DB: unsupported database '{backend}' (use a SQLite path or postgresql://...)")

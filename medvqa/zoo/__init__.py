@@ -100,4 +100,4 @@ def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: 
 def _write_readme(root: Path) -> None:
     readme = Path(root) / "README.md"
     if not readme.exists():
-        readme.write_text("Checkpoints: one folder per model, each with a medvqa.json. See the project README.\n")
+        readme.write_text("Checkpoints: one folder per model, each with a medvqa.json. See docs/package.md.\n")

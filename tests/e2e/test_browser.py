@@ -12,6 +12,9 @@ from tests.conftest import free_port, serving
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+# the README's screenshots, refreshed by `python -m pytest tests/e2e --docs-images`
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+README_SHOTS = ("compare", "metrics", "leaderboard")
 # flags for a closed network: without them Chromium keeps trying Google's hosts
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -92,9 +95,22 @@ def test_home_shows_the_registered_models(page, served_zoo):
 ANSWER = '[data-testid="stMarkdownContainer"] h4'  # an answer card's answer, shown in full
 
 
+@pytest.fixture(autouse=True)
+def docs_images(request):
+    """Whether this run also refreshes the README's screenshots in docs/images/ (--docs-images)."""
+    global UPDATE_DOCS_IMAGES
+    UPDATE_DOCS_IMAGES = request.config.getoption("--docs-images")
+
+
+UPDATE_DOCS_IMAGES = False
+
+
 def shot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if UPDATE_DOCS_IMAGES and name in README_SHOTS:
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCREENSHOTS / f"{name}.png", DOCS_IMAGES / f"{name}.png")
 
 
 def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):

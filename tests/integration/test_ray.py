@@ -11,7 +11,7 @@ import pytest
 
 from medvqa.store import Store
 
-pytest.importorskip("ray", reason="the ray extra (pip install -e .[ray]) is part of requirements-dev.txt")
+pytest.importorskip("ray", reason="the ray extra is part of requirements-dev.txt")
 MODELS = "vilt-tiny,llava-tiny,blip-tiny"
 
 
@@ -121,4 +121,4 @@ def test_without_ray_the_backend_says_how_to_install_it(env, tmp_path):
             "sys.exit(main(['eval', '--model', 'vilt-tiny', '--backend', 'ray']))")
     out = subprocess.run([sys.executable, "-c", code], env={**env, "MEDVQA_DB": str(tmp_path / "x.db")},
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2 and "pip install -e '.[ray]'" in out.stderr
+    assert out.returncode == 2 and "pip install 'medvqa-workbench[ray]'" in out.stderr

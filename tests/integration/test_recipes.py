@@ -1,18 +1,19 @@
-"""The README's GPU-workstation commands, run on the tiny zoo with the same flags (so they are known to work)."""
+"""The fine-tuning guide's GPU-workstation commands, run on the tiny zoo with the same flags (so they are known to
+work)."""
 import shlex
 from pathlib import Path
 
 from medvqa.cli import main
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "fine-tuning.md"
 
 
 def recipe_lines() -> list[str]:
-    section = README.read_text().split("### Fine-tune on a GPU workstation", 1)[1].split("\n## ", 1)[0]
+    section = GUIDE.read_text().split("## Fine-tune on a GPU workstation", 1)[1].split("\n## ", 1)[0]
     return [line for line in section.splitlines() if line.startswith("medvqa train ")]
 
 
-def test_readme_lists_the_seed_recipes():
+def test_the_guide_lists_the_seed_recipes():
     lines = recipe_lines()
     assert len(lines) == 5 and sum("--method qlora" in line for line in lines) == 3
 

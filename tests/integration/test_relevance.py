@@ -60,7 +60,7 @@ def test_the_phantom_mask_is_where_the_findings_were_drawn():
 @pytest.fixture(scope="module")
 def phantom_trained(tmp_path_factory):
     """One model per local family trained on the phantom benchmark by the zoo's own recipes, shortened to 100 steps
-    (the full zoo's figures are in the README)."""
+    (the full zoo's figures are in docs/explain.md)."""
     import os
 
     from medvqa.model_cache import CACHE
