@@ -7,7 +7,7 @@ The test asserts, per family: mass inside > 2x the mask share, mass inside after
 one, |rank correlation| < 0.5. The smallest column reported is each figure's worst family, so a row whose "worst
 ratio" is near 2.0 or whose "worst randomised share" is near 0.6 has no margin.
 
-    python benchmarks/trained_test_zoo.py --pretrain 500 200 100 --train 100 50 30 [--pretrain-for idefics2=600]
+    python benchmarks/trained_test_zoo.py --pretrain family 300 150 --train 100 80 40 [--pretrain-for idefics2=600]
 
 Pairs are built in the order given (pretraining x training); the phantom benchmark is generated once.
 `--pretrain-for FAMILY=STEPS` overrides one family's pretraining in every pair.
@@ -26,7 +26,8 @@ os.environ.setdefault("MEDVQA_DEVICE", "cpu")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrain", type=int, nargs="+", default=[500, 200, 100])
+    parser.add_argument("--pretrain", nargs="+", default=["family", "300"],
+                        help="steps for every family, or 'family' for each family's own zoo_pretrain_steps")
     parser.add_argument("--train", type=int, nargs="+", default=[100, 50])
     parser.add_argument("--pretrain-for", nargs="*", default=[], metavar="FAMILY=STEPS")
     parser.add_argument("--images", type=int, default=24)
@@ -38,6 +39,7 @@ def main() -> None:
     from medvqa import maps
     from medvqa.model_cache import CACHE
     from medvqa.models import local_family_names
+    from medvqa.zoo import pretrain_steps_for
     from medvqa.zoo.trained import build_trained
 
     names = {f"{family}-phantom" for family in local_family_names()}
@@ -52,7 +54,9 @@ def main() -> None:
             os.environ["MEDVQA_CHECKPOINTS"] = str(root)
             os.environ["MEDVQA_DB"] = str(root / "medvqa.db")
             began = time.perf_counter()
-            steps = {family: overrides.get(family, pretrain) for family in local_family_names()}
+            setting = int(pretrain) if pretrain.isdigit() else pretrain
+            steps = {family: overrides.get(family, pretrain_steps_for(family, setting))
+                     for family in local_family_names()}
             build_trained(root, steps=train, pretrain_steps=steps, eval_limit=8, names=names,
                           progress=lambda message: None)
             built = time.perf_counter() - began

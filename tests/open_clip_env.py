@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import hang_guard
+
 VENV = Path(__file__).resolve().parents[1] / ".venv-openclip"
 PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "open_clip_torch==3.3.0"]
 
@@ -21,7 +23,7 @@ def python() -> Path:
     if interpreter.exists() and marker.exists() and marker.read_text() == "\n".join(PACKAGES):
         return interpreter
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    subprocess.run([str(interpreter), "-m", "pip", "install", "-q", *PACKAGES], check=True, timeout=3600)
+    subprocess.run([str(interpreter), "-m", "pip", "install", "-q", *PACKAGES], check=True, timeout=hang_guard(120))
     marker.write_text("\n".join(PACKAGES))
     return interpreter
 
@@ -29,6 +31,8 @@ def python() -> Path:
 REFERENCE = '''
 import json, sys
 from pathlib import Path
+
+from tests.conftest import hang_guard
 
 import numpy as np
 import open_clip
@@ -60,5 +64,5 @@ np.savez(out / "reference.npz", pixels=pixels.numpy(), features=features.numpy()
 def reference_tower(folder: Path, activation: str = "gelu") -> Path:
     """A random tiny open_clip ViT saved in the hub layout in `folder`, with open_clip's own outputs for fixed
     pixels (reference.npz: image features, pooled tokens before the projection, patch tokens)."""
-    subprocess.run([str(python()), "-c", REFERENCE, str(folder), activation], check=True, timeout=600)
+    subprocess.run([str(python()), "-c", REFERENCE, str(folder), activation], check=True, timeout=hang_guard(20))
     return folder

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import hang_guard
+
 HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
 
 
@@ -13,7 +15,7 @@ def app(zoo, phantom_cache, monkeypatch):
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    return AppTest.from_file(HOME, default_timeout=300)
+    return AppTest.from_file(HOME, default_timeout=hang_guard(10))
 
 
 @pytest.fixture

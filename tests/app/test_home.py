@@ -3,11 +3,13 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import hang_guard
+
 HOME = str(Path(__file__).resolve().parents[2] / "Home.py")
 
 
 def test_home_lists_the_registry_without_loading_a_model(zoo):
-    at = AppTest.from_file(HOME, default_timeout=300).run()
+    at = AppTest.from_file(HOME, default_timeout=hang_guard(10)).run()
     assert not at.exception
     assert at.title[0].value == "MedVQA Workbench"
     table = at.dataframe[0].value
@@ -20,7 +22,7 @@ def test_home_lists_the_registry_without_loading_a_model(zoo):
 
 def test_home_warns_about_a_broken_spec(scratch_zoo):
     (scratch_zoo / "blip-tiny" / "medvqa.json").write_text("{")
-    at = AppTest.from_file(HOME, default_timeout=300).run()
+    at = AppTest.from_file(HOME, default_timeout=hang_guard(10)).run()
     assert "blip-tiny" not in set(at.dataframe[0].value["model"])
     assert any("blip-tiny/medvqa.json" in w.value for w in at.warning)
 
@@ -31,7 +33,8 @@ def test_pages_import_no_torch(zoo, phantom_cache):
 
     code = (
         "import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file('Home.py', "
-        "default_timeout=300); at.run(); [at.switch_page(p).run() for p in ('views/ask.py', 'views/compare.py', "
+        f"default_timeout={hang_guard(10)}); at.run(); "
+        "[at.switch_page(p).run() for p in ('views/ask.py', 'views/compare.py', "
         "'views/metrics.py', 'views/samples.py', 'views/models.py', 'views/grade.py', 'views/arena.py', "
         "'views/leaderboard.py')]; "
         "assert not at.exception, at.exception; "

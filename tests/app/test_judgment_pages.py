@@ -5,6 +5,7 @@ import time
 from medvqa import registry
 from medvqa.store import Store
 from medvqa.store.queries import grading_queue
+from tests.conftest import hang_guard
 
 
 def find(node, kind: str) -> list:
@@ -111,7 +112,7 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
 
     monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("MEDVQA_FIRST_LAUNCH", "untrained")
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=hang_guard(10)).run()
     assert not at.exception
     status = find(at.main, "Status")
     assert status and "Building the demo zoo" in status[0].label

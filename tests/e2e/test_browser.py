@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, serving
+from tests.conftest import free_port, hang_guard, serving
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -15,6 +15,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots
 # the README's screenshots, refreshed by `python -m pytest tests/e2e --docs-images`
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 README_SHOTS = ("compare", "metrics", "leaderboard")
+WAIT_MS = hang_guard(10) * 1000  # for something the page shows within 10 s on 2 idle cores
 # flags for a closed network: without them Chromium keeps trying Google's hosts
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -72,6 +73,7 @@ def browser():
 @pytest.fixture(scope="module")
 def page(dashboard, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(WAIT_MS)  # clicks and fills wait for a rerun that a busy machine slows down
     page.goto(dashboard)
     yield page
     page.close()
@@ -80,11 +82,11 @@ def page(dashboard, browser):
 def test_home_shows_the_registered_models(page, served_zoo):
     from medvqa import registry
 
-    page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=120_000)
-    page.get_by_text(f"Registered models ({len(registry.list_models(served_zoo))})").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=WAIT_MS)
+    page.get_by_text(f"Registered models ({len(registry.list_models(served_zoo))})").wait_for(timeout=WAIT_MS)
     grid = page.locator('[data-testid="stDataFrame"]')
     grid.locator("[role=gridcell]").filter(has_text="idefics2-tiny-lora").first.wait_for(
-        state="attached", timeout=120_000
+        state="attached", timeout=WAIT_MS
     )
     page.wait_for_timeout(800)  # the grid paints its canvas just after its accessible table
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -121,18 +123,18 @@ def test_ask_answers_an_uploaded_png_and_a_dicom(page, dashboard, tmp_path):
     png = tmp_path / "scan.png"
     noise_image(3, (96, 96)).save(png)
     page.goto(f"{dashboard}/ask")
-    page.get_by_role("heading", name="Ask").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Ask").wait_for(timeout=WAIT_MS)
     page.get_by_text("Upload", exact=True).click()
     for path, label, caption in (
         (str(png), "png", "scan.png (format PNG"),
         (get_testdata_file("CT_small.dcm"), "dicom", "CT_small.dcm (format DICOM, modality CT"),
     ):
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(path)
-        page.get_by_text(caption).wait_for(timeout=120_000)  # decoded and shown (DICOM: windowed, no patient data)
+        page.get_by_text(caption).wait_for(timeout=WAIT_MS)  # decoded and shown (DICOM: windowed, no patient data)
         page.get_by_role("textbox", name="Question").fill("Is there a mass in the left lung?")
         page.get_by_role("textbox", name="Question").press("Enter")
         page.get_by_role("button", name="Ask").click()
-        page.locator(ANSWER).first.wait_for(timeout=120_000)
+        page.locator(ANSWER).first.wait_for(timeout=WAIT_MS)
         shot(page, f"ask-{label}")
     assert page.locator(ANSWER).count() == 1
 
@@ -144,10 +146,10 @@ def test_compare_shows_one_model_per_family_side_by_side_served_beside_local(pag
     families = {spec.family for spec in registry.list_models(served_zoo)}
     assert "served" in families
     page.goto(f"{dashboard}/compare")
-    page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Compare").wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name="Compare").click()
     answers = page.locator(ANSWER)
-    answers.nth(len(families) - 1).wait_for(timeout=120_000)
+    answers.nth(len(families) - 1).wait_for(timeout=WAIT_MS)
     assert answers.count() == len(families)
     assert page.get_by_text("Ground truth:").count() == 1
     cards = {page.locator('[data-testid="stColumn"]').nth(i).locator("strong").first.inner_text():
@@ -190,27 +192,27 @@ def test_a_zipped_series_compared_with_maps_and_exported_as_a_case(page, dashboa
     study.write_bytes(zipped(files))
     families = {spec.family for spec in registry.list_models(served_zoo)}
     page.goto(f"{dashboard}/compare")
-    page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Compare").wait_for(timeout=WAIT_MS)
     page.get_by_text("Upload", exact=True).click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(study))
-    page.get_by_text("axial slice 2 of 5").wait_for(timeout=120_000)
+    page.get_by_text("axial slice 2 of 5").wait_for(timeout=WAIT_MS)
     slider = page.get_by_role("slider", name="Slice")
     slider.focus()
     slider.press("ArrowRight")
-    page.get_by_text("axial slice 3 of 5").wait_for(timeout=120_000)
+    page.get_by_text("axial slice 3 of 5").wait_for(timeout=WAIT_MS)
     page.get_by_role("textbox", name="Question").fill("Is there a lesion in the liver?")
     page.get_by_role("textbox", name="Question").press("Enter")
     page.get_by_role("button", name="Compare").click()
-    page.locator(ANSWER).nth(len(families) - 1).wait_for(timeout=120_000)
+    page.locator(ANSWER).nth(len(families) - 1).wait_for(timeout=WAIT_MS)
     page.get_by_text("Show where each model looked").click()
     looked = page.locator('[data-testid="stImageCaption"]').filter(has_text="looked")
-    looked.nth(len(local_family_names()) - 1).wait_for(timeout=120_000)
-    page.get_by_text("not available for served models").first.wait_for(timeout=120_000)
+    looked.nth(len(local_family_names()) - 1).wait_for(timeout=WAIT_MS)
+    page.get_by_text("not available for served models").first.wait_for(timeout=WAIT_MS)
     assert looked.count() == len(local_family_names())
     looked.last.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's main block, not the window
     page.wait_for_timeout(1000)
     shot(page, "compare-study-maps")
-    with page.expect_download(timeout=120_000) as download:
+    with page.expect_download(timeout=WAIT_MS) as download:
         page.get_by_role("button", name="Export case").click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
@@ -220,7 +222,7 @@ def test_a_zipped_series_compared_with_maps_and_exported_as_a_case(page, dashboa
     report = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         report.goto(saved.as_uri())
-        report.get_by_text("Question: Is there a lesion in the liver?").wait_for(timeout=30_000)
+        report.get_by_text("Question: Is there a lesion in the liver?").wait_for(timeout=WAIT_MS)
         sizes = report.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
         assert len(sizes) == 1 + len(local_family_names()) and min(sizes) > 0  # the slice and every map, embedded
         report.screenshot(path=str(SCREENSHOTS / "case-report.png"), full_page=True)
@@ -231,23 +233,23 @@ def test_a_zipped_series_compared_with_maps_and_exported_as_a_case(page, dashboa
 def nav(page, title: str) -> None:
     """Follow the sidebar link (a page.goto would start a new session and forget the rater)."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for(timeout=120_000)
+    page.get_by_role("heading", name=title).wait_for(timeout=WAIT_MS)
 
 
 def test_metrics_samples_and_models_pages(page, dashboard):
     page.goto(dashboard)
     nav(page, "Metrics")
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1500)  # plotly draws after mounting
     assert page.locator(".js-plotly-plot .bars, .js-plotly-plot .point").count() > 0
     shot(page, "metrics")
     nav(page, "Samples")
-    page.get_by_text("16 of 16 samples").wait_for(timeout=120_000)
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
+    page.get_by_text("16 of 16 samples").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     shot(page, "samples")
     nav(page, "Models")
     page.get_by_role("button", name="Load").first.click()
-    page.get_by_text("Resident MiB").first.wait_for(timeout=120_000)
+    page.get_by_text("Resident MiB").first.wait_for(timeout=WAIT_MS)
     shot(page, "models")
 
 
@@ -256,33 +258,33 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_role("textbox", name="Rater name").fill("dr-e2e")
     page.get_by_role("textbox", name="Rater name").press("Enter")
     nav(page, "Grade")
-    page.get_by_text("32 answers left").wait_for(timeout=120_000)
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)  # the item is drawn in full
+    page.get_by_text("32 answers left").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)  # the item is drawn in full
     page.wait_for_timeout(1000)
     page.get_by_role("heading", name="Grade").click()  # focus off the rater box: shortcuts skip text inputs
     page.keyboard.press("1")  # the keyboard shortcut of "Correct" (Streamlit shows it on the button)
-    page.get_by_text("31 answers left").wait_for(timeout=120_000)
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
+    page.get_by_text("31 answers left").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1000)
     page.keyboard.press("3")  # "Incorrect"
-    page.get_by_text("30 answers left").wait_for(timeout=120_000)
-    page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
-    page.get_by_role("button", name="Export case").wait_for(timeout=120_000)
+    page.get_by_text("30 answers left").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Export case").wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1000)  # the rerun settles before the click (a click on a button being replaced is lost)
     shot(page, "grade")
-    with page.expect_download(timeout=120_000) as download:  # built on click: answers, grades so far and maps
+    with page.expect_download(timeout=WAIT_MS) as download:  # built on click: answers, grades so far and maps
         page.get_by_role("button", name="Export case").click()
     case = Path(download.value.path()).read_text()
     assert "Grade page" in case and "Question:" in case and case.count("where it looked") == 2
     nav(page, "Arena")
     page.get_by_role("button", name="New battle").click()
-    page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
+    page.get_by_text("Model B", exact=True).wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name="B is better").click()
-    page.get_by_text("Vote recorded").wait_for(timeout=120_000)
+    page.get_by_text("Vote recorded").wait_for(timeout=WAIT_MS)
     shot(page, "arena")
     nav(page, "Leaderboard")
-    page.get_by_text("1 arena votes by 1 raters · 2 grades by 1 raters").wait_for(timeout=120_000)
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+    page.get_by_text("1 arena votes by 1 raters · 2 grades by 1 raters").wait_for(timeout=WAIT_MS)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1500)
     shot(page, "leaderboard")
 
@@ -290,14 +292,14 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
 def test_arena_opened_by_its_url_records_a_vote(page, dashboard, phantom_cache):
     """A rater who bookmarks /arena gets the rater box and navigation too (they come from the entry point)."""
     page.goto(f"{dashboard}/arena")  # a new session, straight to the page
-    page.get_by_role("heading", name="Arena").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="Arena").wait_for(timeout=WAIT_MS)
     page.get_by_role("textbox", name="Rater name").fill("dr-direct")
     page.get_by_role("textbox", name="Rater name").press("Enter")
     assert page.locator('[data-testid="stSidebarNav"]').get_by_text("Leaderboard", exact=True).count() == 1
     page.get_by_role("button", name="New battle").click()
-    page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
+    page.get_by_text("Model B", exact=True).wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name="A is better").click()
-    page.get_by_text("Vote recorded").wait_for(timeout=120_000)
+    page.get_by_text("Vote recorded").wait_for(timeout=WAIT_MS)
     shot(page, "arena-direct")
     from medvqa.store import Store
 
@@ -357,31 +359,32 @@ def test_two_dashboards_share_one_postgresql_under_eight_raters(zoo_dir, phantom
 
     def leaderboard_caption(page, replica, text):
         page.goto(f"{replica}/leaderboard")
-        page.get_by_text(text).wait_for(timeout=120_000)
+        page.get_by_text(text).wait_for(timeout=WAIT_MS)
 
     with serving(commands[0], f"{replicas[0]}/_stcore/health", env, "replica A"), \
             serving(commands[1], f"{replicas[1]}/_stcore/health", env, "replica B"):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(WAIT_MS)
         threads = [threading.Thread(target=rater, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
         page.goto(f"{replicas[0]}/leaderboard")  # a replica reading while the raters write
-        page.get_by_role("heading", name="Leaderboard").wait_for(timeout=120_000)
+        page.get_by_role("heading", name="Leaderboard").wait_for(timeout=WAIT_MS)
         for t in threads:
             t.join()
         assert not errors
         assert store.count("votes") == 400 and store.count("grades") == 400
         for replica in replicas:
             leaderboard_caption(page, replica, "400 arena votes by 8 raters · 400 grades by 8 raters")
-        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=WAIT_MS)
         page.wait_for_timeout(1500)  # plotly draws after mounting
         shot(page, "leaderboard-postgresql")
         page.goto(f"{replicas[1]}/arena")
         page.get_by_role("textbox", name="Rater name").fill("dr-replica-b")
         page.get_by_role("textbox", name="Rater name").press("Enter")
         page.get_by_role("button", name="New battle").click()
-        page.get_by_text("Model B", exact=True).wait_for(timeout=120_000)
+        page.get_by_text("Model B", exact=True).wait_for(timeout=WAIT_MS)
         page.get_by_role("button", name="A is better").click()
-        page.get_by_text("Vote recorded").wait_for(timeout=120_000)
+        page.get_by_text("Vote recorded").wait_for(timeout=WAIT_MS)
         leaderboard_caption(page, replicas[0], "401 arena votes by 9 raters")
         page.close()

@@ -7,6 +7,7 @@ import torch
 
 from medvqa.cli import main
 from medvqa.datatypes import CheckpointError
+from tests.conftest import hang_guard
 from tests.open_clip_env import reference_tower
 
 
@@ -26,6 +27,7 @@ def tiny_lm(tmp_path_factory):
     return folder
 
 
+@pytest.mark.timeout(hang_guard(120))  # the first run builds .venv-openclip (66 s on 2 idle cores)
 @pytest.mark.parametrize("activation", ["gelu", "quick_gelu"])
 def test_the_converted_tower_gives_open_clips_own_image_features(tmp_path, tiny_lm, activation, capsys):
     """open_clip.create_model(..., pretrained=None) on a small custom config, run by open_clip itself (in its own

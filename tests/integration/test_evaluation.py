@@ -14,6 +14,7 @@ from medvqa.data import phantom
 from medvqa.datatypes import MedVQAError
 from medvqa.evaluation import evaluate, swap_images
 from medvqa.store import Store
+from tests.conftest import hang_guard
 
 
 @pytest.fixture
@@ -35,13 +36,13 @@ def stored(db) -> int:
         return 0
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(env, zoo, phantom_cache):
     extra = {"MEDVQA_CHECKPOINTS": str(zoo), "MEDVQA_DATA_CACHE": str(phantom_cache)}
     args = ["eval", "--model", "llava-tiny,blip-tiny", "--dataset", "phantom", "--batch-size", "1"]
     killed_db = env / "killed.db"
     proc = run_cli(args, killed_db, extra)
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for rows written
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for rows written
     while stored(killed_db) < 30 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
@@ -51,7 +52,7 @@ def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(env, zoo, phant
     assert 30 <= at_kill < 2 * total_per_model, "the kill must land midway"
 
     resumed = run_cli(args, killed_db, extra)
-    out, _ = resumed.communicate(timeout=900)
+    out, _ = resumed.communicate(timeout=hang_guard(30))
     assert resumed.returncode == 0, out
     counts = [tuple(map(int, m)) for m in re.findall(r"(\d+) samples, reused (\d+), computed (\d+)", out)]
     assert len(counts) == 2
@@ -60,7 +61,7 @@ def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(env, zoo, phant
     assert stored(killed_db) == 2 * total_per_model  # nothing lost, nothing duplicated
 
     clean = run_cli(args, env / "clean.db", extra)
-    assert clean.wait(timeout=900) == 0
+    assert clean.wait(timeout=hang_guard(30)) == 0
     a = Store(killed_db).metrics().drop(columns="run_id")
     b = Store(env / "clean.db").metrics().drop(columns="run_id")
     assert len(a) > 50 and a.equals(b)
@@ -129,7 +130,7 @@ def test_an_ablation_run_stores_its_paired_delta_against_the_plain_run(env, zoo)
     assert metrics[(metrics.run_id == plain.run_id) & (metrics.metric == "delta_accuracy")].empty
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_two_eval_processes_share_one_postgresql_and_a_killed_one_resumes(env, zoo, phantom_cache, postgres_server):
     import psycopg
 
@@ -147,19 +148,19 @@ def test_two_eval_processes_share_one_postgresql_and_a_killed_one_resumes(env, z
     Store(url)  # the schema first; two processes creating it at once would queue on a lock anyway
     steady = run_cli([*args, "vilt-tiny"], url, extra)
     victim = run_cli([*args, "llava-tiny"], url, extra)
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for rows written
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for rows written
     while rows("llava-tiny") < 10 and time.time() < deadline and victim.poll() is None:
         time.sleep(0.05)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     at_kill = rows("llava-tiny")
     assert 10 <= at_kill < 40, "the kill must land midway"
-    out, _ = steady.communicate(timeout=900)
+    out, _ = steady.communicate(timeout=hang_guard(30))
     assert steady.returncode == 0, out
     assert "40 samples, reused 0, computed 40" in out and rows("vilt-tiny") == 40
 
     resumed = run_cli([*args, "llava-tiny"], url, extra)
-    out, _ = resumed.communicate(timeout=900)
+    out, _ = resumed.communicate(timeout=hang_guard(30))
     assert resumed.returncode == 0, out
     assert f"40 samples, reused {at_kill}, computed {40 - at_kill}" in out  # nothing stored is recomputed
     store = Store(url)

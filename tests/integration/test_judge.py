@@ -11,7 +11,7 @@ from medvqa.judge import PROMPT_VERSION, item_key, judge_run, parse_verdict
 from medvqa.openai_api import ChatEndpoint, EngineError
 from medvqa.store import Store
 from medvqa.train import TrainConfig, run
-from tests.conftest import free_port, serving
+from tests.conftest import free_port, hang_guard, serving
 
 SERVE = Path(sys.executable).parent / "transformers"
 
@@ -40,7 +40,7 @@ def test_verdicts_are_parsed_or_counted_never_guessed():
     assert parse_verdict("mri") is None and parse_verdict("") is None
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_a_judge_run_stores_verdicts_reuses_them_and_counts_the_unreadable(judge_server, zoo, phantom_cache,
                                                                              monkeypatch, capsys):
     monkeypatch.setenv("MEDVQA_DATA_CACHE", str(phantom_cache))
@@ -86,7 +86,7 @@ def test_the_leaderboard_shows_the_judges_agreement_with_the_radiologists(judge_
         store.add_grade("dr-a", sample_id, "llava-tiny", "correct" if ok or i % 3 == 0 else "incorrect", result.run_id)
     verdicts = judge_grades(store)
     expected = ratings.cohen_kappa(pd_concat(store.grades(), verdicts), "dr-a", verdicts.rater.iloc[0])
-    app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=300).run()
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "Home.py"), default_timeout=hang_guard(10)).run()
     app.switch_page("views/leaderboard.py").run()
     assert not app.exception
     table = next(d.value for d in app.dataframe if "judge" in d.value.columns)

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from medvqa.store import Store
+from tests.conftest import hang_guard
 
 pytest.importorskip("ray", reason="the ray extra is part of requirements-dev.txt")
 MODELS = "vilt-tiny,llava-tiny,blip-tiny"
@@ -20,7 +21,8 @@ def ray_cleanup():
     """Each `medvqa eval --backend ray` starts a local Ray (ray.init(num_cpus=2)) and stops it on exit; a driver
     killed by SIGKILL cannot, so the module ends with `ray stop --force`."""
     yield
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True,
+                   timeout=hang_guard(10))
 
 
 @pytest.fixture
@@ -35,7 +37,8 @@ def eval_command(*extra) -> list[str]:
 
 
 def run(command, env, db):
-    out = subprocess.run(command, env={**env, "MEDVQA_DB": str(db)}, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(command, env={**env, "MEDVQA_DB": str(db)}, capture_output=True, text=True,
+                         timeout=hang_guard(30))
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
 
@@ -55,7 +58,7 @@ def rows(db) -> "list":
     return sorted(out)
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_ray_stores_the_same_predictions_and_metrics_as_in_process(env, tmp_path):
     run(eval_command(), env, tmp_path / "local.db")
     out = run(eval_command("--backend", "ray", "--workers", "2"), env, tmp_path / "ray.db")
@@ -79,31 +82,31 @@ def stored(db) -> int:
         return 0
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_a_killed_worker_is_replaced_and_every_prediction_is_stored_once(env, tmp_path):
     db = tmp_path / "ray.db"
     command = eval_command("--backend", "ray", "--workers", "2")
     proc = subprocess.Popen(command, env={**env, "MEDVQA_DB": str(db)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for rows written and a live worker
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for rows written and a live worker
     while (stored(db) < 4 or not worker_pids()) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     victim = worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=900)
+    out, _ = proc.communicate(timeout=hang_guard(30))
     assert proc.returncode == 0, out
     assert victim not in worker_pids()
     assert counts(out) == [(24, 0, 24)] * 3
     assert stored(db) == 72 and len(set(rows(db))) == 72
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_a_killed_driver_reruns_with_nothing_recomputed(env, tmp_path):
     db = tmp_path / "ray.db"
     command = eval_command("--backend", "ray", "--workers", "2")
     proc = subprocess.Popen(command, env={**env, "MEDVQA_DB": str(db)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 900
+    deadline = time.time() + hang_guard(30)
     while stored(db) < 10 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -120,5 +123,5 @@ def test_without_ray_the_backend_says_how_to_install_it(env, tmp_path):
     code = ("import sys; sys.modules['ray'] = None; from medvqa.cli import main; "
             "sys.exit(main(['eval', '--model', 'vilt-tiny', '--backend', 'ray']))")
     out = subprocess.run([sys.executable, "-c", code], env={**env, "MEDVQA_DB": str(tmp_path / "x.db")},
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=hang_guard(10))
     assert out.returncode == 2 and "pip install 'medvqa-workbench[ray]'" in out.stderr

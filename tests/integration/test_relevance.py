@@ -7,7 +7,7 @@ import medvqa
 from medvqa import maps
 from medvqa.models import local_family_names
 from medvqa.models._requests import ExplainUnavailable, InputError
-from tests.conftest import noise_image
+from tests.conftest import hang_guard, noise_image
 
 
 @pytest.mark.parametrize("family", local_family_names())
@@ -57,46 +57,16 @@ def test_the_phantom_mask_is_where_the_findings_were_drawn():
     assert image_left == (truth.side == "right")  # radiological convention
 
 
-@pytest.fixture(scope="module")
-def phantom_trained(tmp_path_factory):
-    """One model per local family trained on the phantom benchmark by the zoo's own recipes, shortened to 100 steps
-    (the full zoo's figures are in docs/explain.md)."""
-    import os
-
-    from medvqa.model_cache import CACHE
-    from medvqa.zoo.trained import RECIPES, build_trained
-
-    root = tmp_path_factory.mktemp("phantom_zoo")
-    names = {f"{family}-phantom" for family in local_family_names()}
-    assert names <= {name for name, *_ in RECIPES}
-    env = {"MEDVQA_CHECKPOINTS": str(root), "MEDVQA_DATA_CACHE": str(tmp_path_factory.mktemp("phantom_data")),
-           "MEDVQA_DB": str(root / "medvqa.db")}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        heard = []  # the first-launch panel's progress hook, exercised here on the real build
-        build_trained(root, steps=100, eval_limit=8, progress=lambda message: None, names=names,
-                      on_step=lambda item, step, steps: heard.append((item, step, steps)))
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-        CACHE.unload_all()
-    for name in names:
-        assert (f"train {name}", 100, 100) in heard and (f"evaluate {name}", 2, 2) in heard
-    assert ("pretrain llava", 500, 500) in heard
-    return root
-
-
 # the fixture trains every family (about 3 minutes on 2 idle cores, 10 when CI shares them): only a hang reaches this
-@pytest.mark.timeout(1800)
-def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisation_test(phantom_trained,
+@pytest.mark.timeout(hang_guard(200))  # the first test to ask builds the trained zoo (172 s on 2 idle cores)
+def test_maps_of_trained_zoo_models_find_the_lesions_and_fail_the_randomisation_test(trained_zoo,
                                                                                            monkeypatch):
     """Adebayo et al.'s two checks per family on 24 fresh abnormal phantom images ("is there a <finding>?", explaining
     "yes"): the map's mass inside the findings' mask is well above the mask's share of the image, and a copy with
     re-drawn weights gives a different map that no longer finds the lesions."""
     from medvqa.model_cache import CACHE
 
-    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(phantom_trained))
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(trained_zoo))
     CACHE.unload_all()
     cases = maps.phantom_cases(24)
     figures = {family: maps.sanity_check(medvqa.load_model(f"{family}-phantom"), cases)
@@ -108,15 +78,15 @@ def test_maps_of_phantom_trained_models_find_the_lesions_and_fail_the_randomisat
     CACHE.unload_all()
 
 
-@pytest.mark.timeout(1800)
-def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(phantom_trained, monkeypatch):
+@pytest.mark.timeout(hang_guard(200))  # as above
+def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(trained_zoo, monkeypatch):
     """`medvqa train` writes an image profile beside the weights; the answer card's flag reads it."""
     from pydicom.data import get_testdata_file
 
     from medvqa import images, ood
 
-    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(phantom_trained))
-    assert (phantom_trained / "llava-phantom" / ood.PROFILE_FILE).exists()
+    monkeypatch.setenv("MEDVQA_CHECKPOINTS", str(trained_zoo))
+    assert (trained_zoo / "llava-phantom" / ood.PROFILE_FILE).exists()
     real = images.load_path(get_testdata_file("CT_small.dcm")).image
     warning = ood.unusual_image_warning("llava-phantom", real)
     assert warning and "unlike the images llava-phantom was trained on (phantom)" in warning

@@ -19,7 +19,7 @@ from medvqa.evaluation import evaluate
 from medvqa.model_cache import CACHE
 from medvqa.openai_api import EngineError
 from medvqa.store import Store
-from tests.conftest import free_port, in_threads
+from tests.conftest import free_port, hang_guard, in_threads
 from tests.conftest import serving as started
 
 SERVED_FAMILIES = ("llava", "idefics2")  # blip2: transformers serve needs a chat template (see the refusal test)
@@ -31,7 +31,7 @@ def serve_command(name: str, port: int) -> list[str]:
 
 def wait_registered(root: Path, name: str) -> None:
     """`medvqa serve` writes the served spec right after the engine's health check answers."""
-    deadline = time.time() + 600  # only a hang gets there
+    deadline = time.time() + hang_guard(20)  # only a hang gets there
     while not (root / f"{name}@served" / "medvqa.json").exists():
         assert time.time() < deadline, f"{name}@served was never registered"
         time.sleep(0.2)
@@ -79,7 +79,7 @@ def test_talking_to_an_engine_imports_no_torch(served, images):
             "a = medvqa.load_model('llava-tiny@served').answer(noise_image(0), 'Is there a mass?'); "
             "print(repr(a.text), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ}, capture_output=True, text=True,
-                         timeout=300, cwd=Path(__file__).resolve().parents[2])
+                         timeout=hang_guard(10), cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("False")
 
@@ -140,7 +140,7 @@ def test_unreachable_unknown_model_and_missing_key_are_one_line_errors(served, c
         medvqa.load_model("dead@served").answer(noise_image(2), "Is there a mass?")
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_a_dead_engine_stops_the_run_plainly_and_a_rerun_resumes(zoo_dir, phantom_cache, tmp_path):
     root = tmp_path / "checkpoints"
     root.mkdir()
@@ -161,12 +161,12 @@ def test_a_dead_engine_stops_the_run_plainly_and_a_rerun_resumes(zoo_dir, phanto
     engine = subprocess.Popen(serve_command("llava-tiny", port), env=env)
     wait_registered(root, "llava-tiny")
     run = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for rows written
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for rows written
     while stored() < 8 and time.time() < deadline and run.poll() is None:
         time.sleep(0.05)
     engine.send_signal(signal.SIGTERM)  # `medvqa serve` stops its engine on the way out
     engine.wait(60)
-    out, _ = run.communicate(timeout=900)
+    out, _ = run.communicate(timeout=hang_guard(30))
     at_stop = stored()
     assert run.returncode == 2 and 8 <= at_stop < 40, out
     assert f"http://127.0.0.1:{port} is unreachable" in out and "Traceback" not in out
@@ -174,7 +174,7 @@ def test_a_dead_engine_stops_the_run_plainly_and_a_rerun_resumes(zoo_dir, phanto
     engine = subprocess.Popen(serve_command("llava-tiny", port), env=env)
     try:
         wait_health(f"http://127.0.0.1:{port}/health")
-        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900).stdout
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=hang_guard(30)).stdout
         assert f"40 samples, reused {at_stop}, computed {40 - at_stop}" in out  # nothing finished is recomputed
         assert stored() == 40
     finally:
@@ -185,7 +185,7 @@ def test_a_dead_engine_stops_the_run_plainly_and_a_rerun_resumes(zoo_dir, phanto
 def wait_health(url: str) -> None:
     import httpx
 
-    deadline = time.time() + 600
+    deadline = time.time() + hang_guard(20)
     while time.time() < deadline:
         try:
             if httpx.get(url, timeout=2).status_code == 200:

@@ -13,6 +13,7 @@ from medvqa import data
 from medvqa.store import Store
 from medvqa.train import TrainConfig, run
 from medvqa.train.collate import Collator
+from tests.conftest import hang_guard
 
 
 @pytest.fixture
@@ -170,14 +171,14 @@ def test_vision_pretraining_trains_the_image_path_only_and_is_recorded(env, fami
     assert all(0 <= v <= 1 for v in recorded["validation_accuracy"].values())
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     args = [sys.executable, "-m", "medvqa.cli", "train", "--family", "llava", "--base", str(env / "llava-tiny"),
             "--output", str(env / "llava-resume"), "--train-limit", "16", "--batch-size", "4", "--max-steps", "40",
             "--save-every", "5", "--eval-every", "100", "--lr", "1e-3"]
     proc = subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = env / "llava-resume" / "_resume" / "state.json"
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for progress (the first resume point)
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for the first resume point
     while not state.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its first save: " + proc.stdout.read()[-2000:]
@@ -186,7 +187,7 @@ def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     assert state.exists(), "the run must be killed after its first save"
     before = len(losses("llava-resume"))
     assert 5 <= before < 40
-    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
+    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=hang_guard(30))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming llava-resume from step" in again.stdout
     steps = logged("llava-resume").step.tolist()
@@ -194,7 +195,7 @@ def test_training_killed_midway_resumes_from_its_last_saved_step(env):
     assert not (env / "llava-resume" / "_resume").exists() and (env / "llava-resume" / "medvqa.json").exists()
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(hang_guard(60))
 def test_two_processes_train_one_lora_under_accelerate_launch_and_resume(env):
     """`accelerate launch --multi_gpu --num_processes 2` on this GPU-less machine starts two processes through
     torchrun that train together over gloo (accelerate's `--cpu` flag starts one process unless mpirun is set up):
@@ -210,7 +211,7 @@ def test_two_processes_train_one_lora_under_accelerate_launch_and_resume(env):
             "--eval-every", "100", "--lr", "3e-3", "--warmup", "0"]
     proc = subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = out / "_resume" / "state.json"
-    deadline = time.time() + 900  # only a hang gets there; the kill waits for the first resume point
+    deadline = time.time() + hang_guard(30)  # only a hang gets there; the kill waits for the first resume point
     while not state.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before its first save: " + proc.stdout.read()[-3000:]
@@ -222,7 +223,7 @@ def test_two_processes_train_one_lora_under_accelerate_launch_and_resume(env):
     proc.wait()
     saved = json.loads(state.read_text())["step"]
     assert saved == 10 and 10 <= len(losses("llava-ddp")) < 30
-    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=900)
+    again = subprocess.run(args, env=os.environ.copy(), capture_output=True, text=True, timeout=hang_guard(30))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "process 1 of 2" in again.stdout and "process 2 of 2" in again.stdout  # both processes trained
     assert again.stdout.count("resuming llava-ddp from step 10") == 1  # said once, by the main process
