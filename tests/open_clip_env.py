@@ -32,8 +32,6 @@ REFERENCE = '''
 import json, sys
 from pathlib import Path
 
-from tests.conftest import hang_guard
-
 import numpy as np
 import open_clip
 import torch

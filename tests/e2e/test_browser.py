@@ -89,6 +89,7 @@ def test_home_shows_the_registered_models(page, served_zoo):
         state="attached", timeout=WAIT_MS
     )
     page.wait_for_timeout(800)  # the grid paints its canvas just after its accessible table
+    assert page.get_by_role("button", name="Deploy").count() == 0  # client.toolbarMode = "viewer"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
     assert (SCREENSHOTS / "home.png").stat().st_size > 10_000
