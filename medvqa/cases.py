@@ -35,7 +35,7 @@ class CaseAnswer:
     grades: list[str] = field(default_factory=list)  # "rater: verdict (comment)"
     relevance: np.ndarray | None = None  # model.explain's map over the case image
     relevance_note: str | None = None  # why there is no map (a served model, a failure)
-    notice: str | None = None  # the spec's demo notice
+    notices: list[str] = field(default_factory=list)  # what the answer card said beside it (answer_notices)
 
 
 @dataclass
@@ -50,13 +50,29 @@ class Case:
     created: float = field(default_factory=time.time)
 
 
-def answer_of(name: str, answer, correct: bool | None = None, relevance=None, notice: str | None = None) -> CaseAnswer:
+def answer_notices(name: str, image=None) -> list[tuple[str, str]]:
+    """Every notice an answer card shows beside a model's answer, as (kind, text): "unusual" when the image is unlike
+    the model's training images (with the image asked about), "demo" for a demo model not meant for clinical use. The
+    pages draw them and the case reports carry them, from this one list."""
+    from . import ood
+
+    notices = []
+    unusual = ood.unusual_image_warning(name, image) if image is not None else None
+    if unusual:
+        notices.append(("unusual", unusual))
+    demo = registry.demo_notice(name)
+    if demo:
+        notices.append(("demo", demo))
+    return notices
+
+
+def answer_of(name: str, answer, correct: bool | None = None, relevance=None, image=None) -> CaseAnswer:
     """A CaseAnswer from what the pages hold: an Answer, or the error message a failed model left; `relevance` is a
-    map or the message saying why there is none."""
+    map or the message saying why there is none; `image` the image asked about (for the notices)."""
     if isinstance(answer, str):
         return CaseAnswer(name, None, error=answer)
     return CaseAnswer(name, answer.text, score=answer.score, latency_s=answer.latency_s, correct=correct,
-                      notice=notice, **_map_fields(relevance))
+                      notices=[text for _, text in answer_notices(name, image)], **_map_fields(relevance))
 
 
 def _map_fields(relevance) -> dict:
@@ -109,8 +125,8 @@ def render_html(case: Case, opacity: float = 0.5) -> str:
             parts.append(f'<p class="note">{e(a.relevance_note)}</p>')
         for grade in a.grades:
             parts.append(f'<p class="note">graded {e(grade)}</p>')
-        if a.notice:
-            parts.append(f'<p class="note">{e(a.notice)}</p>')
+        for notice in a.notices:
+            parts.append(f'<p class="note">{e(notice)}</p>')
         cards.append(f'<div class="card">{"".join(parts)}</div>')
     truth = (f'<p class="truth">Ground truth: <b>{e(case.ground_truth)}</b></p>'
              if case.ground_truth is not None else "")
@@ -163,7 +179,8 @@ def stored_case(sample, answers, graded: dict, with_maps: bool, source: str) -> 
         cards.append(CaseAnswer(row.model, row.prediction, error=None if row.prediction is not None else "no answer",
                                 score=score, latency_s=row.latency_s, correct=right,
                                 grades=graded.get((sample.id, row.model), []),
-                                notice=registry.demo_notice(row.model), **_map_fields(relevance)))
+                                notices=[text for _, text in answer_notices(row.model, sample.image)],
+                                **_map_fields(relevance)))
     return Case(f"{sample.dataset} {sample.split} {sample.id}", sample.image,
                 f"{sample.dataset}/{sample.split} sample {sample.id} ({sample.modality}, {sample.organ})",
                 sample.question, cards, sample.answer, source=source)

@@ -80,7 +80,9 @@ def load(family, source: str, *, dtype: str = "auto", device: str | None = None,
     (training from a base without the head it adds passes False)."""
     import torch
     import transformers
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every load says nothing to a user
     device = device or pick_device()
     dtype = pick_dtype(dtype, device)
     local = config.is_local(source)

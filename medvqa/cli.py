@@ -195,12 +195,17 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
 def _ask(args) -> int:
     from pathlib import Path
 
-    from . import images, load_model, ood, studies
+    from . import images, load_model, ood, registry, studies
+    from .models._requests import check_question
 
+    check_question(args.question)  # before the model loads (seconds): an empty question is refused at once
     raw = Path(args.image).read_bytes()
     if studies.is_study(raw, args.image) or args.slice is not None:
-        series, index, decoded = studies.pick(raw, args.image, args.slice, args.series, args.plane, args.window)
+        series, index, decoded, listing = studies.pick(raw, args.image, args.slice, args.series, args.plane,
+                                                       args.window)
         print(f"study:      {series.label}, {args.plane} slice {index} of {series.count(args.plane)}")
+        if len(listing) > 1:
+            print(f"series:     {args.series} of {'; '.join(listing)} (choose with --series N)")
     else:
         decoded = images.decode(raw, args.image, **({"window": args.window} if args.window else {}))
     model = load_model(args.model)
@@ -216,6 +221,9 @@ def _ask(args) -> int:
     unusual = ood.unusual_image_warning(answer.model, decoded.image)
     if unusual:
         print(f"warning:    {unusual}")
+    notice = registry.demo_notice(args.model)
+    if notice:
+        print(f"notice:     {notice}")
     return 0
 
 

@@ -61,8 +61,10 @@ class ModelSpec:
 
     @property
     def untrained(self) -> bool:
-        """Random weights for VQA (the demo zoo's untrained checkpoints): answers mean nothing."""
-        return bool(self.extra.get("untrained")) or "(untrained" in self.description
+        """Random weights for VQA (the demo zoo's untrained checkpoints and their random LoRA adapters): answers mean
+        nothing. The description is read too, for zoos built before the flag was written."""
+        return (bool(self.extra.get("untrained")) or "(untrained" in self.description
+                or self.description.startswith("random LoRA"))
 
     @property
     def demo_notice(self) -> str | None:

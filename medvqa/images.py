@@ -57,10 +57,13 @@ class DecodedImage:
 
 
 def is_dicom(data: bytes, filename: str = "") -> bool:
-    """By content first: a picture named .dcm is a picture; a DICOM without its preamble goes by its name."""
+    """By content first: a picture named .dcm is a picture; a DICOM without its preamble goes by its name, if it
+    starts as a dataset does (its first element in the file meta or the identifying group, 0002 or 0008, in either
+    byte order), so a text file named .dcm is not taken for one."""
     if data[128:132] == b"DICM":
         return True
-    return not data.startswith(_PICTURE_MAGIC) and filename.lower().endswith((".dcm", ".dicom"))
+    return (not data.startswith(_PICTURE_MAGIC) and filename.lower().endswith((".dcm", ".dicom"))
+            and data[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"))
 
 
 def window_choices(data: bytes, filename: str = "") -> list[str]:

@@ -24,6 +24,23 @@ def normalize(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+# a question opening with an auxiliary verb asks yes or no ("is there a mass?", "does it show ...?")
+_YES_NO_OPENERS = {"is", "are", "was", "were", "does", "do", "did", "can", "could", "has", "have", "had", "will",
+                   "would", "should", "shall", "may", "might", "must"}
+
+
+def is_yes_no_question(question: str) -> bool:
+    words = normalize(question).split()
+    return bool(words) and words[0] in _YES_NO_OPENERS
+
+
+def fits_question(answer: str, question: str) -> bool:
+    """Whether an answer is of the kind the question asks: yes or no to a yes/no question, anything else to an open
+    one ("yes" does not answer "What imaging modality is this?")."""
+    is_yes_no = normalize(answer) in ("yes", "no")
+    return is_yes_no if is_yes_no_question(question) else not is_yes_no
+
+
 def tokens(text: str) -> list[str]:
     return normalize(text).split()
 

@@ -70,15 +70,16 @@ def read(data: bytes, filename: str) -> dict[str, Series]:
 
 
 def pick(data: bytes, filename: str, index: int | None = None, series: int = 1, plane: str = "axial",
-         window=None) -> tuple[Series, int, DecodedImage]:
-    """One slice of a study: the `series`-th (1 = the largest), slice `index` (default the middle) of `plane`."""
+         window=None) -> tuple[Series, int, DecodedImage, list[str]]:
+    """One slice of a study: the `series`-th (1 = the largest), slice `index` (default the middle) of `plane`; and
+    every series the study holds ("1 = label", ...), so a caller can say which one it took."""
     found = list(read(data, filename).values())
+    listing = [f"{i} = {s.label}" for i, s in enumerate(found, start=1)]
     if not 1 <= series <= len(found):
-        raise StudyError(f"series {series}: the study holds " + "; ".join(
-            f"{i} = {s.label}" for i, s in enumerate(found, start=1)))
+        raise StudyError(f"series {series}: the study holds " + "; ".join(listing))
     chosen = found[series - 1]
     index = chosen.count(plane) // 2 if index is None else index
-    return chosen, index, chosen.slice(index, plane, window)
+    return chosen, index, chosen.slice(index, plane, window), listing
 
 
 def _zip_members(data: bytes, filename: str) -> list[tuple[str, bytes]]:

@@ -7,9 +7,9 @@ from collections import Counter
 
 import streamlit as st
 
-from .. import list_models, load_model, loaded_models, ood, registry
+from .. import cases, list_models, load_model, loaded_models, registry
 from ..datatypes import MedVQAError
-from ..metrics import correct
+from ..metrics import correct, fits_question, normalize
 
 log = logging.getLogger(__name__)
 # Streamlit badges with Material icons: the emoji marks were empty boxes in Chromium without an emoji font
@@ -50,7 +50,7 @@ def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
 
 def over_budget(names: list[str]) -> str | None:
     """A warning when the chosen models' estimated weights exceed the memory budget (MEDVQA_MEMORY_BUDGET_GB)."""
-    from .. import config, registry, weights
+    from .. import config, weights
 
     budget = config.memory_budget_bytes()
     if budget is None:
@@ -75,16 +75,15 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     st.markdown(f"#### {_escaped(answer.text) if answer.text else '(empty)'}")
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
-    unusual = ood.unusual_image_warning(answer.model, image) if image is not None and show_origin else None
-    if unusual:
-        st.markdown(UNUSUAL)
-        st.caption(unusual)
-    notice = registry.demo_notice(answer.model) if show_origin else None
-    if notice:
-        st.caption(f":material/science: {notice}")
+    for kind, text in cases.answer_notices(answer.model, image) if show_origin else []:
+        if kind == "unusual":
+            st.markdown(UNUSUAL)
+            st.caption(text)
+        else:
+            st.caption(f":material/science: {text}")
     confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
     st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
-               + (" · agrees with the majority" if majority and answer.text.lower() == majority else ""))
+               + (" · agrees with the majority" if majority and normalize(answer.text) == majority else ""))
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},
                      hide_index=True)
@@ -98,9 +97,11 @@ def _escaped(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def majority_answer(answers: dict) -> str | None:
-    texts = [a.text.lower() for a in answers.values() if not isinstance(a, str) and a.text]
+def majority_answer(answers: dict, question: str) -> str | None:
+    """The normalised answer that more than half of the models gave (failed models count against it), when it fits
+    the question's kind; None when there is no such majority."""
+    texts = [normalize(a.text) for a in answers.values() if not isinstance(a, str) and a.text]
     if not texts:
         return None
     text, count = Counter(texts).most_common(1)[0]
-    return text if count > 1 else None
+    return text if count * 2 > len(answers) and fits_question(text, question) else None

@@ -6,7 +6,7 @@ from functools import partial
 
 import streamlit as st
 
-from .. import cases, maps, registry
+from .. import cases, maps
 from ..images import pixel_hash
 from ..metrics import correct
 from .answers import answer_card, ask, majority_answer
@@ -43,7 +43,7 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
         _compute_maps(asked)
     if picked.ground_truth is not None:
         st.caption(f"Ground truth: **{picked.ground_truth}**")
-    majority = majority_answer(asked.answers)
+    majority = majority_answer(asked.answers, asked.question)
     for column, name in zip(st.columns(len(names)), names):
         with column:
             answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
@@ -77,6 +77,6 @@ def _case(asked: Asked, source: str) -> cases.Case:
         answer = asked.answers[name]
         right = (None if picked.ground_truth is None or isinstance(answer, str)
                  else correct(answer.text, picked.ground_truth, picked.answer_type))
-        answers.append(cases.answer_of(name, answer, right, asked.maps.get(name), registry.demo_notice(name)))
+        answers.append(cases.answer_of(name, answer, right, asked.maps.get(name), picked.image))
     return cases.Case(f"{source}: {asked.question}", picked.image, picked.note, asked.question, answers,
                       picked.ground_truth, source=f"{source} page")

@@ -70,13 +70,17 @@ def draw_pair(names: list[str], rng: random.Random | None = None) -> tuple[str, 
     return a, b
 
 
+def arena_candidates(specs) -> list[str]:
+    """The models a battle is drawn from: untrained checkpoints (random adapters included) and caption-only ones
+    stay out while at least two others can battle."""
+    rated = [s.name for s in specs if not s.untrained and s.extra.get("task") != "caption"]
+    return rated if len(rated) >= 2 else [s.name for s in specs]
+
+
 def start_battle(picked, question: str) -> Battle | None:
     from .answers import ask
 
-    specs = list_models()
-    # untrained and caption-only checkpoints stay out of the draw while at least two others can battle
-    rated = [s.name for s in specs if not s.untrained and s.extra.get("task") != "caption"]
-    names = rated if len(rated) >= 2 else [s.name for s in specs]
+    names = arena_candidates(list_models())
     if len(names) < 2:
         st.warning("The arena needs at least two registered models.")
         return None

@@ -92,7 +92,7 @@ def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: 
     peft_model.save_pretrained(folder)
     spec = ModelSpec(name=name, family=base_spec.family, base=f"../{base_spec.name}", adapter=".",
                      description=f"random LoRA (r={rank}) on {base_spec.name}: shares its base weights",
-                     folder=folder)
+                     folder=folder, extra={"untrained": True})
     registry.write_spec(folder, spec)
     return spec
 

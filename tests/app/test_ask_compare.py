@@ -150,6 +150,24 @@ def test_answer_cards_mark_right_and_wrong_in_text_and_say_what_a_demo_model_is(
     assert "✅" not in text and "❌" not in text
     assert any("Untrained demo model" in c.value and "Not for clinical use" in c.value for c in app.caption)
     assert sample.question
+    app.selectbox(key="ask-model").set_value("vit-gpt2-tiny-lora").run()  # a random adapter is untrained too
+    app.button(key="ask-go").click().run()
+    assert any("Untrained demo model" in c.value and "Not for clinical use" in c.value for c in app.caption)
+
+
+def test_random_demo_adapters_are_untrained_and_stay_out_of_the_arena_draw(zoo):
+    import dataclasses
+
+    from medvqa import registry
+    from medvqa.ui.judgment import arena_candidates
+
+    specs = registry.list_models()
+    adapters = [s for s in specs if s.name.endswith("-tiny-lora")]
+    assert adapters and all(s.untrained and s.demo_notice.startswith("Untrained demo model") for s in adapters)
+    trained = [dataclasses.replace(s, name=f"{s.family}-phantom", description="trained", extra={})
+               for s in specs if s.name in ("llava-tiny", "blip-tiny")]
+    drawn = arena_candidates(specs + trained)
+    assert sorted(drawn) == ["blip-phantom", "llava-phantom"]  # the random adapters stay out once others exist
 
 
 def test_a_zipped_series_upload_gets_a_slice_slider_and_is_answered_on_the_chosen_slice(app):

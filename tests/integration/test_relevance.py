@@ -90,6 +90,14 @@ def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(traine
     real = images.load_path(get_testdata_file("CT_small.dcm")).image
     warning = ood.unusual_image_warning("llava-phantom", real)
     assert warning and "unlike the images llava-phantom was trained on (phantom)" in warning
+    import html
+
+    from medvqa import cases
+
+    answer = medvqa.load_model("llava-phantom").answer(real, "is there a mass?")
+    card = cases.answer_of("llava-phantom", answer, image=real)  # what Compare's "Export case" writes
+    assert warning in card.notices and any("Not for clinical use" in n for n in card.notices)
+    assert html.escape(warning) in cases.render_html(cases.Case("Compare: q", real, "upload", "q", [card]))
     usual = [ood.unusual_image_warning("llava-phantom", image) for image, _, _ in maps.phantom_cases(20, seed=11)]
     assert usual.count(None) >= 19
     assert ood.unusual_image_warning("llava-tiny", real) is None  # no profile, no flag (and no false reassurance)

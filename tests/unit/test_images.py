@@ -129,6 +129,15 @@ def test_dicom_without_pixels_and_unsupported_compression():
         images.decode(b"\0" * 128 + b"DICM" + b"\x02\x00garbage", "broken.dcm")
 
 
+def test_a_text_file_named_dcm_is_not_an_image_as_the_same_bytes_named_txt():
+    text = b"Patient list, not an image\n" * 20
+    for name in ("notes.dcm", "notes.txt"):
+        with pytest.raises(NotAnImageError, match="not an image format we can read"):
+            images.decode(text, name)
+    for name in ("rtstruct.dcm", "ExplVR_BigEndNoMeta.dcm"):  # datasets without a preamble still read as DICOM
+        assert images.is_dicom(open(get_testdata_file(name), "rb").read(), name)
+
+
 def test_no_patient_tag_in_values_or_logs(caplog):
     caplog.set_level(logging.DEBUG)
     for name in ("CT_small.dcm", "MR_small.dcm", "693_J2KI.dcm"):

@@ -1,5 +1,6 @@
 """Relevance-map arithmetic and overlays, and case reports as HTML (no model needed)."""
 import base64
+import dataclasses
 import io
 import re
 
@@ -48,8 +49,8 @@ def test_a_case_report_is_one_escaped_self_contained_page():
     relevance = np.zeros((24, 32), dtype=np.float32)
     relevance[5:10, 5:10] = 1.0
     answers = [
-        cases.answer_of("vilt-x", Answer("yes", 0.91, [], 0.012, "vilt-x"), correct=True, relevance=relevance,
-                        notice="Demo model, not for clinical use."),
+        dataclasses.replace(cases.answer_of("vilt-x", Answer("yes", 0.91, [], 0.012, "vilt-x"), correct=True,
+                                            relevance=relevance), notices=["Demo model, not for clinical use."]),
         cases.answer_of("llava-x", Answer("<script>alert(1)</script>", None, [], 0.5, "llava-x"), correct=False,
                         relevance="llava-x: not available for served models"),
         cases.answer_of("blip-x", "blip-x failed unexpectedly (RuntimeError)"),

@@ -167,3 +167,21 @@ def test_bleu4_is_reported_only_for_gold_answers_of_four_or_more_tokens():
     assert out[("all", "bleu4")]["n"] == 2 and out[("all", "bleu1")]["n"] == 5  # gold of 4+ normalised tokens
     assert out[("all", "corpus_bleu4")]["n"] == 2 and out[("closed", "accuracy")]["value"] == 1.0
     assert ("closed", "bleu4") not in out  # no closed answer has 4 tokens
+
+
+def test_a_majority_is_more_than_half_of_normalised_answers_that_fit_the_question():
+    from medvqa.datatypes import Answer
+    from medvqa.ui.answers import majority_answer
+
+    def answers(*texts):
+        return {f"m{i}": Answer(t, None, [], 0.1, f"m{i}") if t is not None else "m failed"
+                for i, t in enumerate(texts)}
+
+    seven = answers("Yes.", "yes", "yes", "no", "left", "no", "right")
+    assert majority_answer(seven, "Is there a mass?") is None  # 3 of 7 is a plurality, not a majority
+    assert majority_answer(answers("Yes.", "yes", "YES", "no", "left"), "Is there a mass?") == "yes"  # 3 of 5
+    assert majority_answer(answers("yes", "yes", "CT", "mri"), "What imaging modality is this?") is None  # 2/4
+    assert majority_answer(answers("yes", "yes", "yes", "CT"), "What imaging modality is this?") is None  # no fit
+    assert majority_answer(answers("the CT", "ct", "CT.", "mri"), "What imaging modality is this?") == "ct"
+    assert majority_answer(answers("yes", "yes", None, None), "Is it normal?") is None  # failures count against
+    assert m.fits_question("no", "Does it show a fracture?") and not m.fits_question("left", "Is it on the left?")

@@ -112,3 +112,19 @@ def test_medvqa_ask_answers_about_one_slice_of_a_zipped_series(zoo, tmp_path, ca
     assert not any(name and name in out for name in names)  # no patient tag printed
     assert main(["ask", "--model", "vilt-tiny", "--image", str(study), "--slice", "9", "q"]) == 2
     assert "slice 9 is outside" in capsys.readouterr().err
+
+
+def test_medvqa_ask_names_the_other_series_refuses_an_empty_question_first_and_says_demo(zoo, tmp_path, capsys):
+    import medvqa
+    from medvqa.cli import main
+
+    study = tmp_path / "two.zip"
+    study.write_bytes(zipped(series_files("98892001/CT5N") + series_files("98892001/CT2N")))
+    assert main(["ask", "--model", "vilt-tiny", "--image", str(study), "   "]) == 2
+    assert "The question is empty" in capsys.readouterr().err
+    assert medvqa.loaded_models() == []  # refused before the model loaded
+    assert main(["ask", "--model", "vilt-tiny", "--image", str(study), "Is there a mass?"]) == 0
+    out, err = capsys.readouterr()
+    assert "Loading weights" not in err
+    assert "series:     1 of 1 = CT series" in out and "; 2 = CT series" in out and "--series N" in out
+    assert "notice:     Untrained demo model" in out and "Not for clinical use" in out
