@@ -17,7 +17,9 @@ picked = pick_image("arena")
 if picked is not None:
     st.image(picked.image, caption=picked.caption, width=320)
     question = question_box("arena", picked.question)
-    if st.button("New battle", type="primary", key="arena-go", icon=":material/swords:", disabled=not question):
+    rater_name = require_rater()  # a battle starts only for a named rater: its vote must have someone to count for
+    if st.button("New battle", type="primary", key="arena-go", icon=":material/swords:",
+                 disabled=not question or rater_name is None):
         st.session_state["arena-battle"] = start_battle(picked, question)
     battle = st.session_state.get("arena-battle")
     if battle is not None and (battle.question != question or battle.image_hash != pixel_hash(picked.image)):
@@ -30,7 +32,7 @@ if picked is not None:
         if battle.winner is None and battle.unblinded:
             st.warning("An answer names its model, so this battle is not blind: it is not rated. Press *New battle*.")
         elif battle.winner is None:
-            name = require_rater()
+            name = rater_name
             save_case = st.checkbox("Save this case (stores the image as a PNG)", key="arena-save")
             for column, (winner, label) in zip(st.columns(4), VOTES.items()):
                 shortcut, icon = VOTE_KEYS[winner]

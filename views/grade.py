@@ -26,7 +26,9 @@ skipped = st.session_state.setdefault("grade-skipped", set())
 run_ids = [int(i) for i in chosen[chosen.model.isin(models)].id]
 queue, remaining = results.grading_queue(run_ids, name, limit=len(skipped) + 1)  # the next item past those skipped
 queue = queue[[(r, s) not in skipped for r, s in zip(queue.run_id, queue.sample_id)]]
-st.caption(f"{remaining - len(skipped)} answers left to grade for **{name}** (open questions and disagreements first).")
+# a skipped answer is deferred, not graded: it still counts as left
+st.caption(f"{remaining} answers left to grade for **{name}** (open questions and disagreements first"
+           + (f"; {len(skipped)} skipped for now" if skipped else "") + ").")
 if queue.empty:
     st.success("Nothing left to grade here. Thank you!")
     st.stop()

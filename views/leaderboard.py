@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from medvqa import plots, ratings
-from medvqa.ui import results
+from medvqa.ui import counted, for_display, results
 
 st.title("Leaderboard")
 results.require_store()
@@ -21,10 +21,14 @@ with st.sidebar:
 arena = ratings.bradley_terry(votes, anchor=None if anchor.startswith("(none") else anchor)
 human = ratings.human_eval_score(grades)
 automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)
-st.caption(f"{n_votes} arena votes by {n_voters} raters · {len(grades)} grades by "
-           f"{grades.rater.nunique()} raters · ratings on the Elo scale (Bradley-Terry, ties count half), "
+st.caption(f"{counted(n_votes, 'arena vote')} by {counted(n_voters, 'rater')} · {counted(len(grades), 'grade')} by "
+           f"{counted(grades.rater.nunique(), 'rater')} · ratings on the Elo scale (Bradley-Terry, ties count half), "
            "95% bootstrap intervals")
-table = ratings.side_by_side(arena, human, automatic)
+if not n_votes and grades.empty and metrics.empty:
+    st.info("Nothing to rank yet: vote on the **Arena**, grade answers on **Grade**, or evaluate models with "
+            "`medvqa eval`; their results appear here.", icon=":material/leaderboard:")
+    st.stop()
+table = for_display(ratings.side_by_side(arena, human, automatic))
 st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
              column_config={**{c: st.column_config.NumberColumn(format="%.0f")
                                for c in ("arena rating", "arena ci_low", "arena ci_high")},
@@ -33,11 +37,17 @@ st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
 left, right = st.columns(2)
 with left:
     st.subheader("Arena rating")
-    st.plotly_chart(plots.rating_intervals(arena, "rating", "arena rating"), key="lb-arena")
-    st.plotly_chart(plots.win_rate_heatmap(ratings.win_rate_matrix(votes)), key="lb-winrate")
+    if n_votes:
+        st.plotly_chart(plots.rating_intervals(arena, "rating", "arena rating"), key="lb-arena")
+        st.plotly_chart(plots.win_rate_heatmap(ratings.win_rate_matrix(votes)), key="lb-winrate")
+    else:
+        st.caption("No arena votes on this selection yet.")
 with right:
     st.subheader("Human evaluation")
-    st.plotly_chart(plots.rating_intervals(human, "score", "human-eval score"), key="lb-human")
+    if not grades.empty:
+        st.plotly_chart(plots.rating_intervals(human, "score", "human-eval score"), key="lb-human")
+    else:
+        st.caption("No grades on this selection yet.")
     raters = sorted(grades.rater.unique())
     agreement = [{"rater A": a, "rater B": b, **ratings.cohen_kappa(grades, a, b)}
                  for a, b in itertools.combinations(raters, 2)]

@@ -1,1 +1,20 @@
 """The only package that imports streamlit: cached accessors and widgets shared by pages."""
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 rater", "2 raters": a count with its noun, as a sentence says it."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def for_display(table):
+    """A table whose missing values show as empty cells, not "None": numeric columns become numbers (NaN), text
+    columns get empty strings."""
+    import pandas as pd
+
+    shown = table.copy()
+    for column in shown.columns:
+        values = shown[column]
+        if values.dtype == object:
+            numeric = pd.to_numeric(values, errors="coerce")
+            shown[column] = numeric if numeric.notna().sum() == values.notna().sum() else values.fillna("")
+    return shown

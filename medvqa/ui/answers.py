@@ -65,7 +65,8 @@ def over_budget(names: list[str]) -> str | None:
 
 def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",
                 majority: str | None = None, show_origin: bool = True, image=None) -> None:
-    """One model's answer; `show_origin` False keeps a blind battle blind (no notice that could tell models apart).
+    """One model's answer; `show_origin` False keeps a blind battle blind (no notice, confidence or latency that could
+    tell models apart).
     With the `image` asked about, a model trained with an image profile flags an image unlike its training data."""
     st.markdown(f"**{name}**")
     if isinstance(answer, str):
@@ -81,9 +82,10 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
             st.caption(text)
         else:
             st.caption(f":material/science: {text}")
-    confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
-    st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
-               + (" · agrees with the majority" if majority and normalize(answer.text) == majority else ""))
+    if show_origin:  # confidence and latency tell models apart: a blind card shows them after the vote
+        confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
+        st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
+                   + (" · agrees with the majority" if majority and normalize(answer.text) == majority else ""))
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},
                      hide_index=True)

@@ -39,7 +39,8 @@ def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluat
     second = queue.iloc[1]
     assert any(f"Answer of {second.model}" in m.value for m in app.markdown)
     app.button(key="grade-skip").click().run()
-    assert any(m.value.startswith("30 answers left") for m in app.caption) and len(evaluated.grades()) == 1
+    assert any(m.value.startswith("31 answers left") and "1 skipped for now" in m.value for m in app.caption)
+    assert len(evaluated.grades()) == 1  # a skip defers: nothing graded, nothing fewer left
     app.button(key="grade-incorrect").click().run()
     assert evaluated.grades().verdict.tolist() == ["correct", "incorrect"]
     # another rater still sees every item; the first rater's graded items stay out of their queue
@@ -50,13 +51,16 @@ def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluat
 def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_store):
     names = [s.name for s in registry.list_models()]
     app.switch_page("views/arena.py").run()
+    assert app.button(key="arena-go").disabled  # no battle before a rater is named
     set_rater(app, "dr-a")
     app.button(key="arena-go").click().run()
     assert not app.exception
     shown = " ".join(m.value for m in app.markdown)
     assert "Model A" in shown and "Model B" in shown
     assert not any(name in shown for name in names)  # blind
+    assert not any("confidence" in c.value for c in app.caption)  # confidence and latency tell models apart
     app.button(key="arena-vote-model_b").click().run()
+    assert sum("confidence" in c.value for c in app.caption) == 2  # shown with the names, after the vote
     votes = Store(private_store).votes()
     assert len(votes) == 1
     vote = votes.iloc[0]
@@ -88,7 +92,7 @@ def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_stor
         store.add_grade("dr-a", "s1", "llava-tiny", verdict, None)
     app.switch_page("views/leaderboard.py").run()
     assert not app.exception
-    assert app.caption[0].value.startswith("9 arena votes by 1 raters · 2 grades")
+    assert app.caption[0].value.startswith("9 arena votes by 1 rater · 2 grades")
     table = app.dataframe[0].value.set_index("model")
     assert table.loc["llava-tiny", "arena rating"] > table.loc["vilt-tiny", "arena rating"]
     assert table.loc["llava-tiny", "battles"] == 9 and table.loc["llava-tiny", "human score"] == 0.5
@@ -100,7 +104,16 @@ def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_stor
     app.run()
     assert app.caption[0].value.startswith("10 arena votes by 2 raters")
     app.multiselect(key="lb-modalities").set_value(["mri"]).run()
-    assert app.caption[0].value.startswith("1 arena votes by 1 raters")
+    assert app.caption[0].value.startswith("1 arena vote by 1 rater")
+    assert "None" not in app.dataframe[0].value.astype(str).to_string()
+
+
+def test_an_empty_leaderboard_says_what_fills_it_instead_of_drawing_blank_charts(app):
+    app.switch_page("views/leaderboard.py").run()
+    assert not app.exception
+    assert app.caption[0].value.startswith("0 arena votes by 0 raters · 0 grades")
+    assert any("Nothing to rank yet" in i.value for i in app.info)
+    assert not app.get("plotly_chart") and not app.dataframe
 
 
 def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch):
