@@ -78,11 +78,23 @@ def window_choices(data: bytes, filename: str = "") -> list[str]:
 
 
 def _dicom_modality(data: bytes) -> str | None:
+    return str(_dicom_header(data, "Modality") or "") or None
+
+
+def dicom_frames(data: bytes) -> int:
+    """How many frames a DICOM file declares (1 when it says nothing sensible): a multi-frame file is a study."""
+    try:
+        return max(1, int(_dicom_header(data, "NumberOfFrames") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _dicom_header(data: bytes, tag: str):
+    """One element's value from the header, pixels not read; None when absent or unreadable."""
     import pydicom
 
     try:
-        return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["Modality"],
-                                   force=True).get("Modality", "") or "") or None
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[tag], force=True).get(tag)
     except Exception:  # noqa: BLE001 - unreadable headers are decode()'s to report, with its message
         return None
 

@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from .extras import require
-from .images import DecodedImage, ImageDecodeError, decode, is_dicom
+from .images import DecodedImage, ImageDecodeError, decode, dicom_frames, is_dicom
 
 MAX_FILES = 2000  # slices in one study
 MAX_STUDY_BYTES = 1 << 30  # uncompressed bytes of a zip's members, or of an inflated .nii.gz
@@ -52,8 +52,11 @@ class Series:
 
 
 def is_study(data: bytes, filename: str) -> bool:
+    """A zip (of a DICOM series), a NIfTI volume, or a multi-frame DICOM: something with slices to choose from."""
     name = filename.lower()
-    return name.endswith((".zip", ".nii", ".nii.gz")) or zipfile.is_zipfile(io.BytesIO(data))
+    if name.endswith((".zip", ".nii", ".nii.gz")) or zipfile.is_zipfile(io.BytesIO(data)):
+        return True
+    return is_dicom(data, filename) and dicom_frames(data) > 1
 
 
 def read(data: bytes, filename: str) -> dict[str, Series]:

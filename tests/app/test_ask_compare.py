@@ -187,6 +187,20 @@ def test_a_zipped_series_upload_gets_a_slice_slider_and_is_answered_on_the_chose
     assert not app.exception and len(answers_shown(app)) == 1
 
 
+def test_a_multi_frame_dicom_upload_gets_a_frame_slider_on_ask_and_compare(app):
+    from pydicom.data import get_testdata_file
+
+    raw = open(get_testdata_file("emri_small.dcm"), "rb").read()  # an MR file of 10 frames
+    for page, key in (("views/ask.py", "ask"), ("views/compare.py", "compare")):
+        app.switch_page(page).run()
+        app.radio(key=f"{key}-src").set_value("Upload").run()
+        app.get("file_uploader")[0].set_value(("emri_small.dcm", raw, "application/dicom")).run()
+        assert not app.exception and not app.error
+        assert app.slider(key=f"{key}-slice").value == 5  # the middle of 10
+        app.slider(key=f"{key}-slice").set_value(7).run()
+        assert "slice 7 of 10" in app.image[0].proto.imgs[0].caption
+
+
 def test_compare_shows_where_each_model_looked_on_request_and_offers_the_case(app):
     app.switch_page("views/compare.py").run()
     app.multiselect(key="compare-models").set_value(["vilt-tiny", "llava-tiny"]).run()
