@@ -47,9 +47,9 @@ def test_a_damaged_database_is_refused_with_a_way_out(tmp_path):
     page = 4096
     raw[3 * page : 4 * page] = b"\x00" * page  # a zeroed page mid-file, as a failing disk leaves it
     path.write_bytes(bytes(raw))
-    from medvqa import store as store_module
+    from medvqa.store import database
 
-    store_module._OPENED.discard(store.url)
+    database._OPENED.discard(store.url)  # as a new process would: the file is checked again
     with pytest.raises(StoreError, match=r"is damaged .*\.recover.*medvqa db backup"):
         Store(path)
 
