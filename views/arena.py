@@ -3,7 +3,7 @@ import streamlit as st
 
 from medvqa.datatypes import MedVQAError
 from medvqa.images import pixel_hash
-from medvqa.ui import results
+from medvqa.ui import escaped, results
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTE_KEYS, VOTES, record_vote, require_rater, start_battle
@@ -41,9 +41,9 @@ if picked is not None:
                     try:
                         record_vote(battle, winner, name, picked, save_case)
                     except MedVQAError as exc:
-                        st.error(str(exc))
+                        st.error(escaped(exc))
                     else:
                         st.rerun()
         else:
-            st.success(f"Vote recorded: {VOTES[battle.winner]}. Model A was **{battle.models[0]}**, "
-                       f"Model B was **{battle.models[1]}**. Press *New battle* for another round.")
+            st.success(f"Vote recorded: {VOTES[battle.winner]}. Model A was **{escaped(battle.models[0])}**, "
+                       f"Model B was **{escaped(battle.models[1])}**. Press *New battle* for another round.")

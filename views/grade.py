@@ -3,7 +3,7 @@ from functools import partial
 
 import streamlit as st
 
-from medvqa.ui import results
+from medvqa.ui import escaped, results
 from medvqa.ui.image_input import samples_if_prepared
 from medvqa.ui.judgment import VERDICT_KEYS, VERDICTS, require_rater
 
@@ -38,9 +38,9 @@ left, right = st.columns([1, 1])
 if sample is not None:
     left.image(sample.image, caption=f"{item.sample_id} ({item.modality})", width="stretch")
 with right:
-    st.markdown(f"**Question:** {item.question}")
-    st.markdown(f"**Ground truth:** {item.answer}")
-    st.markdown(f"**Answer of {item.model}:** {item.prediction or '(empty)'}")
+    st.markdown(f"**Question:** {escaped(item.question)}")
+    st.markdown(f"**Ground truth:** {escaped(item.answer)}")
+    st.markdown(f"**Answer of {escaped(item.model)}:** {escaped(item.prediction) if item.prediction else '(empty)'}")
     if item.disagreement:
         st.caption("The chosen models disagree on this sample.")
     comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")

@@ -3,12 +3,13 @@ import streamlit as st
 
 from medvqa import load_model, loaded_models, unload_model
 from medvqa.datatypes import MedVQAError
+from medvqa.ui import escaped
 from medvqa.ui.registry_table import last_latency_s, registry_frame, resident_mib, served_health
 
 st.title("Models")
 frame, problems = registry_frame()
 for message in problems:
-    st.warning(f"Skipped a checkpoint: {message}")
+    st.warning(f"Skipped a checkpoint: {escaped(message)}")
 if frame.empty:
     st.info("No models registered yet.")
     st.stop()

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from medvqa.store.queries import SampleFilter
-from medvqa.ui import results
+from medvqa.ui import escaped, results
 from medvqa.ui.answers import RIGHT, WRONG
 from medvqa.ui.image_input import open_in, samples_if_prepared
 
@@ -39,9 +39,10 @@ for start in range(0, len(rows), 4):
             sample = images.get(row["sample_id"])
             if sample is not None:
                 st.image(sample.image, width="stretch")
-            st.markdown(f"**{row['question']}**  \nground truth: `{row['answer']}` · "
-                        f"{row['question_type']}, {row['answer_type']}")
-            st.markdown("  \n".join(f"{RIGHT if row[f'{m} correct'] == 1 else WRONG} {m}: `{row[m] or '(empty)'}`"
+            st.markdown(f"**{escaped(row['question'])}**  \nground truth: {escaped(row['answer'])} · "
+                        f"{escaped(row['question_type'])}, {escaped(row['answer_type'])}")
+            st.markdown("  \n".join(f"{RIGHT if row[f'{m} correct'] == 1 else WRONG} {escaped(m)}: "
+                                     f"{escaped(row[m]) if row[m] else '(empty)'}"
                                      for m in models if isinstance(row[m], str)))
             if images and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
                 open_in("compare", dataset, split, row["sample_id"])

@@ -1,4 +1,14 @@
 """The only package that imports streamlit: cached accessors and widgets shared by pages."""
+import re
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def escaped(text) -> str:
+    """Text from a model, a file, a dataset or a user, shown literally inside Streamlit markdown: no link, image,
+    HTML tag, heading, emphasis or ':material/...' icon can come out of it (an imported `![x](http://host/leak)`
+    would make the browser fetch that address)."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def counted(n: int, noun: str) -> str:

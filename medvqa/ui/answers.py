@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 
 import streamlit as st
@@ -10,6 +9,7 @@ import streamlit as st
 from .. import cases, list_models, load_model, loaded_models, registry
 from ..datatypes import MedVQAError
 from ..metrics import correct, fits_question, normalize
+from . import escaped
 
 log = logging.getLogger(__name__)
 # Streamlit badges with Material icons: the emoji marks were empty boxes in Chromium without an emoji font
@@ -68,20 +68,20 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     """One model's answer; `show_origin` False keeps a blind battle blind (no notice, confidence or latency that could
     tell models apart).
     With the `image` asked about, a model trained with an image profile flags an image unlike its training data."""
-    st.markdown(f"**{name}**")
-    if isinstance(answer, str):
-        st.error(answer)
+    st.markdown(f"**{escaped(name)}**")
+    if isinstance(answer, str):  # the error a model or its engine left: its text may carry anything
+        st.error(escaped(answer))
         return
     # the whole answer, wrapped (st.metric cut long answers with an ellipsis)
-    st.markdown(f"#### {_escaped(answer.text) if answer.text else '(empty)'}")
+    st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
     for kind, text in cases.answer_notices(answer.model, image) if show_origin else []:
         if kind == "unusual":
             st.markdown(UNUSUAL)
-            st.caption(text)
+            st.caption(escaped(text))
         else:
-            st.caption(f":material/science: {text}")
+            st.caption(f":material/science: {escaped(text)}")
     if show_origin:  # confidence and latency tell models apart: a blind card shows them after the vote
         confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
         st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
@@ -89,14 +89,6 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},
                      hide_index=True)
-
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
-
-
-def _escaped(text: str) -> str:
-    """Model output shown literally, not as markdown (a '#', '*' or ':material/...' in an answer stays text)."""
-    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def majority_answer(answers: dict, question: str) -> str | None:

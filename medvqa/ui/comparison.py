@@ -9,6 +9,7 @@ import streamlit as st
 from .. import cases, maps
 from ..images import pixel_hash
 from ..metrics import correct
+from . import escaped
 from .answers import answer_card, ask, majority_answer
 from .image_input import Picked
 
@@ -42,7 +43,7 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
     if show_maps:
         _compute_maps(asked)
     if picked.ground_truth is not None:
-        st.caption(f"Ground truth: **{picked.ground_truth}**")
+        st.caption(f"Ground truth: **{escaped(picked.ground_truth)}**")
     majority = majority_answer(asked.answers, asked.question)
     for column, name in zip(st.columns(len(names)), names):
         with column:

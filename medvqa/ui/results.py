@@ -14,6 +14,7 @@ import streamlit as st
 from .. import data
 from .. import leaderboard as board
 from ..store import Store, StoreError, queries
+from . import escaped
 
 T = TypeVar("T")
 
@@ -29,7 +30,8 @@ def require_store() -> Store:
         db.version()
         return db
     except StoreError as exc:
-        st.error(f"{exc}. The Ask and Compare pages still work; results, grades and votes need the database.")
+        st.error(f"{escaped(exc)}. The Ask and Compare pages still work; results, grades and votes need the "
+                 "database.")
         st.stop()
 
 

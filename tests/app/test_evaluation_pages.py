@@ -2,6 +2,7 @@
 import medvqa
 from medvqa.model_cache import CACHE
 from medvqa.store.queries import sample_page
+from medvqa.ui import escaped
 
 
 def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
@@ -33,7 +34,8 @@ def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated
     assert app.caption[0].value.startswith("16 of 16 samples")
     first = table.iloc[0]
     text = " ".join(m.value for m in app.markdown)
-    assert first.question in text and f"vilt-tiny: `{first['vilt-tiny'] or '(empty)'}`" in text
+    assert escaped(first.question) in text
+    assert f"{escaped('vilt-tiny')}: {escaped(first['vilt-tiny']) if first['vilt-tiny'] else '(empty)'}" in text
     wrong = int((table["vilt-tiny correct"] == 0).sum())
     app.selectbox(key="samples-wrong").set_value("vilt-tiny").run()
     assert app.caption[0].value.startswith(f"{wrong} of 16 samples")
@@ -89,7 +91,7 @@ def test_a_dead_results_server_is_named_and_the_answer_pages_keep_working(app, m
     for page in ("views/metrics.py", "views/samples.py", "views/grade.py", "views/leaderboard.py", "views/arena.py"):
         app.switch_page(page).run()
         assert not app.exception, page
-        assert any(f"results database unreachable: 127.0.0.1:{port}/team" in e.value for e in app.error), page
+        assert any(escaped(f"results database unreachable: 127.0.0.1:{port}/team") in e.value for e in app.error), page
     app.switch_page("views/ask.py").run()
     assert not app.exception and not app.error
 
@@ -107,9 +109,36 @@ def test_samples_and_grade_show_runs_on_a_dataset_this_machine_lacks(app, privat
     app.switch_page("views/samples.py").run()
     assert not app.exception
     assert any("vqa-rad" in w.value and "not prepared" in w.value for w in app.warning)
-    assert any("question rad-1" in m.value for m in app.markdown)
+    assert any(escaped("question rad-1") in m.value for m in app.markdown)
     app.switch_page("views/grade.py").run()
     app.session_state["rater-name"] = "dr-a"
     app.run()
     assert not app.exception
-    assert any("question rad-1" in m.value for m in app.markdown)
+    assert any(escaped("question rad-1") in m.value for m in app.markdown)
+
+
+HOSTILE = "![x](http://127.0.0.1:9/leak) <img src=x onerror=alert(1)> **bold** :material/home:"
+
+
+def test_imported_content_is_shown_as_text_on_samples_and_grade(app, private_store):
+    """A question, ground truth, answer and model name from an imported file are text on the pages: no markdown
+    image (which the browser would fetch), tag, emphasis or icon comes out of them."""
+    from medvqa.datatypes import Sample
+    from medvqa.evaluation import prediction_row
+    from medvqa.store import Store
+    store = Store(private_store)
+    model = "[evil](http://127.0.0.1:9/m)"
+    run_id = store.open_run({"model": model, "spec_hash": "h", "dataset": "vqa-rad", "split": "test",
+                             "ablation": "none", "prompt": "plain", "generation": {}})[0]
+    sample = Sample(id="rad-1", image=None, question=HOSTILE, answer=HOSTILE, answer_type="open", image_id="i1")
+    store.add_predictions(run_id, [prediction_row(sample, HOSTILE, cache_key="k1")])
+    store.finish_run(run_id, [])
+    for page in ("views/samples.py", "views/grade.py"):
+        app.switch_page(page).run()
+        app.session_state["rater-name"] = "dr-a"
+        app.run()
+        assert not app.exception
+        sent = " ".join(m.value for m in app.markdown)
+        assert escaped(HOSTILE) in sent, page
+        for raw in ("![x](http", "<img", "**bold**", ":material/home:", "[evil](http"):
+            assert raw not in sent.replace(escaped(HOSTILE), "").replace(escaped(model), ""), (page, raw)

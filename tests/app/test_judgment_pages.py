@@ -5,6 +5,7 @@ import time
 from medvqa import registry
 from medvqa.store import Store
 from medvqa.store.queries import grading_queue
+from medvqa.ui import escaped
 from tests.conftest import hang_guard
 
 
@@ -30,14 +31,14 @@ def test_grade_records_one_click_verdicts_and_skips_what_was_graded(app, evaluat
     queue, left = grading_queue(evaluated, sorted(evaluated.runs().query("ablation == 'none'").id), "dr-a")
     assert len(queue) == left == 32 and (queue.answer_type.iloc[:1] == "open").all()  # open questions come first
     first = queue.iloc[0]
-    assert any(first.question in m.value for m in app.markdown)
+    assert any(escaped(first.question) in m.value for m in app.markdown)
     app.button(key="grade-correct").click().run()
     grades = evaluated.grades()
     assert len(grades) == 1 and grades.iloc[0].rater == "dr-a" and grades.iloc[0].verdict == "correct"
     assert (grades.iloc[0].sample_id, grades.iloc[0].model) == (first.sample_id, first.model)
     assert any(m.value.startswith("31 answers left") for m in app.caption)
     second = queue.iloc[1]
-    assert any(f"Answer of {second.model}" in m.value for m in app.markdown)
+    assert any(f"Answer of {escaped(second.model)}" in m.value for m in app.markdown)
     app.button(key="grade-skip").click().run()
     assert any(m.value.startswith("31 answers left") and "1 skipped for now" in m.value for m in app.caption)
     assert len(evaluated.grades()) == 1  # a skip defers: nothing graded, nothing fewer left
@@ -66,7 +67,8 @@ def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_st
     vote = votes.iloc[0]
     assert vote.rater == "dr-a" and vote.winner == "model_b" and vote.model_a != vote.model_b
     revealed = " ".join(m.value for m in app.markdown) + " ".join(s.value for s in app.success)
-    assert f"Model A was **{vote.model_a}**" in revealed and f"Model B was **{vote.model_b}**" in revealed
+    assert f"Model A was **{escaped(vote.model_a)}**" in revealed
+    assert f"Model B was **{escaped(vote.model_b)}**" in revealed
     sample_image = app.session_state["arena-battle"]
     assert vote.image_hash == sample_image.image_hash and len(vote.image_hash) == 64
     assert vote.saved_case is None and vote.dataset == "phantom"
