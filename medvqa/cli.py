@@ -356,7 +356,7 @@ def _report_cases(args) -> int:
 
 
 def _report(args) -> int:
-    from . import config, leaderboard
+    from . import config, leaderboard, spreadsheet
 
     if args.cases:
         return _report_cases(args)
@@ -380,7 +380,7 @@ def _report(args) -> int:
         print(board.to_string(index=False))
     path = args.csv or str(config.data_cache_dir() / "leaderboard.csv")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    board.to_csv(path, index=False)
+    spreadsheet.to_csv(board, path)
     print(f"written to {path}")
     return 0
 

@@ -1,7 +1,7 @@
 """Evaluation results from the store: metrics with confidence intervals, breakdowns, ablations and loss curves."""
 import streamlit as st
 
-from medvqa import plots
+from medvqa import plots, spreadsheet
 from medvqa.ui import results
 
 st.title("Metrics")
@@ -45,5 +45,5 @@ with training:
 with table:
     wide = shown[(shown.metric == metric) & (shown.subset == subset)]
     st.dataframe(wide, hide_index=True, width="stretch", key="metrics-table")
-    st.download_button("Download CSV", wide.to_csv(index=False).encode(), "medvqa-metrics.csv", "text/csv",
+    st.download_button("Download CSV", spreadsheet.to_csv(wide).encode(), "medvqa-metrics.csv", "text/csv",
                        key="metrics-csv")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from .. import spreadsheet
 from ..datatypes import PREDICTION_COLUMNS, Prediction
 from . import schema
 
@@ -114,7 +115,7 @@ class Results:
         if path.suffix == ".jsonl":
             frame.to_json(path, orient="records", lines=True)
         else:
-            frame.to_csv(path, index=False)
+            spreadsheet.to_csv(frame, path)
         return path
 
     def add_training_log(self, run_name: str, step: int, split: str, loss: float, learning_rate: float | None = None):
