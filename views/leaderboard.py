@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from medvqa import plots, ratings
-from medvqa.ui import counted, for_display, results
+from medvqa.ui import MISSING, counted, results
 
 st.title("Leaderboard")
 results.require_store()
@@ -28,8 +28,8 @@ if not n_votes and grades.empty and metrics.empty:
     st.info("Nothing to rank yet: vote on the **Arena**, grade answers on **Grade**, or evaluate models with "
             "`medvqa eval`; their results appear here.", icon=":material/leaderboard:")
     st.stop()
-table = for_display(ratings.side_by_side(arena, human, automatic))
-st.dataframe(table, hide_index=True, width="stretch", key="lb-table",
+table = ratings.side_by_side(arena, human, automatic)
+st.dataframe(table, hide_index=True, width="stretch", key="lb-table", placeholder=MISSING,
              column_config={**{c: st.column_config.NumberColumn(format="%.0f")
                                for c in ("arena rating", "arena ci_low", "arena ci_high")},
                             **{c: st.column_config.NumberColumn(format="%.2f")

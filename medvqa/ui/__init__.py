@@ -16,15 +16,5 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-def for_display(table):
-    """A table whose missing values show as empty cells, not "None": numeric columns become numbers (NaN), text
-    columns get empty strings."""
-    import pandas as pd
-
-    shown = table.copy()
-    for column in shown.columns:
-        values = shown[column]
-        if values.dtype == object:
-            numeric = pd.to_numeric(values, errors="coerce")
-            shown[column] = numeric if numeric.notna().sum() == values.notna().sum() else values.fillna("")
-    return shown
+# what a table shows for a missing value (Streamlit's grid writes "None" by default)
+MISSING = "—"

@@ -284,7 +284,7 @@ def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
     page.get_by_text("Vote recorded").wait_for(timeout=WAIT_MS)
     shot(page, "arena")
     nav(page, "Leaderboard")
-    page.get_by_text("1 arena votes by 1 raters · 2 grades by 1 raters").wait_for(timeout=WAIT_MS)
+    page.get_by_text("1 arena vote by 1 rater · 2 grades by 1 rater").wait_for(timeout=WAIT_MS)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1500)
     shot(page, "leaderboard")
