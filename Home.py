@@ -2,6 +2,7 @@
 import streamlit as st
 
 from medvqa import config, hardware
+from medvqa.ui import MISSING, escaped
 from medvqa.ui.home_panels import datasets_frame, first_launch_panel, leaderboard_snapshot
 from medvqa.ui.judgment import rater_sidebar
 from medvqa.ui.registry_table import registry_frame
@@ -21,9 +22,11 @@ def home():
     if frame.empty:
         st.info(f"No models in {config.checkpoints_dir()} yet.")
     else:
-        st.dataframe(frame, hide_index=True, width="stretch", key="home-registry")
+        # as tall as its rows (up to 20): the registry is the page's main table, not a box scrolling inside it
+        st.dataframe(frame, hide_index=True, width="stretch", key="home-registry", placeholder=MISSING,
+                     height=min(len(frame), 20) * 35 + 38)
     for message in problems:
-        st.warning(f"Skipped a checkpoint: {message}")
+        st.warning(f"Skipped a checkpoint: {escaped(message)}")
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Datasets")
@@ -34,7 +37,9 @@ def home():
         if board is not None and board.empty:
             st.info("No evaluation results yet (`medvqa eval`).")
         elif board is not None:
-            st.dataframe(board, hide_index=True, width="stretch", key="home-leaderboard")
+            st.dataframe(board, hide_index=True, width="stretch", key="home-leaderboard", placeholder=MISSING,
+                         column_config={c: st.column_config.NumberColumn(format="%.3f")  # one precision per column
+                                        for c in ("accuracy", "closed accuracy", "open token_recall")})
 
 
 rater_sidebar()

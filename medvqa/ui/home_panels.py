@@ -25,32 +25,54 @@ def first_launch_panel() -> None:
         with st.status(f"Building the demo zoo failed: {build.error}", state="error"):
             st.code("\n".join(build.log[-20:]), language=None)
     elif build.finished and time.time() - build.finished < 600:
-        with st.status(f"Demo zoo built in {build.elapsed:.0f} s", state="complete", expanded=False):
-            st.code("\n".join(build.log[-20:]), language=None)
+        with st.status(f"Demo zoo built in {duration(build.elapsed)}", state="complete", expanded=False):
+            st.code("\n".join(build.log[-20:]), language=None, wrap_lines=True)
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+def duration(seconds: float) -> str:
+    """"45 s", "12 min", "1 h 52 min"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-@st.fragment(run_every=2)
+# Every few seconds, not every second or two: an open Home tab redrawing the panel cost about a fifth of a core
+# during the build, on a machine the build already keeps busy.
+PROGRESS_POLL_S = 10
+
+
+@st.fragment(run_every=PROGRESS_POLL_S)
 def _live_status(rendered_phase: str) -> None:
-    """Redraws progress and log every 2 s; reruns the whole page when a phase ends, so the registry lists what was
-    built."""
+    """Redraws progress and log every PROGRESS_POLL_S; reruns the whole page when a phase ends, so the registry lists
+    what was built."""
     build = first_launch.current()
     if build.phase != rendered_phase:
         st.rerun()
     remaining = build.remaining_s()
     left = ("estimating the time left" if remaining is None
-            else f"about {_duration(remaining)} left at the pace measured so far")
+            else f"about {duration(remaining)} left at the pace measured so far")
+    busy = busy_note()
+    if busy:
+        left += f"; {busy}"
     label = {"untrained": "Building the demo zoo: untrained checkpoints",
              "data": "Building the demo zoo: generating the phantom benchmark",
              }.get(build.phase, "Training the demo zoo on the phantom benchmark; every page works meanwhile with the "
                                 "untrained models")
     with st.status(f"{label} ({left})", expanded=True, state="running"):
         fraction = build.fraction()
-        st.progress(fraction, text=f"{fraction:.0%} of the work done in {_duration(build.elapsed)}")
-        st.code("\n".join(build.log[-12:]) or "starting...", language=None)
+        st.progress(fraction, text=f"{fraction:.0%} of the work done in {duration(build.elapsed)}")
+        st.code("\n".join(build.log[-12:]) or "starting...", language=None, wrap_lines=True)
+
+
+def busy_note() -> str | None:
+    """When other work keeps the cores busy, say so: the time left then grows with it."""
+    import os
+
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= 1.5 * cores:
+        return None
+    return f"the machine is busy (load {load:.1f} on {cores} cores), so this may take longer"
 
 
 def datasets_frame() -> pd.DataFrame:

@@ -87,7 +87,7 @@ def build_trained(
             r = evaluate(name, "phantom", limit=eval_limit, ablation=ablation, progress=False)
             if on_step:
                 on_step(f"evaluate {name}", k + 1, 2)
-            acc = {k: round(v["accuracy"], 3) for k, v in r.summary.items() if "accuracy" in v}
-            progress(f"evaluated {name} ({ablation}): accuracy {acc}")
+            accuracy = ", ".join(f"{subset} {v['accuracy']:.1%}" for subset, v in r.summary.items() if "accuracy" in v)
+            progress(f"evaluated {name} ({ablation}): accuracy {accuracy}")
     progress(f"zoo built in {time.perf_counter() - began:.0f} s")
     return specs

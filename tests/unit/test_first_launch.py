@@ -46,3 +46,17 @@ def test_the_progress_file_tells_phase_steps_messages_and_a_vanished_builder(che
     checkpoints.write_text(checkpoints.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
     gone = first_launch.current()
     assert gone.phase == "failed" and "ended without finishing" in gone.error
+
+
+def test_the_panel_says_durations_in_words_and_when_the_machine_is_busy(monkeypatch):
+    import os
+
+    from medvqa.ui import home_panels
+
+    assert [home_panels.duration(s) for s in (45, 720, 6698)] == ["45 s", "12 min", "1 h 52 min"]
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 9.0, 8.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert home_panels.busy_note() == "the machine is busy (load 9.5 on 2 cores), so this may take longer"
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert home_panels.busy_note() is None
+    assert home_panels.PROGRESS_POLL_S >= 5  # the panel polls the progress file, it does not spin
