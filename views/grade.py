@@ -44,10 +44,10 @@ with right:
     if item.disagreement:
         st.caption("The chosen models disagree on this sample.")
     comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")
-    for column, (verdict, label) in zip(st.columns(3), VERDICTS.items()):
+    # one verdict a row: three side by side in half the page cut "Partially correct" and its shortcut
+    for verdict, label in VERDICTS.items():
         shortcut, icon = VERDICT_KEYS[verdict]
-        if column.button(label, key=f"grade-{verdict}", width="stretch", icon=icon,
-                         shortcut=shortcut):
+        if st.button(label, key=f"grade-{verdict}", width="stretch", icon=icon, shortcut=shortcut):
             results.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
             st.rerun()
     if st.button("Skip", key="grade-skip", icon=":material/skip_next:", shortcut="s"):

@@ -45,5 +45,5 @@ for start in range(0, len(rows), 4):
                                      f"{escaped(row[m]) if row[m] else '(empty)'}"
                                      for m in models if isinstance(row[m], str)))
             if images and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
-                open_in("compare", dataset, split, row["sample_id"])
+                open_in("compare", dataset, split, row["sample_id"], [m for m in models if isinstance(row[m], str)])
                 st.switch_page("views/compare.py")

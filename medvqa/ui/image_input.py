@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import data, gallery, images, studies
+from .. import data, gallery, images, list_models, studies
 from ..datatypes import MedVQAError
 
 
@@ -61,10 +61,15 @@ def _from_sample(s) -> Picked:
                   s.modality)
 
 
-def open_in(page_key: str, dataset: str, split: str, sample_id: str) -> None:
-    """Make the next pick_image(page_key) show this sample (the Samples page's "open in Compare")."""
+def open_in(page_key: str, dataset: str, split: str, sample_id: str, models: list[str] | None = None) -> None:
+    """Make the next pick_image(page_key) show this sample (the Samples page's "open in Compare"), with the models
+    whose answers were shown beside it chosen (those still registered)."""
     st.session_state[f"{page_key}-preset"] = (dataset, split, sample_id)
     st.session_state.pop(f"{page_key}-question", None)  # the question box takes the sample's question
+    if models:
+        registered = {spec.name for spec in list_models()}
+        if chosen := [m for m in models if m in registered]:
+            st.session_state[f"{page_key}-models"] = chosen
 
 
 def pick_image(key: str) -> Picked | None:

@@ -53,6 +53,7 @@ def test_open_a_sample_in_compare(app, evaluated):
     assert not app.exception
     assert app.text_input(key="compare-question").value == table.question.iloc[0]
     assert any(table.sample_id.iloc[0] in i.value for i in app.info)
+    assert sorted(app.multiselect(key="compare-models").value) == ["llava-tiny", "vilt-tiny"]  # the sample's models
 
 
 def test_models_page_loads_and_unloads(app):
