@@ -59,9 +59,11 @@ def test_open_a_sample_in_compare(app, evaluated):
 def test_models_page_loads_and_unloads(app):
     app.switch_page("views/models.py").run()
     assert not app.exception and CACHE.loaded_names() == []
+    assert app.button(key="models-load-vilt-tiny-lora").proto.type == "primary"
     app.button(key="models-load-vilt-tiny").click().run()
     assert medvqa.loaded_models() == ["vilt-tiny"]
     assert any(m.label == "Resident MiB" for m in app.metric)
+    assert app.button(key="models-load-vilt-tiny-lora").proto.type == "secondary"  # its base is in memory
     app.button(key="models-unload-vilt-tiny").click().run()
     assert medvqa.loaded_models() == []
 
