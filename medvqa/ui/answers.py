@@ -64,7 +64,7 @@ def over_budget(names: list[str]) -> str | None:
 
 
 def answer_card(name: str, answer, ground_truth: str | None = None, answer_type: str = "open",
-                majority: str | None = None, show_origin: bool = True, image=None) -> None:
+                majority: str | None = None, show_origin: bool = True, image=None, demo_notice: bool = True) -> None:
     """One model's answer; `show_origin` False keeps a blind battle blind (no notice, confidence or latency that could
     tell models apart).
     With the `image` asked about, a model trained with an image profile flags an image unlike its training data."""
@@ -80,7 +80,7 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
         if kind == "unusual":
             st.markdown(UNUSUAL)
             st.caption(escaped(text))
-        else:
+        elif demo_notice:  # False where the page says it once for all its cards
             st.caption(f":material/science: {escaped(text)}")
     if show_origin:  # confidence and latency tell models apart: a blind card shows them after the vote
         confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"

@@ -45,10 +45,18 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
     if picked.ground_truth is not None:
         st.caption(f"Ground truth: **{escaped(picked.ground_truth)}**")
     majority = majority_answer(asked.answers, asked.question)
+    # a demo notice is said once above the cards, naming its models, not repeated in every card
+    demo: dict[str, list[str]] = {}
+    for name in names:
+        for kind, text in cases.answer_notices(name):
+            if kind == "demo":
+                demo.setdefault(text, []).append(name)
+    for text, models in demo.items():
+        st.caption(f":material/science: {escaped(text)} ({', '.join(escaped(m) for m in models)})")
     for column, name in zip(st.columns(len(names)), names):
         with column:
             answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
-                        image=picked.image)
+                        image=picked.image, demo_notice=False)
             relevance = asked.maps.get(name) if show_maps else None
             if isinstance(relevance, str):
                 st.caption(relevance)

@@ -158,6 +158,15 @@ def test_answer_cards_mark_right_and_wrong_in_text_and_say_what_a_demo_model_is(
     assert any("Untrained demo model" in c.value and "Not for clinical use" in c.value for c in app.caption)
 
 
+def test_compare_says_a_demo_notice_once_naming_its_models(app):
+    app.switch_page("views/compare.py").run()
+    app.multiselect(key="compare-models").set_value(["vilt-tiny", "llava-tiny", "blip-tiny"]).run()
+    app.button(key="compare-go").click().run()
+    notices = [c.value for c in app.caption if "Untrained demo model" in c.value]
+    assert len(notices) == 1 and all(name.replace("-", "\\-") in notices[0]
+                                     for name in ("vilt-tiny", "llava-tiny", "blip-tiny"))
+
+
 def test_random_demo_adapters_are_untrained_and_stay_out_of_the_arena_draw(zoo):
     import dataclasses
 
