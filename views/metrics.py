@@ -10,7 +10,7 @@ runs = results.runs()
 runs = runs[runs.status == "done"]
 logs = results.training_logs()
 if runs.empty and logs.empty:
-    st.info("The store is empty: run `medvqa eval --model NAME` (or build the demo zoo) and come back.")
+    st.info(results.empty_store_message())
     st.stop()
 with st.sidebar:
     st.markdown("**Filters**")

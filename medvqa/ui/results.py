@@ -126,6 +126,17 @@ def judgment_facets() -> tuple[list[str], list[str]]:
     return _cached(queries.judgment_facets)
 
 
+def empty_store_message() -> str:
+    """What an evaluation page says when the store holds no results yet: the demo zoo's build is on its way, or how
+    to fill it."""
+    from ..zoo import first_launch
+
+    if first_launch.current().running:
+        return ("No results yet: the demo zoo is being built and evaluated (progress on **Home**); its results appear "
+                "here as each model finishes.")
+    return "The store is empty: run `medvqa eval --model NAME` (or `medvqa zoo build`) and come back."
+
+
 def baselines(metric: str, subset: str) -> dict[str, float]:
     """Dataset -> the text-only baseline to draw on an accuracy chart of closed or open questions."""
     if metric != "accuracy":

@@ -60,3 +60,12 @@ def test_the_panel_says_durations_in_words_and_when_the_machine_is_busy(monkeypa
     monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 1.0, 1.0))
     assert home_panels.busy_note() is None
     assert home_panels.PROGRESS_POLL_S >= 5  # the panel polls the progress file, it does not spin
+
+
+def test_an_empty_store_says_the_zoo_is_being_built_while_it_is(checkpoints):
+    from medvqa.ui import results
+
+    assert "run `medvqa eval" in results.empty_store_message()  # nothing is being built: how to fill the store
+    report = first_launch._Reporter(checkpoints, "trained")  # a build in this (live) process
+    report.phase("trained")
+    assert "the demo zoo is being built" in results.empty_store_message()
