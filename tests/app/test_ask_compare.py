@@ -130,7 +130,7 @@ def test_a_dead_served_model_shows_its_error_card_and_the_others_answer(app, scr
     app.switch_page("views/models.py").run()
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
-    assert f"endpoint `{dead}`" in text and any(m.value == "down" for m in app.metric)
+    assert f"endpoint {escaped(dead)}" in text and any(m.value == "down" for m in app.metric)
 
 
 def test_a_long_question_says_so_and_an_empty_one_loads_nothing(app):
@@ -257,4 +257,6 @@ def test_an_image_unlike_the_models_training_images_is_flagged_on_its_card(app, 
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
     assert text.count(":orange-badge[:material/warning: unlike its training images]") == 1  # llava-tiny: no profile
-    assert any("unlike the images vilt-tiny was trained on" in c.value for c in app.caption)
+    from medvqa.ui import escaped
+
+    assert any(escaped("unlike the images vilt-tiny was trained on") in c.value for c in app.caption)  # as text
