@@ -327,6 +327,8 @@ def _train(args) -> int:
 def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    rep.add_argument("--confidence", action="store_true",
+                     help="calibration and selective answering of each model's newest plain run on --dataset/--split")
     rep.add_argument("--dataset", default="phantom")
     rep.add_argument("--split", default="test")
     rep.add_argument("--ablation", default="none")
@@ -355,6 +357,23 @@ def _report_cases(args) -> int:
     return 0
 
 
+def _report_confidence(args) -> int:
+    import pandas as pd
+
+    from . import confidence
+    from .store import Store
+
+    rows = Store().metrics(latest=True, metric=confidence.STATISTICS, datasets=[args.dataset], splits=[args.split])
+    table = confidence.table(rows, "all")
+    if table.empty:
+        print(f"no finished plain run on {args.dataset}/{args.split}: run `medvqa eval` first")
+        return 0
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.fillna("—").to_string(index=False))
+    print("value (95% interval, images resampled); n/a: the model gives no score. Definitions: docs/metrics.md")
+    return 0
+
+
 def _report(args) -> int:
     from . import config, leaderboard, spreadsheet
 
@@ -370,6 +389,8 @@ def _report(args) -> int:
               f"paired bootstrap p = {pb['p_value']:.4f}")
         print(f"  McNemar: only A right {mc['only_a']}, only B right {mc['only_b']}, exact p = {mc['p_value']:.4f}")
         return 0
+    if args.confidence:
+        return _report_confidence(args)
     board = leaderboard.leaderboard()
     if board.empty:
         print("no finished runs in the store: run `medvqa eval` first")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, metrics, registry
+from . import confidence, data, metrics, registry
 from .datatypes import MedVQAError, ModelSpec, Prediction, Sample
 from .models import is_remote
 from .store import Store
@@ -242,7 +242,17 @@ def aggregate(rows, extra_metrics: tuple[str, ...] = (), bootstrap: str = "image
             out.append({"subset": subset, "metric": "bleu4", "value": float(bleu4.mean()), "ci_low": low,
                         "ci_high": high, "n": int(len(bleu4))})
         out += _corpus_bleu_rows(subset, group, long_gold, clusters)
+        out += _confidence_rows(subset, group, bootstrap)
     return out
+
+
+def _confidence_rows(subset: str, group, bootstrap: str) -> list[dict]:
+    """Calibration and selective-answering statistics over the answers that carry a score (NULL with none)."""
+    scored = group[group["score"].notna()] if "score" in group else group.iloc[0:0]
+    clusters = scored["image_id"].tolist() if bootstrap == "image" else None
+    rows = confidence.statistics(scored["score"].to_numpy(float) if len(scored) else [],
+                                 scored["correct"].to_numpy(float) if len(scored) else [], clusters=clusters)
+    return [{"subset": subset, **row} for row in rows]
 
 
 def _corpus_bleu_rows(subset: str, group, long_gold, clusters) -> list[dict]:

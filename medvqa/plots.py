@@ -116,3 +116,50 @@ def win_rate_heatmap(matrix: pd.DataFrame) -> go.Figure:
     fig.update_layout(height=max(260, 60 * len(matrix) + 80), xaxis_title="opponent", yaxis_title="model",
                       xaxis_tickangle=-30, yaxis_autorange="reversed")
     return fig
+
+
+def _colour(i: int) -> str:
+    palette = px.colors.qualitative.Plotly
+    return palette[i % len(palette)]
+
+
+def reliability_diagram(bins: pd.DataFrame, labels: dict[int, str], n_bins: int) -> go.Figure:
+    """Accuracy against mean confidence in each equal-width score bin, a line per run (store/queries.reliability_bins)
+    over the diagonal a calibrated model would follow, and below it how many answers each bin holds."""
+    from plotly.subplots import make_subplots
+
+    if bins.empty:
+        return _empty("no scored answers for these runs (served engines without log-probabilities give no score)")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.05)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"},
+                             name="calibrated", hoverinfo="skip"), row=1, col=1)
+    for i, (run_id, rows) in enumerate(bins.groupby("run_id", sort=False)):
+        label, colour = labels.get(run_id, str(run_id)), _colour(i)
+        fig.add_trace(go.Scatter(x=rows.confidence, y=rows.accuracy, mode="lines+markers", name=label,
+                                 legendgroup=label, line={"color": colour}, customdata=rows.n,
+                                 hovertemplate="mean confidence %{x:.0%}<br>accuracy %{y:.0%}<br>%{customdata} "
+                                               "answers<extra>" + label + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=(rows["bin"] + 0.5) / n_bins, y=rows.n, name=label, legendgroup=label,
+                             showlegend=False, marker_color=colour, width=0.8 / n_bins / max(1, bins.run_id.nunique()),
+                             hovertemplate="%{y} answers<extra>" + label + "</extra>"), row=2, col=1)
+    fig.update_layout(height=520, barmode="group", legend={"orientation": "h", "y": -0.15})
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text="answers", row=2, col=1)
+    fig.update_xaxes(title_text="confidence (the model's score)", range=[0, 1.02], tickformat=".0%", row=2, col=1)
+    return fig
+
+
+def risk_coverage_curves(curves: dict[str, tuple]) -> go.Figure:
+    """Error rate among the answers kept against the share kept, most confident first, a line per run: a model whose
+    confidence means something starts low and rises; a flat line is confidence that tells nothing."""
+    if not curves:
+        return _empty("no scored answers for these runs (served engines without log-probabilities give no score)")
+    fig = go.Figure()
+    for i, (label, (coverage, risk)) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=coverage, y=risk, mode="lines", name=label, line={"color": _colour(i)},
+                                 hovertemplate="answering the %{x:.0%} most confident: %{y:.1%} wrong<extra>"
+                                               + label + "</extra>"))
+    fig.update_layout(height=400, xaxis_title="coverage (share of questions answered)",
+                      yaxis_title="risk (error rate among those answered)", xaxis_tickformat=".0%",
+                      yaxis_tickformat=".0%", xaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.2})
+    return fig

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from medvqa import plots, spreadsheet
-from medvqa.ui import results
+from medvqa.ui import confidence, results
 
 st.title("Metrics")
 results.require_store()
@@ -23,8 +23,8 @@ with st.sidebar:
     subset = st.selectbox("Questions", ["all", "closed", "open"], key="metrics-subset")
 # One metric of each (model, dataset, split, ablation)'s newest run, filtered in the database.
 shown = results.metrics((metric, f"delta_{metric}"), datasets, splits, models)
-overview, breakdowns, ablations, training, table = st.tabs(
-    ["Overview", "Breakdowns", "Ablations", "Training", "Table"])
+overview, breakdowns, ablations, trust, training, table = st.tabs(
+    ["Overview", "Breakdowns", "Ablations", "Confidence", "Training", "Table"])
 with overview:
     st.plotly_chart(plots.metric_bars(shown, metric, subset, results.baselines(metric, subset)),
                     key="metrics-overview")
@@ -37,6 +37,8 @@ with breakdowns:
 with ablations:
     st.plotly_chart(plots.ablation_deltas(shown, metric, subset), key="metrics-ablations")
     st.caption("Below zero: the ablation costs accuracy. Swapped images should cost a model that reads the image.")
+with trust:
+    confidence.show(shown, datasets, splits, models, subset)
 with training:
     runs = sorted(logs.run_name.unique()) if not logs.empty else []
     picked = st.multiselect("Training runs", runs, default=runs[:8], key="metrics-train-runs")

@@ -209,3 +209,39 @@ def graded_items(store: Store) -> pd.DataFrame:
         return pd.DataFrame(columns=["sample_id", "model", "question", "answer", "prediction"])
     return store.frame(sa.select(g.c.sample_id, g.c.model, p.c.question, p.c.answer, p.c.prediction).distinct()
                        .join(p, (p.c.run_id == g.c.run_id) & (p.c.sample_id == g.c.sample_id)))
+
+
+def _floor(store: Store, expression):
+    """floor() of a non-negative value on both backends (SQLite's CAST truncates; PostgreSQL's would round)."""
+    return sa.cast(sa.func.floor(expression), sa.Integer) if store.backend == "postgresql" else sa.cast(
+        expression, sa.Integer)
+
+
+def _scored(run_ids: list[int], answer_type: str | None):
+    p = predictions
+    where = [p.c.run_id.in_([int(r) for r in run_ids]), p.c.score.isnot(None), p.c.correct.isnot(None)]
+    return where + ([p.c.answer_type == answer_type] if answer_type else [])
+
+
+def reliability_bins(store: Store, run_ids: list[int], bins: int = 15, answer_type: str | None = None) -> pd.DataFrame:
+    """run_id, bin, n, confidence (mean score), accuracy of the scored answers in each equal-width score bin
+    (confidence.equal_width_bin's floor(score x bins)): the reliability diagram, aggregated in the database."""
+    p = predictions
+    bin_ = _floor(store, p.c.score * bins).label("bin")
+    return store.frame(sa.select(p.c.run_id, bin_, sa.func.count().label("n"),
+                                 sa.func.avg(p.c.score).label("confidence"),
+                                 sa.func.avg(p.c.correct).label("accuracy"))
+                       .where(*_scored(run_ids, answer_type)).group_by(p.c.run_id, bin_)
+                       .order_by(p.c.run_id, bin_))
+
+
+def score_levels(store: Store, run_ids: list[int], resolution: int = 1000,
+                 answer_type: str | None = None) -> pd.DataFrame:
+    """run_id, level, n, errors of the scored answers grouped by score (floored to 1/resolution), the most
+    confident first: what confidence.risk_coverage draws the risk-coverage curve from."""
+    p = predictions
+    level = _floor(store, p.c.score * resolution).label("level")
+    return store.frame(sa.select(p.c.run_id, level, sa.func.count().label("n"),
+                                 sa.func.sum(1 - p.c.correct).label("errors"))
+                       .where(*_scored(run_ids, answer_type)).group_by(p.c.run_id, level)
+                       .order_by(p.c.run_id, level.desc()))

@@ -105,6 +105,14 @@ def metrics(metric: str | tuple[str, ...] | None = None, datasets=(), splits=(),
                    models=tuple(models))
 
 
+def reliability_bins(run_ids, bins: int, answer_type: str | None = None) -> pd.DataFrame:
+    return _cached(queries.reliability_bins, tuple(run_ids), bins=bins, answer_type=answer_type)
+
+
+def score_levels(run_ids, answer_type: str | None = None) -> pd.DataFrame:
+    return _cached(queries.score_levels, tuple(run_ids), answer_type=answer_type)
+
+
 def metric_names() -> list[str]:
     return _cached(Store.metric_names)
 

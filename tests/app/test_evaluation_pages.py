@@ -1,4 +1,9 @@
 """Metrics, Samples, Models and Home: what they show equals what the store and the registry hold."""
+import base64
+
+import numpy as np
+import plotly.io
+
 import medvqa
 from medvqa.model_cache import CACHE
 from medvqa.store.queries import sample_page
@@ -8,7 +13,7 @@ from medvqa.ui import escaped
 def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
     app.switch_page("views/metrics.py").run()
     assert not app.exception
-    shown = app.dataframe[0].value
+    shown = app.dataframe[1].value  # [0] is the Confidence tab's table
     stored = evaluated.metrics(latest=True, metric="accuracy")  # the chosen metric of each newest run
     stored = stored[stored.subset == "all"]
     assert len(shown) == len(stored) and set(shown.metric) == {"accuracy"}
@@ -16,13 +21,48 @@ def test_metrics_table_equals_the_store_and_filters_apply(app, evaluated):
     assert len(merged) == len(stored) and (merged.value == merged.value_db).all()
     assert (merged.ci_low == merged.ci_low_db).all()
     app.multiselect(key="metrics-models").set_value(["llava-tiny"]).run()
-    assert set(app.dataframe[0].value.model) == {"llava-tiny"}
+    assert set(app.dataframe[1].value.model) == {"llava-tiny"}
     app.selectbox(key="metrics-subset").set_value("closed").run()
-    assert set(app.dataframe[0].value.subset) == {"closed"}
+    assert set(app.dataframe[1].value.subset) == {"closed"}
     charts = [c for c in app.get("plotly_chart")]
-    assert len(charts) == 4  # overview, breakdown, ablations, loss curves
-    assert "swap-images" in charts[2].proto.spec and "vilt-demo" in charts[3].proto.spec
+    assert len(charts) == 6  # overview, breakdown, ablations, reliability, risk-coverage, loss curves
+    assert "swap-images" in charts[2].proto.spec and "vilt-demo" in charts[5].proto.spec
     assert app.get("download_button")
+
+
+def plotted(values) -> list:
+    """A trace's values as a list (Plotly sends numeric arrays base64-encoded)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_the_confidence_tab_shows_the_stored_statistics_and_the_diagrams_of_the_chosen_runs(app, evaluated):
+    from medvqa import confidence
+    from medvqa.store import queries
+
+    app.switch_page("views/metrics.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value.set_index("model")
+    assert set(table.index) == {"vilt-tiny", "llava-tiny"}  # plain runs only
+    stored = evaluated.metrics(latest=True, metric="ece_15_equal_width")
+    stored = stored[(stored.subset == "all") & (stored.ablation == "none")].set_index("model")
+    for model in table.index:
+        row = stored.loc[model]
+        assert table.loc[model, "ECE (15 equal-width bins)"] == f"{row.value:.3f} ({row.ci_low:.3f}–{row.ci_high:.3f})"
+        assert table.loc[model, "scored answers"] == 16  # every local family scores its answers
+    charts = [plotly.io.from_json(c.proto.spec).data for c in app.get("plotly_chart")]
+    reliability, risk = charts[3], charts[4]
+    assert {t.name for t in risk} == {"llava-tiny · phantom/test", "vilt-tiny · phantom/test"}
+    run_id = int(stored.loc["vilt-tiny", "run_id"])
+    bins = queries.reliability_bins(evaluated, [run_id])
+    counts = next(t for t in reliability if t.type == "bar" and t.name == "vilt-tiny · phantom/test")
+    assert bins.n.sum() == 16 and plotted(counts.y) == bins.n.tolist()  # the bars count each bin's answers
+    app.multiselect(key="metrics-models").set_value(["vilt-tiny"]).run()
+    assert app.dataframe[0].value.model.tolist() == ["vilt-tiny"]
+    assert {t.name for t in plotly.io.from_json(app.get("plotly_chart")[3].proto.spec).data} == {
+        "calibrated", "vilt-tiny · phantom/test"}
+    assert len(confidence.STATISTICS) + 4 == app.dataframe[0].value.shape[1]  # model, dataset, split, n
 
 
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
