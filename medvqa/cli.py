@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: thirteen subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: fourteen subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -6,7 +6,8 @@
   medvqa ask          ask one model a question about one image
   medvqa eval         evaluate models on a dataset (batched, resumable, stored), with ablations
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
-  medvqa report       the leaderboard of stored runs, a paired test between two models, or case reports
+  medvqa report       the leaderboard of stored runs, every pair's significance, calibration, or case reports
+  medvqa power        the questions needed to detect a difference between two models, from the stored runs
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
@@ -327,6 +328,8 @@ def _train(args) -> int:
 def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    rep.add_argument("--pairs", action="store_true", help="every pair of models on --dataset/--split: paired "
+                     "differences, exact McNemar with Holm's correction, rank intervals and letter groups")
     rep.add_argument("--confidence", action="store_true",
                      help="calibration and selective answering of each model's newest plain run on --dataset/--split")
     rep.add_argument("--dataset", default="phantom")
@@ -336,8 +339,8 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
                      help="the paired bootstrap resamples images (default) or single questions")
     rep.add_argument("--cases", metavar="FOLDER", default=None,
                      help="write one HTML case report per sample on which the models disagree into FOLDER")
-    rep.add_argument("--models", nargs="+", default=None, help="with --cases: these models (default every one "
-                     "evaluated on --dataset/--split)")
+    rep.add_argument("--models", nargs="+", default=None, help="with --cases or --pairs: these models (default "
+                     "every one evaluated on --dataset/--split)")
     rep.add_argument("--limit", type=int, default=20, help="with --cases: at most this many cases (default 20)")
     rep.add_argument("--no-maps", action="store_true", help="with --cases: skip the relevance maps (a backward pass "
                      "per model and case)")
@@ -374,6 +377,50 @@ def _report_confidence(args) -> int:
     return 0
 
 
+def _report_pairs(args) -> int:
+    import pandas as pd
+
+    from . import leaderboard
+
+    report = leaderboard.pairwise(args.dataset, args.split, args.ablation, args.models, bootstrap=args.bootstrap)
+    models = report.models.assign(rank=[f"{r} ({lo}-{hi})" if lo != hi else f"{r}" for r, lo, hi in zip(
+        report.models["rank"], report.models.rank_low, report.models.rank_high)])
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(f"{args.dataset}/{args.split} ({args.ablation}): {len(models)} models, {report.shared} samples shared "
+              "by all; rank (95% interval); models sharing a letter are not significantly different")
+        print(models[["model", "n", "accuracy", "rank", "group"]].to_string(index=False))
+        print(f"\n{len(report.pairs)} pairs, each over the samples both answered; 95% bootstrap interval "
+              f"({args.bootstrap}s resampled), exact McNemar p, Holm-corrected over all pairs")
+        columns = ["model_a", "model_b", "n", "difference", "ci_low", "ci_high", "only_a", "only_b", "p_value",
+                   "p_holm", "significant"]
+        print(report.pairs[columns].to_string(index=False, formatters={
+            "p_value": "{:.2g}".format, "p_holm": "{:.2g}".format}))
+    return 0
+
+
+def _power_args(pw: argparse.ArgumentParser) -> None:
+    pw.add_argument("--dataset", default="phantom")
+    pw.add_argument("--split", default="test")
+    pw.add_argument("--effect", type=float, default=0.03, help="the accuracy difference to detect (default 0.03)")
+
+
+def _power(args) -> int:
+    from . import leaderboard
+
+    p = leaderboard.power(args.dataset, args.split, args.effect)
+    print(f"{p['dataset']}/{p['split']}: over {p['pairs']} pairs of stored runs, two models disagree on "
+          f"{p['discordance']:.1%} of questions (median); image clustering multiplies the variance by "
+          f"{p['design_effect']:.2f}")
+    if p["questions"] is None:
+        print(f"  a difference of {p['effect']:.1%} is larger than the models' disagreement: no sample size gives it")
+    else:
+        print(f"  to detect {p['effect']:.1%} with 80% power at 5%: {p['questions']:,} questions "
+              f"({p['questions_independent']:,} if questions were independent), about {p['images']:,} images")
+    detectable = "nothing" if p["detectable"] != p["detectable"] else f"{p['detectable']:.1%}"
+    print(f"  this split ({p['n']:,} shared questions per pair, median) detects a difference of {detectable}")
+    return 0
+
+
 def _report(args) -> int:
     from . import config, leaderboard, spreadsheet
 
@@ -391,6 +438,8 @@ def _report(args) -> int:
         return 0
     if args.confidence:
         return _report_confidence(args)
+    if args.pairs:
+        return _report_pairs(args)
     board = leaderboard.leaderboard()
     if board.empty:
         print("no finished runs in the store: run `medvqa eval` first")
@@ -553,8 +602,10 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "ask": ("ask one model a question about one image", _ask_args, _ask),
     "eval": ("evaluate models on a dataset (batched, resumable, stored)", _eval_args, _eval),
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
-    "report": ("leaderboard of stored runs, a paired test between two models, or case reports of disagreements",
+    "report": ("leaderboard of stored runs, every pair's significance, calibration, or case reports of disagreements",
                _report_args, _report),
+    "power": ("questions (and images) needed to detect a difference between two models, from the stored runs",
+              _power_args, _power),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),

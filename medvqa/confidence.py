@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import metrics
+
 EQUAL_WIDTH_BINS = 15  # torchmetrics' BinaryCalibrationError default
 EQUAL_MASS_BINS = 10  # HELM's
 COVERAGES = (0.8, 0.9)
@@ -187,21 +189,6 @@ def risk_coverage(level_counts, level_errors) -> tuple[np.ndarray, np.ndarray]:
     return kept / kept[-1], np.cumsum(errs) / kept
 
 
-def _resample_weights(clusters, n: int, n_resamples: int, seed: int):
-    """Bootstrap counts per answer (resamples x answers), in chunks of bounded size: whole clusters (an image's
-    questions) drawn together when `clusters` gives each answer's cluster."""
-    rng = np.random.default_rng(seed)
-    if clusters is None:
-        index = np.arange(n)
-    else:
-        _, index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
-    k = int(index.max()) + 1
-    chunk = max(1, min(n_resamples, 2_000_000 // n))
-    for start in range(0, n_resamples, chunk):
-        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(float)
-        yield counts[:, index]
-
-
 def _all_statistics(s: np.ndarray, c: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     """Every statistic, one value per row of `w`."""
     mass = _ece_equal_mass_weighted(s, c, w)
@@ -219,7 +206,8 @@ def statistics(scores, correct, clusters=None, n_resamples: int = N_RESAMPLES, s
     if not s.size:
         return [{"metric": m, "value": None, "ci_low": None, "ci_high": None, "n": 0} for m in STATISTICS]
     point = _all_statistics(s, c, np.ones((1, s.size)))
-    chunks = [_all_statistics(s, c, w) for w in _resample_weights(clusters, s.size, n_resamples, seed)]
+    chunks = [_all_statistics(s, c, w) for w in metrics.resample_counts(s.size if clusters is None else clusters,
+                                                                                n_resamples, seed)]
     rows = []
     for metric in STATISTICS:
         value = float(point[metric][0])

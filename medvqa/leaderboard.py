@@ -59,3 +59,46 @@ def compare(model_a: str, model_b: str, dataset: str, split: str = "test", ablat
     return {"model_a": model_a, "model_b": model_b, "dataset": dataset, "n": len(common),
             "accuracy_a": metrics.mean(a), "accuracy_b": metrics.mean(b), "bootstrap": bootstrap,
             "mcnemar": metrics.mcnemar(a, b), "paired_bootstrap": metrics.paired_bootstrap(a, b, clusters=images)}
+
+
+def _correctness(store: Store, dataset: str, split: str, ablation: str, models):
+    """samples x models (1/0, NaN where a model did not answer) of the newest finished runs, and each sample's
+    image."""
+    from .store import queries
+
+    runs = queries.latest_runs(store, dataset, split, ablation)
+    if models:
+        runs = runs[runs.model.isin(models)]
+    if runs.model.nunique() < 2:
+        condition = "" if ablation == "none" else f" {ablation}"
+        raise MedVQAError(f"fewer than two models have a finished{condition} run on {dataset}/{split}; evaluate "
+                          "another with `medvqa eval`")
+    rows = queries.correctness(store, runs.id.tolist()).merge(runs[["id", "model"]], left_on="run_id", right_on="id")
+    table = rows.pivot(index="sample_id", columns="model", values="correct")
+    images = rows.drop_duplicates("sample_id").set_index("sample_id").image_id.reindex(table.index)
+    return table, images
+
+
+def pairwise(dataset: str, split: str = "test", ablation: str = "none", models=None, store: Store | None = None,
+             bootstrap: str = "image", n_resamples: int = 1000):
+    """Every pair of the newest finished runs on dataset/split (one per model; `models` narrows them):
+    significance.pairwise over the samples each pair shares, ranks and groups over the samples all share."""
+    import pandas as pd
+
+    from . import significance
+
+    table, images = _correctness(store or Store(), dataset, split, ablation, models)
+    clusters = images if bootstrap == "image" else pd.Series(table.index, index=table.index)
+    return significance.pairwise(table, clusters, n_resamples=n_resamples)
+
+
+def power(dataset: str, split: str = "test", effect: float = 0.03, ablation: str = "none",
+          store: Store | None = None) -> dict:
+    """significance.power from the stored runs on dataset/split: questions (and images) needed to detect `effect`
+    between two of these models, and what the split can detect now."""
+    from . import significance
+
+    table, images = _correctness(store or Store(), dataset, split, ablation, None)
+    report = significance.pairwise(table, images)
+    return {"dataset": dataset, "split": split,
+            **significance.power(report, effect, questions_per_image=len(images) / images.nunique())}

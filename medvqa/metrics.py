@@ -4,7 +4,6 @@ All per-sample functions take one prediction and one gold answer and return a fl
 """
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections import Counter
@@ -223,6 +222,24 @@ def resampled_means(data, clusters=None, n_resamples: int = 1000, seed: int = 0)
     return np.concatenate(out)
 
 
+def resample_counts(clusters, n_resamples: int, seed: int = 0, budget: int = 2_000_000, dtype=float):
+    """Bootstrap counts per sample (resamples x samples), yielded in chunks of at most about `budget` cells: each
+    resample draws len(set(clusters)) clusters with replacement and every sample counts its cluster's draws (whole
+    images together); `clusters` None: every sample is its own."""
+    import numpy as np
+
+    if isinstance(clusters, int):
+        index = np.arange(clusters)
+    else:
+        _, index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
+    k = int(index.max()) + 1
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_resamples, budget // index.size))
+    for start in range(0, n_resamples, chunk):
+        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(dtype)
+        yield counts[:, index]
+
+
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                  clusters=None) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (clustered when `clusters` is given)."""
@@ -246,15 +263,17 @@ def bootstrap_cis(columns: dict[str, list], n_resamples: int = 1000, seed: int =
 
 
 def mcnemar(a_correct, b_correct) -> dict:
-    """Exact McNemar test on paired 0/1 outcomes: b01 = only B right, b10 = only A right."""
-    a, b = [bool(round(x)) for x in a_correct], [bool(round(x)) for x in b_correct]
-    if len(a) != len(b):
+    """Exact McNemar test on paired 0/1 outcomes (statsmodels' `mcnemar(table, exact=True)`): the two-sided binomial
+    test of the discordant pairs, only_a = only A right, only_b = only B right."""
+    import numpy as np
+    from scipy.stats import binom
+
+    a, b = np.round(np.asarray(list(a_correct), float)) > 0, np.round(np.asarray(list(b_correct), float)) > 0
+    if a.shape != b.shape:
         raise ValueError("McNemar needs the same samples for both models")
-    only_a = sum(x and not y for x, y in zip(a, b))
-    only_b = sum(y and not x for x, y in zip(a, b))
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
     n = only_a + only_b
-    k = min(only_a, only_b)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    p = min(1.0, 2 * float(binom.cdf(min(only_a, only_b), n, 0.5))) if n else 1.0
     return {"only_a": only_a, "only_b": only_b, "p_value": p}
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from medvqa import plots, ratings
-from medvqa.ui import MISSING, counted, results
+from medvqa.ui import MISSING, counted, pairs, results
 
 st.title("Leaderboard")
 results.require_store()
@@ -58,3 +58,4 @@ with right:
     if not judged.empty:
         st.markdown("**Judge model against the radiologists** (Cohen's kappa and raw agreement on items both scored)")
         st.dataframe(judged, hide_index=True, key="lb-judge")
+pairs.show(chosen_datasets)

@@ -245,3 +245,11 @@ def score_levels(store: Store, run_ids: list[int], resolution: int = 1000,
                                  sa.func.sum(1 - p.c.correct).label("errors"))
                        .where(*_scored(run_ids, answer_type)).group_by(p.c.run_id, level)
                        .order_by(p.c.run_id, level.desc()))
+
+
+def correctness(store: Store, run_ids: list[int]) -> pd.DataFrame:
+    """run_id, sample_id, image_id, correct of these runs' predictions: the paired comparisons' input (three short
+    columns per prediction; 20 models x 5,000 questions is 100k small rows)."""
+    p = predictions
+    return store.frame(sa.select(p.c.run_id, p.c.sample_id, p.c.image_id, p.c.correct)
+                       .where(p.c.run_id.in_([int(r) for r in run_ids]), p.c.correct.isnot(None)))

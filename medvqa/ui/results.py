@@ -64,6 +64,15 @@ def latest_runs() -> pd.DataFrame:
     return _cached(queries.latest_runs)
 
 
+def _pairwise(db: Store, dataset: str, split: str):
+    return board.pairwise(dataset, split, store=db)
+
+
+def pairwise(dataset: str, split: str):
+    """Every pair of models' newest plain runs on dataset/split compared (leaderboard.pairwise), cached."""
+    return _cached(_pairwise, dataset, split)
+
+
 def sample_page(dataset: str, split: str, chosen: queries.SampleFilter, page: int,
                 page_size: int) -> queries.SamplePage:
     return _cached(queries.sample_page, dataset, split, chosen, page, page_size)

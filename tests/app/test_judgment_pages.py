@@ -110,6 +110,22 @@ def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_stor
     assert app.dataframe[0].proto.placeholder == MISSING  # a missing value shows as a dash, not "None"
 
 
+def test_the_leaderboard_compares_every_pair_of_models_on_a_dataset(app, evaluated):
+    from medvqa import leaderboard
+
+    app.switch_page("views/leaderboard.py").run()
+    assert not app.exception
+    assert app.selectbox(key="lb-pairs-dataset").options == ["phantom/test"]
+    expected = leaderboard.pairwise("phantom", store=evaluated)
+    models = next(d for d in app.dataframe if "group" in d.value.columns).value
+    assert models.model.tolist() == expected.models.model.tolist()
+    assert models.accuracy.tolist() == expected.models.accuracy.tolist() and (models.n == 16).all()
+    pairs = next(d for d in app.dataframe if "p_holm" in d.value.columns).value
+    assert len(pairs) == 1 and pairs.n.tolist() == [16]
+    assert pairs.p_value.tolist() == expected.pairs.p_value.tolist()
+    assert any("16 questions every model answered" in c.value for c in app.caption)
+
+
 def test_an_empty_leaderboard_says_what_fills_it_instead_of_drawing_blank_charts(app):
     app.switch_page("views/leaderboard.py").run()
     assert not app.exception

@@ -1,6 +1,5 @@
 """The results store, every test on both backends (the embedded SQLite file and a real PostgreSQL server): idempotent
 writes, concurrent raters, page data computed in SQL, the store version, copies, upgrades, an unreachable server."""
-import dataclasses
 import shutil
 import sqlite3
 from pathlib import Path
@@ -268,31 +267,3 @@ def test_a_sqlite_store_moved_aside_starts_anew_in_the_same_process(tmp_path):
             Path(f"{path}{suffix}").rename(tmp_path / f"aside.db{suffix}")
     assert Store(path).count("votes") == 0 and Store(tmp_path / "aside.db").count("votes") == 1
 
-
-def test_reliability_bins_and_score_levels_are_aggregated_in_sql(store_url):
-    from medvqa import confidence
-
-    store = Store()
-    run_id = store.open_run(identity("model-a"))[0]
-    scores = [0.05, 0.5, 0.51, 0.999, 1.0, 0.5, 0.2, 0.07]
-    answers = ["yes", "no", "yes", "yes", "no", "yes", "no", "no"]
-    rows = [dataclasses.replace(prediction(f"s{i}", "yes", a), score=s)
-            for i, (s, a) in enumerate(zip(scores, answers))]
-    rows.append(prediction("unscored", "yes", "yes"))  # an engine without log-probabilities: left out
-    store.add_predictions(run_id, rows)
-    bins = queries.reliability_bins(store, [run_id], bins=15)
-    expected = confidence.equal_width_bin(scores)  # 0, 7, 7, 14, 15, 7, 3, 1
-    assert bins["bin"].tolist() == sorted(set(expected.tolist())) and bins.n.sum() == len(scores)
-    by_bin = bins.set_index("bin")
-    assert by_bin.loc[7, "n"] == 3 and by_bin.loc[7, "accuracy"] == pytest.approx(2 / 3)
-    assert by_bin.loc[7, "confidence"] == pytest.approx((0.5 + 0.51 + 0.5) / 3)
-    correct = [1.0 if a == "yes" else 0.0 for a in answers]
-    # the diagram's bins give back the ECE the runner stores
-    ece = (bins.n * (bins.accuracy - bins.confidence).abs()).sum() / bins.n.sum()
-    assert ece == pytest.approx(confidence.ece_equal_width(scores, correct))
-    levels = queries.score_levels(store, [run_id], resolution=100)
-    assert levels.level.tolist() == [100, 99, 51, 50, 20, 7, 5] and levels.n.sum() == len(scores)
-    assert levels.set_index("level").loc[50].tolist()[1:] == [2, 1]  # two answers at 0.5, one wrong
-    coverage, risk = confidence.risk_coverage(levels.n, levels.errors)
-    assert coverage[-1] == 1 and risk[-1] == pytest.approx(1 - sum(correct) / len(correct))
-    assert queries.reliability_bins(store, [run_id], answer_type="open").empty

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medvqa import confidence, evaluation
+from medvqa import confidence, evaluation, metrics
 
 
 def random_answers(n: int, seed: int = 0, decimals: int | None = None):
@@ -78,7 +78,7 @@ def test_statistics_rows_carry_intervals_around_the_value_and_null_without_score
         assert row["ci_low"] <= row["value"] <= row["ci_high"] and row["n"] == 300
     assert rows["ece_15_equal_width"]["value"] == pytest.approx(confidence.ece_equal_width(scores, correct))
     # the bootstrap of the equal-mass ECE (vectorised) equals recomputing it on each resampled list
-    weights = next(confidence._resample_weights(images, 300, 50, seed=1))
+    weights = next(metrics.resample_counts(images, 50, seed=1))
     order = np.argsort(scores, kind="stable")
     one_by_one = [confidence.ece_equal_mass(np.repeat(scores[order], w[order].astype(int)),
                                             np.repeat(correct[order], w[order].astype(int))) for w in weights]
