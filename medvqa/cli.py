@@ -330,6 +330,8 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
     rep.add_argument("--pairs", action="store_true", help="every pair of models on --dataset/--split: paired "
                      "differences, exact McNemar with Holm's correction, rank intervals and letter groups")
+    rep.add_argument("--grounding", action="store_true", help="accuracy with real, swapped and blank images per model "
+                     "on --dataset, and the share each keeps without the image")
     rep.add_argument("--confidence", action="store_true",
                      help="calibration and selective answering of each model's newest plain run on --dataset/--split")
     rep.add_argument("--dataset", default="phantom")
@@ -374,6 +376,23 @@ def _report_confidence(args) -> int:
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.fillna("—").to_string(index=False))
     print("value (95% interval, images resampled); n/a: the model gives no score. Definitions: docs/metrics.md")
+    return 0
+
+
+def _report_grounding(args) -> int:
+    import pandas as pd
+
+    from . import leaderboard
+
+    table = leaderboard.grounding(datasets=[args.dataset])
+    if table.empty:
+        print(f"no model has both a plain and a blank-image run on {args.dataset}: run `medvqa eval --model NAME "
+              f"--dataset {args.dataset} --ablation none,swap-images,blank-image`")
+        return 0
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(table.to_string(index=False))
+    print(f"kept: blank-image accuracy / real-image accuracy (95% interval, images resampled); ignores_image: keeps "
+          f"{leaderboard.IGNORES_IMAGE:.0%} or more")
     return 0
 
 
@@ -440,6 +459,8 @@ def _report(args) -> int:
         return _report_confidence(args)
     if args.pairs:
         return _report_pairs(args)
+    if args.grounding:
+        return _report_grounding(args)
     board = leaderboard.leaderboard()
     if board.empty:
         print("no finished runs in the store: run `medvqa eval` first")

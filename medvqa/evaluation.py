@@ -58,6 +58,22 @@ def swap_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
     raise MedVQAError("could not derange the images (one image dominates the samples)")
 
 
+def blank_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
+    """Every image replaced by a blank (all-zero) one of the same size and mode: what a model answers when there is
+    nothing to look at. Each keeps its own image id (suffixed), so the bootstrap still draws an image's questions
+    together."""
+    from PIL import Image
+
+    blanks: dict[tuple, object] = {}
+    out = []
+    for s in samples:
+        key = (s.image.mode, s.image.size)
+        if key not in blanks:
+            blanks[key] = Image.new(*key)
+        out.append(dataclasses.replace(s, image=blanks[key], image_id=f"{s.image_id}#blank"))
+    return out
+
+
 @dataclass(frozen=True)
 class Ablation:
     """One evaluation condition, as data: what samples, what prompt, what model variant, what extra metric, and
@@ -78,6 +94,8 @@ ABLATIONS = {a.name: a for a in (
     Ablation("none", "the plain run", paired=False),
     Ablation("swap-images", "every question asked about another sample's image (does the model look?)",
              transform=swap_images),
+    Ablation("blank-image", "every image replaced by a blank one of the same size (what is left without looking?)",
+             transform=blank_images),
     Ablation("expert-prompt", "the expert-radiologist instruction before each question", prompt="expert"),
     Ablation("ood", "a dataset the model was not trained on", paired=False,
              refuse=lambda spec, dataset: (f"{spec.name} was trained on {dataset}: pick a dataset outside "

@@ -102,3 +102,57 @@ def power(dataset: str, split: str = "test", effect: float = 0.03, ablation: str
     report = significance.pairwise(table, images)
     return {"dataset": dataset, "split": split,
             **significance.power(report, effect, questions_per_image=len(images) / images.nunique())}
+
+
+IGNORES_IMAGE = 0.8  # a model keeping this share of its accuracy on blank images is flagged
+
+
+def grounding(store: Store | None = None, datasets=None, n_resamples: int = 1000, seed: int = 0):
+    """Per model x dataset/split with a plain and a blank-image run: accuracy with real, swapped (when run) and blank
+    images over the samples the runs share, the share of its real-image accuracy the model keeps on blank images with
+    an image-clustered 95% interval, and `ignores_image` when that share is IGNORES_IMAGE or more."""
+    import numpy as np
+    import pandas as pd
+
+    from .store import queries
+
+    store = store or Store()
+    columns = ["model", "dataset", "split", "n", "accuracy", "swapped", "blank", "kept", "kept_low", "kept_high",
+               "ignores_image"]
+    runs = {a: queries.latest_runs(store, ablation=a) for a in ("none", "swap-images", "blank-image")}
+    pairs = runs["none"].merge(runs["blank-image"], on=["model", "dataset", "split"], suffixes=("", "_blank"))
+    if datasets:
+        pairs = pairs[pairs.dataset.isin(datasets)]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    swaps = runs["swap-images"].set_index(["model", "dataset", "split"]).id
+    wanted = [*pairs.id, *pairs.id_blank, *swaps.reindex(pairs.set_index(["model", "dataset", "split"]).index).dropna()]
+    rows = queries.correctness(store, [int(r) for r in wanted]).set_index(["run_id", "sample_id"])
+    out = []
+    for pair in pairs.itertuples():
+        plain = rows.loc[pair.id]
+        both = plain.join(rows.loc[pair.id_blank].correct.rename("blank"), how="inner")
+        swap_id = swaps.get((pair.model, pair.dataset, pair.split))
+        swapped = float("nan")
+        if swap_id is not None:
+            swap = rows.loc[int(swap_id)].correct.reindex(both.index)
+            swapped = float(swap.mean()) if swap.notna().all() else float("nan")
+        real, blank = both.correct.to_numpy(float), both.blank.to_numpy(float)
+        kept = blank.mean() / real.mean() if real.mean() > 0 else float("nan")
+        with np.errstate(invalid="ignore", divide="ignore"):  # a resample with no right answer: no ratio
+            ratios = np.concatenate([(w @ blank) / (w @ real) for w in metrics.resample_counts(
+                both.image_id.tolist(), n_resamples, seed)]) if real.mean() > 0 else np.array([])
+        ratios = ratios[np.isfinite(ratios)]
+        low, high = np.percentile(ratios, [2.5, 97.5]) if ratios.size else (float("nan"), float("nan"))
+        out.append({"model": pair.model, "dataset": pair.dataset, "split": pair.split, "n": len(both),
+                    "accuracy": real.mean(), "swapped": swapped, "blank": blank.mean(), "kept": kept,
+                    "kept_low": low, "kept_high": high, "ignores_image": bool(kept >= IGNORES_IMAGE)})
+    return pd.DataFrame(out, columns=columns)
+
+
+def image_notes(table) -> dict[str, str]:
+    """model -> "keeps 92% on phantom without the image" for every dataset where it ignores the image."""
+    notes: dict[str, list[str]] = {}
+    for row in table[table.ignores_image].itertuples():
+        notes.setdefault(row.model, []).append(f"keeps {row.kept:.0%} on {row.dataset} without the image")
+    return {model: "; ".join(parts) for model, parts in notes.items()}

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-ABLATION_ORDER = ["none", "swap-images", "expert-prompt", "zero-shot", "ood", "probe"]
+ABLATION_ORDER = ["none", "swap-images", "blank-image", "expert-prompt", "zero-shot", "ood", "probe"]
 
 
 MIN_N_FOR_INTERVAL = 10  # as medvqa.ratings: no whisker drawn from fewer observations
@@ -73,7 +73,7 @@ def ablation_deltas(metrics: pd.DataFrame, metric: str, subset: str = "all") -> 
                           for m, d, v in zip(other.model, other.dataset, other.value)]
         other = other.dropna(subset=["delta"]).assign(err_plus=float("nan"), err_minus=float("nan"))
     if other.empty:
-        return _empty("no ablation runs beside a plain run yet (medvqa eval --ablation none,swap-images)")
+        return _empty("no ablation runs beside a plain run yet (medvqa eval --ablation none,swap-images,blank-image)")
     fig = px.bar(other, x="model", y="delta", color="ablation", barmode="group", hover_data=["dataset", "n"],
                  error_y="err_plus", error_y_minus="err_minus", category_orders={"ablation": ABLATION_ORDER},
                  labels={"delta": f"Δ {metric} vs plain"})

@@ -4,6 +4,7 @@ import itertools
 import pandas as pd
 import streamlit as st
 
+from medvqa import leaderboard as board
 from medvqa import plots, ratings
 from medvqa.ui import MISSING, counted, pairs, results
 
@@ -29,6 +30,9 @@ if not n_votes and grades.empty and metrics.empty:
             "`medvqa eval`; their results appear here.", icon=":material/leaderboard:")
     st.stop()
 table = ratings.side_by_side(arena, human, automatic)
+ignoring = board.image_notes(results.grounding(chosen_datasets))
+if ignoring:
+    table.insert(1, "answers without the image", table.model.map(ignoring))
 st.dataframe(table, hide_index=True, width="stretch", key="lb-table", placeholder=MISSING,
              column_config={**{c: st.column_config.NumberColumn(format="%.0f")
                                for c in ("arena rating", "arena ci_low", "arena ci_high")},

@@ -37,6 +37,21 @@ with breakdowns:
 with ablations:
     st.plotly_chart(plots.ablation_deltas(shown, metric, subset), key="metrics-ablations")
     st.caption("Below zero: the ablation costs accuracy. Swapped images should cost a model that reads the image.")
+    st.markdown("**Does the model look at the image?**")
+    grounding = results.grounding(datasets)
+    if models:
+        grounding = grounding[grounding.model.isin(models)]
+    if grounding.empty:
+        st.caption("Needs a plain and a blank-image run of a model on one dataset: `medvqa eval --model NAME "
+                   "--ablation none,swap-images,blank-image`.")
+    else:
+        st.dataframe(grounding, hide_index=True, width="stretch", key="metrics-grounding", column_config={
+            **{c: st.column_config.NumberColumn(format="percent") for c in (
+                "accuracy", "swapped", "blank", "kept", "kept_low", "kept_high")},
+            "kept": st.column_config.NumberColumn("kept without the image", format="percent")})
+        st.caption("Accuracy with the real images, with another sample's image and with a blank one, over the same "
+                   "questions; *kept*: the blank-image accuracy as a share of the real one (95% interval, images "
+                   "resampled). A model keeping 80% or more answers mostly from the question.")
 with trust:
     confidence.show(shown, datasets, splits, models, subset)
 with training:

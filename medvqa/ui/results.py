@@ -64,6 +64,11 @@ def latest_runs() -> pd.DataFrame:
     return _cached(queries.latest_runs)
 
 
+def grounding(datasets=()) -> pd.DataFrame:
+    """leaderboard.grounding (accuracy with real, swapped and blank images) on these datasets (all when empty)."""
+    return _cached(board.grounding, datasets=tuple(datasets))
+
+
 def _pairwise(db: Store, dataset: str, split: str):
     return board.pairwise(dataset, split, store=db)
 

@@ -65,6 +65,22 @@ def test_the_confidence_tab_shows_the_stored_statistics_and_the_diagrams_of_the_
     assert len(confidence.STATISTICS) + 4 == app.dataframe[0].value.shape[1]  # model, dataset, split, n
 
 
+def test_the_ablations_tab_says_whether_each_model_looks_at_the_image(app, evaluated):
+    from medvqa import leaderboard
+    from medvqa.evaluation import evaluate
+
+    app.switch_page("views/metrics.py").run()
+    assert any("blank-image" in c.value for c in app.caption)  # says how to get the table
+    evaluate("llava-tiny", "phantom", limit=16, ablation="blank-image", batch_size=16, store=evaluated,
+             progress=False)
+    app.run()
+    assert not app.exception
+    shown = next(d for d in app.dataframe if "kept" in d.value.columns).value
+    expected = leaderboard.grounding(evaluated)
+    assert shown.model.tolist() == ["llava-tiny"] and shown.n.tolist() == [16]
+    assert shown.blank.tolist() == expected.blank.tolist() and shown.swapped.tolist() == expected.swapped.tolist()
+
+
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
     page = sample_page(evaluated, "phantom", "test", page_size=100)
     table, models = page.rows, page.models

@@ -126,6 +126,24 @@ def test_the_leaderboard_compares_every_pair_of_models_on_a_dataset(app, evaluat
     assert any("16 questions every model answered" in c.value for c in app.caption)
 
 
+def test_the_leaderboard_flags_a_model_that_answers_without_the_image(app, private_store):
+    import dataclasses
+
+    from tests.integration.test_store import identity, prediction
+
+    store = Store(private_store)
+    for ablation, right in (("none", 10), ("blank-image", 9)):  # keeps 90% of its accuracy on blank images
+        run_id = store.open_run(identity("guesser", ablation=ablation))[0]
+        rows = [dataclasses.replace(prediction(f"s{i}", "yes", "yes" if i < right else "no"), image_id=f"i{i // 2}")
+                for i in range(12)]
+        store.add_predictions(run_id, rows)
+        store.finish_run(run_id, [{"subset": "all", "metric": "accuracy", "value": right / 12, "n": 12}])
+    app.switch_page("views/leaderboard.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value.set_index("model")
+    assert table.loc["guesser", "answers without the image"] == "keeps 90% on phantom without the image"
+
+
 def test_an_empty_leaderboard_says_what_fills_it_instead_of_drawing_blank_charts(app):
     app.switch_page("views/leaderboard.py").run()
     assert not app.exception

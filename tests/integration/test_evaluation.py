@@ -70,12 +70,17 @@ def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(env, zoo, phant
 def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
     plain = evaluate("vilt-tiny", "phantom", progress=False)
     swapped = evaluate("vilt-tiny", "phantom", ablation="swap-images", progress=False)
+    blank = evaluate("vilt-tiny", "phantom", ablation="blank-image", progress=False)
     expert = evaluate("idefics2-tiny", "phantom", ablation="expert-prompt", limit=20, progress=False)
     zero = evaluate("idefics2-tiny-lora", "phantom", ablation="zero-shot", limit=20, progress=False)
     probe = evaluate("llava-tiny", "phantom", ablation="probe", progress=False)
-    assert len({plain.run_id, swapped.run_id, expert.run_id, zero.run_id, probe.run_id}) == 5
+    assert len({plain.run_id, swapped.run_id, blank.run_id, expert.run_id, zero.run_id, probe.run_id}) == 6
     runs = Store().runs()
-    assert set(runs.ablation) == {"none", "swap-images", "expert-prompt", "zero-shot", "probe"}
+    assert set(runs.ablation) == {"none", "swap-images", "blank-image", "expert-prompt", "zero-shot", "probe"}
+    grounding = leaderboard.grounding().set_index("model")
+    assert grounding.loc["vilt-tiny", "n"] == plain.total
+    assert grounding.loc["vilt-tiny", "blank"] == pytest.approx(blank.summary["all"]["accuracy"])
+    assert grounding.loc["vilt-tiny", "swapped"] == pytest.approx(swapped.summary["all"]["accuracy"])
     assert runs.set_index("ablation").loc["expert-prompt", "prompt"] == "expert"
     assert probe.dataset == "probe" and "hallucination_rate" in probe.summary["all"]
     board = leaderboard.leaderboard()
@@ -89,6 +94,18 @@ def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
     ]
     assert vilt.loc["none", "accuracy"] == pytest.approx(stored_value.value.iloc[0])
     assert any(s.startswith("question_type=") for s in metrics.subset)
+
+
+def test_blank_images_keep_size_mode_and_one_id_per_image(env):
+    from medvqa import data
+    from medvqa.evaluation import blank_images
+
+    samples = data.load("phantom", split="test", limit=12)
+    blanks = blank_images(samples)
+    for s, b in zip(samples, blanks):
+        assert (b.image.size, b.image.mode) == (s.image.size, s.image.mode) and b.image.getextrema() in ((0, 0),
+                                                                                                      ((0, 0),) * 3)
+        assert b.image_id == f"{s.image_id}#blank" and b.question == s.question
 
 
 def test_swap_images_is_a_derangement(env):

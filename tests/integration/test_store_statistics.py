@@ -3,6 +3,7 @@ curve's aggregates in SQL, and every pair of models compared from stored predict
 `power`)."""
 import dataclasses
 
+import pandas as pd
 import pytest
 
 from medvqa import leaderboard
@@ -58,3 +59,29 @@ def test_every_pair_from_the_store_and_the_report_commands(store_url, capsys):
     assert "disagree on 25.0% of questions" in out and "to detect 10.0%" in out
     assert main(["report", "--pairs", "--dataset", "vqa-rad"]) == 2
     assert "fewer than two models have a finished run on vqa-rad/test" in capsys.readouterr().err
+
+
+def test_grounding_keeps_the_share_of_accuracy_without_the_image(store_url, capsys):
+    from medvqa.cli import main
+
+    store = Store()
+    # 10 questions on 5 images: right on 8 with real images, 4 with swapped, 7 with blank ones (the second model 1)
+    outcomes = {("looker", "none"): [1] * 8 + [0] * 2, ("looker", "swap-images"): [1] * 4 + [0] * 6,
+                ("looker", "blank-image"): [1] * 7 + [0] * 3, ("reader", "none"): [1] * 5 + [0] * 5,
+                ("reader", "blank-image"): [1] + [0] * 9}
+    for (model, ablation), right in outcomes.items():
+        run_id = store.open_run(identity(model, ablation=ablation))[0]
+        rows = [dataclasses.replace(prediction(f"s{i}", "yes", "yes" if r else "no"), image_id=f"img-{i // 2}")
+                for i, r in enumerate(right)]
+        store.add_predictions(run_id, rows)
+        store.finish_run(run_id, [])
+    table = leaderboard.grounding(store, n_resamples=300).set_index("model")
+    looker, reader = table.loc["looker"], table.loc["reader"]
+    assert (looker.n, looker.accuracy, looker.swapped, looker.blank) == (10, 0.8, 0.4, 0.7)
+    assert looker.kept == pytest.approx(0.875) and looker.kept_low <= 0.875 <= looker.kept_high
+    assert looker.ignores_image and not reader.ignores_image and reader.kept == pytest.approx(0.2)
+    assert pd.isna(reader.swapped)  # no swapped run: not made up
+    assert leaderboard.image_notes(table.reset_index()) == {"looker": "keeps 87% on phantom without the image"}
+    assert main(["report", "--grounding", "--dataset", "phantom"]) == 0
+    out = capsys.readouterr().out
+    assert "looker" in out and "0.875" in out and "ignores_image" in out
