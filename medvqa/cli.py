@@ -1,4 +1,4 @@
-"""The `medvqa` command (long: fourteen subcommands, each parser beside its handler; `COMMANDS` lists them):
+"""The `medvqa` command (long: fifteen subcommands, each parser beside its handler; `COMMANDS` lists them):
 
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
@@ -7,6 +7,7 @@
   medvqa eval         evaluate models on a dataset (batched, resumable, stored), with ablations
   medvqa train        fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)
   medvqa report       the leaderboard of stored runs, every pair's significance, calibration, or case reports
+  medvqa calibrate    fit a model's confidence on a validation split, and the threshold under which it defers
   medvqa power        the questions needed to detect a difference between two models, from the stored runs
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
@@ -196,7 +197,7 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
 def _ask(args) -> int:
     from pathlib import Path
 
-    from . import images, load_model, ood, registry, studies
+    from . import images, load_model, ood, recalibration, registry, studies
     from .models._requests import check_question
 
     check_question(args.question)  # before the model loads (seconds): an empty question is refused at once
@@ -214,8 +215,9 @@ def _ask(args) -> int:
     answer = model.answer(decoded.image, args.question, **generation)
     print(f"model:      {answer.model}")
     print(f"answer:     {answer.text}")
-    unavailable = "n/a (the engine gives no log-probabilities)"
-    print(f"confidence: {unavailable if answer.score is None else f'{answer.score:.3f}'}")
+    print(f"confidence: {recalibration.confidence_text(answer)}")
+    if answer.defers:
+        print(f"defers:     {recalibration.deferral(answer)}")
     if answer.candidates:
         print("candidates: " + ", ".join(f"{a} ({p:.3f})" for a, p in answer.candidates))
     print(f"latency:    {answer.latency_s * 1000:.0f} ms")
@@ -229,9 +231,12 @@ def _ask(args) -> int:
 
 
 def _eval_args(ev: argparse.ArgumentParser) -> None:
-    from .evaluation import ABLATIONS
+    from .ablations import ABLATIONS
 
-    ev.add_argument("--model", required=True, help="one name or several, comma-separated")
+    ev.add_argument("--model", default=None, help="one name or several, comma-separated")
+    ev.add_argument("--reproduce", type=int, metavar="RUN", default=None,
+                    help="repeat a stored run from its evaluation card into a new run (every answer computed again) "
+                         "and print every metric of both with its difference")
     ev.add_argument("--dataset", default="phantom")
     ev.add_argument("--split", default="test")
     ev.add_argument("--limit", type=int, default=None)
@@ -261,12 +266,18 @@ def _eval(args) -> int:
         print("error: --judge-endpoint and --judge-model go together", file=sys.stderr)
         return 2
 
+    if (args.model is None) == (args.reproduce is None):
+        print("error: give --model NAME (to evaluate) or --reproduce RUN (to repeat a run), one of them",
+              file=sys.stderr)
+        return 2
     backend = None
     if args.backend == "ray":
         from .distributed import RayBackend, require_ray
 
         require_ray()
         backend = RayBackend(args.address, args.workers, args.gpus_per_worker)
+    if args.reproduce is not None:
+        return _reproduce(args.reproduce, backend)
     for model in args.model.split(","):
         for ablation in args.ablation.split(","):
             r = evaluate(model.strip(), args.dataset, split=args.split, limit=args.limit, ablation=ablation.strip(),
@@ -280,6 +291,28 @@ def _eval(args) -> int:
             if args.judge_endpoint:
                 args.run = r.run_id
                 _judge(args)
+    return 0
+
+
+def _reproduce(run_id: int, backend) -> int:
+    import pandas as pd
+
+    from .rerun import reproduce
+
+    result, table, warning = reproduce(run_id, backend=backend)
+    if warning:
+        print(f"note: {warning}")
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.6f}".format):
+        print(table.to_string(index=False))
+    from .confidence import STATISTICS
+
+    scored = table.metric.isin([*STATISTICS, "ece_15_equal_width_calibrated", "coverage_at_threshold",
+                                "selective_accuracy"])
+    answers, confidence = table[~scored].difference.abs().max(), table[scored].difference.abs().max()
+    print(f"run {result.run_id} repeats run {run_id}: {table.attrs['same_answers']} of {table.attrs['answers']} "
+          f"answers identical; {len(table)} metrics, largest difference {answers:.2g} in those of the answers, "
+          f"{confidence:.2g} in those of the confidence (float32 scores can differ in their last digits between "
+          "processes)")
     return 0
 
 
@@ -417,6 +450,35 @@ def _report_pairs(args) -> int:
     return 0
 
 
+def _calibrate_args(cal: argparse.ArgumentParser) -> None:
+    cal.add_argument("--model", required=True)
+    cal.add_argument("--dataset", default="phantom")
+    cal.add_argument("--split", default="validation", help="the split to fit on (default validation; never the "
+                     "training split)")
+    cal.add_argument("--target-risk", type=float, default=0.10, help="the most wrong answers allowed among those the "
+                     "model gives; under the threshold chosen for it, the model defers (default 0.10)")
+    cal.add_argument("--limit", type=int, default=None, help="at most this many questions of each split")
+
+
+def _calibrate(args) -> int:
+    from .rerun import calibrate
+
+    out = calibrate(args.model, args.dataset, args.split, args.target_risk, limit=args.limit)
+    c, test = out["calibration"], out["test"]
+    print(f"{args.model}: Platt scaling fitted on {c.fitted_on['n']} scored answers of {args.dataset}/"
+          f"{c.fitted_on['split']} (slope {c.slope:.3f}, intercept {c.intercept:+.3f}); written to {out['path']}")
+    print(f"  {c.describe()}")
+    if "ece_15_equal_width" in test and "ece_15_equal_width_calibrated" in test:
+        print(f"  test ECE (15 bins): {test['ece_15_equal_width']:.3f} before, "
+              f"{test['ece_15_equal_width_calibrated']:.3f} calibrated")
+    if "coverage_at_threshold" in test:
+        kept = test.get("selective_accuracy")
+        print(f"  on test it answers {test['coverage_at_threshold']:.1%} of questions"
+              + (f", {kept:.1%} of them right" if kept is not None else "")
+              + f" (accuracy answering everything: {test.get('accuracy', float('nan')):.1%})")
+    return 0
+
+
 def _power_args(pw: argparse.ArgumentParser) -> None:
     pw.add_argument("--dataset", default="phantom")
     pw.add_argument("--split", default="test")
@@ -480,6 +542,7 @@ def _export_args(exp: argparse.ArgumentParser) -> None:
     what = exp.add_mutually_exclusive_group(required=True)
     what.add_argument("--run", type=int, help="one run's predictions (.csv or .jsonl)")
     what.add_argument("--votes", action="store_true", help="every arena vote as a FastChat battle log (.json/.jsonl)")
+    what.add_argument("--card", type=int, metavar="RUN", help="one run's evaluation card as Markdown (.md)")
     exp.add_argument("--out", required=True, help="the file to write")
 
 
@@ -490,6 +553,17 @@ def _export(args) -> int:
         print(f"wrote {export_votes(args.out)} battles to {args.out}")
         return 0
     from .store import Store
+
+    if args.card is not None:
+        from . import run_card
+
+        store = Store()
+        _, card = store.run_card(args.card)
+        rows = store.metrics()
+        rows = rows[(rows.run_id == args.card) & (rows.subset == "all")].sort_values("metric")
+        Path(args.out).write_text(run_card.markdown(args.card, card, rows))
+        print(f"wrote the evaluation card of run {args.card} to {args.out}")
+        return 0
 
     print(f"wrote {Store().export(args.run, args.out)}")
     return 0
@@ -625,6 +699,8 @@ COMMANDS = {  # name -> (help, arguments, handler)
     "train": ("fine-tune a checkpoint (full, LoRA, 4-bit QLoRA; VQA or captions)", _train_args, _train),
     "report": ("leaderboard of stored runs, every pair's significance, calibration, or case reports of disagreements",
                _report_args, _report),
+    "calibrate": ("fit a model's confidence on a validation split and the threshold under which it defers",
+                  _calibrate_args, _calibrate),
     "power": ("questions (and images) needed to detect a difference between two models, from the stored runs",
               _power_args, _power),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),

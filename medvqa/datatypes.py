@@ -102,6 +102,8 @@ class Answer:
     candidates: list[tuple[str, float]] = field(default_factory=list)
     latency_s: float = 0.0
     model: str = ""
+    calibrated: float | None = None  # the score through the model's calibration.json (medvqa calibrate), if it has one
+    defers: bool = False  # calibrated confidence under the model's abstention threshold: a radiologist should decide
 
 
 @dataclass

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import confidence, data, metrics, registry
+from . import confidence, data, metrics, recalibration, registry, run_card
+from .ablations import ABLATIONS
 from .datatypes import MedVQAError, ModelSpec, Prediction, Sample
 from .models import is_remote
 from .store import Store
@@ -44,75 +43,13 @@ def spec_hash(spec: ModelSpec) -> str:
     return h.hexdigest()[:16]
 
 
-def swap_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
-    """A seeded derangement: every question gets the image of another sample with a different image."""
-    if len({s.image_id for s in samples}) < 2:
-        raise MedVQAError("swap-images needs samples from at least two different images")
-    rng = random.Random(seed)
-    for _ in range(1000):
-        order = list(range(len(samples)))
-        rng.shuffle(order)
-        if all(samples[i].image_id != samples[j].image_id for i, j in enumerate(order)):
-            return [dataclasses.replace(s, image=samples[j].image, image_id=samples[j].image_id)
-                    for s, j in zip(samples, order)]
-    raise MedVQAError("could not derange the images (one image dominates the samples)")
-
-
-def blank_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
-    """Every image replaced by a blank (all-zero) one of the same size and mode: what a model answers when there is
-    nothing to look at. Each keeps its own image id (suffixed), so the bootstrap still draws an image's questions
-    together."""
-    from PIL import Image
-
-    blanks: dict[tuple, object] = {}
-    out = []
-    for s in samples:
-        key = (s.image.mode, s.image.size)
-        if key not in blanks:
-            blanks[key] = Image.new(*key)
-        out.append(dataclasses.replace(s, image=blanks[key], image_id=f"{s.image_id}#blank"))
-    return out
-
-
-@dataclass(frozen=True)
-class Ablation:
-    """One evaluation condition, as data: what samples, what prompt, what model variant, what extra metric, and
-    when it is refused. The runner reads these fields; it has no branch per ablation."""
-
-    name: str
-    help: str
-    dataset: tuple[str, str] | None = None  # a fixed (dataset, split), replacing the requested one
-    transform: Callable[[list[Sample], int], list[Sample]] | None = None  # (samples, seed) -> samples
-    prompt: str | None = None  # a prompt strategy replacing the spec's
-    zero_shot: bool = False  # the spec's base with its adapter switched off
-    extra_metrics: tuple[str, ...] = ()  # e.g. the probe's hallucination rate
-    refuse: Callable[[ModelSpec, str], str | None] = lambda spec, dataset: None  # a message when it cannot apply
-    paired: bool = True  # same samples as the plain run: its accuracy delta gets a paired CI (not probe, not ood)
-
-
-ABLATIONS = {a.name: a for a in (
-    Ablation("none", "the plain run", paired=False),
-    Ablation("swap-images", "every question asked about another sample's image (does the model look?)",
-             transform=swap_images),
-    Ablation("blank-image", "every image replaced by a blank one of the same size (what is left without looking?)",
-             transform=blank_images),
-    Ablation("expert-prompt", "the expert-radiologist instruction before each question", prompt="expert"),
-    Ablation("ood", "a dataset the model was not trained on", paired=False,
-             refuse=lambda spec, dataset: (f"{spec.name} was trained on {dataset}: pick a dataset outside "
-                                           f"{list(spec.trained_on)}") if dataset in spec.trained_on else None),
-    Ablation("probe", "unanswerable questions (hallucination rate = answers that do not decline)",
-             dataset=("probe", "test"), extra_metrics=("hallucination_rate",), paired=False),
-    Ablation("zero-shot", "the same base with the adapter switched off", zero_shot=True,
-             refuse=lambda spec, dataset: (f"{spec.name} has no adapter: it is already its own zero-shot base"
-                                           if spec.adapter is None else None)),
-)}
-
-
 def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
              batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
-             progress: bool = True, bootstrap: str = "image", backend=None) -> EvalResult:
+             progress: bool = True, bootstrap: str = "image", backend=None,
+             reproduces: int | None = None) -> EvalResult:
     """`backend`: None answers in this process; a `distributed.RayBackend` spreads the batches over Ray actors. Either
-    way each batch is stored as it finishes, under the same run identity and cache keys."""
+    way each batch is stored as it finishes, under the same run identity and cache keys. `reproduces`: a run id this
+    one repeats (a new run whose every answer is computed again, none copied from the store)."""
     if ablation not in ABLATIONS:
         raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
     condition = ABLATIONS[ablation]
@@ -132,11 +69,13 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     identity = {"model": model_name, "spec_hash": model_hash, "dataset": dataset, "split": split, "ablation": ablation,
                 "prompt": prompt, "generation": generation, "limit": limit, "seed": seed, "data": version,
                 "ood": bool(spec.trained_on) and dataset not in spec.trained_on}
+    if reproduces is not None:
+        identity["reproduces"] = int(reproduces)
     run_id, _ = store.open_run(identity)
     key_of = {s.id: _cache_key(model_hash, version, s, prompt, generation) for s in samples}
     done = store.done_sample_ids(run_id)
     todo = [s for s in samples if s.id not in done]
-    cached = store.cached([key_of[s.id] for s in todo])
+    cached = {} if reproduces is not None else store.cached([key_of[s.id] for s in todo])
     carried = [s for s in todo if key_of[s.id] in cached]
     if carried:  # identical requests answered by another run: copy, do not recompute
         store.add_predictions(run_id, [_row_from_cache(cached[key_of[s.id]], s) for s in carried])
@@ -162,10 +101,12 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
             bar.close()
     rows = store.predictions(run_id)
     rows = rows[rows.sample_id.isin(key_of)]  # exactly this sample set
-    metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap)
+    calibration = None if condition.zero_shot else recalibration.load(spec)
+    metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap, calibration=calibration)
     if condition.paired:
         metric_rows += paired_deltas(store, identity, rows, bootstrap)
-    store.finish_run(run_id, metric_rows)
+    store.finish_run(run_id, metric_rows, run_card.build(spec, identity, samples, bootstrap,
+                                                         "in-process" if backend is None else "ray"))
     summary = {}
     for m in metric_rows:
         if m["subset"] in ("all", "closed", "open"):
@@ -227,10 +168,10 @@ def _row_from_cache(row, s: Sample) -> Prediction:
     return dataclasses.replace(Prediction.from_row(row), sample_id=s.id)
 
 
-def aggregate(rows, extra_metrics: tuple[str, ...] = (), bootstrap: str = "image") -> list[dict]:
+def aggregate(rows, extra_metrics: tuple[str, ...] = (), bootstrap: str = "image", calibration=None) -> list[dict]:
     """Metric rows (subset, metric, value, 95% bootstrap CI, n) over all samples and every breakdown. CIs resample
     images (every question of a drawn image together: questions about one image are not independent), or single
-    questions with bootstrap="question"."""
+    questions with bootstrap="question". `calibration`: the model's, for its calibrated statistics."""
     if bootstrap not in BOOTSTRAPS:
         raise MedVQAError(f"bootstrap must be one of {', '.join(BOOTSTRAPS)}, not '{bootstrap}'")
     subsets = {"all": rows, "closed": rows[rows.answer_type == "closed"], "open": rows[rows.answer_type == "open"]}
@@ -260,17 +201,36 @@ def aggregate(rows, extra_metrics: tuple[str, ...] = (), bootstrap: str = "image
             out.append({"subset": subset, "metric": "bleu4", "value": float(bleu4.mean()), "ci_low": low,
                         "ci_high": high, "n": int(len(bleu4))})
         out += _corpus_bleu_rows(subset, group, long_gold, clusters)
-        out += _confidence_rows(subset, group, bootstrap)
+        out += _confidence_rows(subset, group, bootstrap, calibration)
     return out
 
 
-def _confidence_rows(subset: str, group, bootstrap: str) -> list[dict]:
-    """Calibration and selective-answering statistics over the answers that carry a score (NULL with none)."""
-    scored = group[group["score"].notna()] if "score" in group else group.iloc[0:0]
+def _confidence_rows(subset: str, group, bootstrap: str, calibration=None) -> list[dict]:
+    """Calibration and selective-answering statistics over the answers that carry a score (NULL with none); with the
+    model's `calibration` (recalibration.Recalibration), the calibrated ECE and, at its threshold, the share of
+    questions answered and the accuracy on them."""
+    if "score" not in group:  # rows built without scores (imported predictions): nothing to say
+        group = group.assign(score=None)
+    scored = group[group["score"].notna()]
     clusters = scored["image_id"].tolist() if bootstrap == "image" else None
-    rows = confidence.statistics(scored["score"].to_numpy(float) if len(scored) else [],
-                                 scored["correct"].to_numpy(float) if len(scored) else [], clusters=clusters)
-    return [{"subset": subset, **row} for row in rows]
+    scores, correct = scored["score"].to_numpy(float), scored["correct"].to_numpy(float)
+    rows = [{"subset": subset, **row} for row in confidence.statistics(scores, correct, clusters=clusters)]
+    if calibration is None or not len(scored):
+        return rows
+    calibrated = recalibration.calibrate_scores(scores, calibration.slope, calibration.intercept)
+    ece = confidence.statistics(calibrated, correct, clusters=clusters)[0]
+    rows.append({"subset": subset, **ece, "metric": "ece_15_equal_width_calibrated"})
+    if calibration.threshold is not None:
+        kept = calibrated >= calibration.threshold
+        low, high = metrics.bootstrap_ci(kept.astype(float), clusters=clusters)
+        rows.append({"subset": subset, "metric": "coverage_at_threshold", "value": float(kept.mean()),
+                     "ci_low": low, "ci_high": high, "n": int(kept.size)})
+        if kept.any():
+            low, high = metrics.bootstrap_ci(correct[kept], clusters=[c for c, k in zip(clusters, kept) if k]
+                                             if clusters else None)
+            rows.append({"subset": subset, "metric": "selective_accuracy", "value": float(correct[kept].mean()),
+                         "ci_low": low, "ci_high": high, "n": int(kept.sum())})
+    return rows
 
 
 def _corpus_bleu_rows(subset: str, group, long_gold, clusters) -> list[dict]:
@@ -299,3 +259,4 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="q", dynamic_ncols=True)
+

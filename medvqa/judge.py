@@ -76,6 +76,7 @@ def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, p
         metric_rows.append({"subset": "open", "metric": "judge_accuracy", "value": out["judge_accuracy"],
                             "ci_low": low, "ci_high": high, "n": len(values)})
     store.add_metrics(run_id, metric_rows)
+    store.note_judge(run_id, judge, PROMPT_VERSION)
     return out
 
 

@@ -9,6 +9,8 @@ import string
 from collections import Counter
 from functools import lru_cache
 
+# Bumped whenever a stored metric's definition changes; every run's evaluation card records the version it used.
+DEFINITIONS_VERSION = 3
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _YES_NO = re.compile(r"\b(yes|no)\b")

@@ -64,3 +64,11 @@ with table:
     st.dataframe(wide, hide_index=True, width="stretch", key="metrics-table")
     st.download_button("Download CSV", spreadsheet.to_csv(wide).encode(), "medvqa-metrics.csv", "text/csv",
                        key="metrics-csv")
+    if not wide.empty:
+        st.markdown("**Evaluation card**: everything needed to trust or reproduce a run")
+        run_labels = {int(r.run_id): f"run {r.run_id}: {r.model} · {r.dataset}/{r.split} · {r.ablation}"
+                      for r in wide.itertuples()}
+        picked = st.selectbox("Run", list(run_labels), format_func=run_labels.get, key="metrics-card-run")
+        st.dataframe(results.run_card(picked), hide_index=True, width="stretch", key="metrics-card")
+        st.caption(f"`medvqa export --card {picked} --out card.md` writes it as Markdown; `medvqa eval --reproduce "
+                   f"{picked}` repeats the run and compares every metric.")

@@ -2,6 +2,7 @@
 and nothing heavier). It owns `answer`/`answer_batch` and the request checks; a family fills `answer_prepared`."""
 from __future__ import annotations
 
+from .. import recalibration
 from ..datatypes import Answer, ModelSpec
 from ..prompts import apply_strategy
 from ._requests import check_image, check_question, new_token_budget
@@ -28,7 +29,13 @@ class AnsweringModel:
         if generation:
             raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
         prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
-        return self.answer_prepared(prepared, max_new_tokens, max(1, batch_size))
+        answers = self.answer_prepared(prepared, max_new_tokens, max(1, batch_size))
+        calibration = recalibration.load(self.spec)
+        if calibration is not None:
+            for answer in answers:
+                answer.calibrated = calibration.apply(answer.score)
+                answer.defers = calibration.defers(answer.calibrated)
+        return answers
 
     def answer_prepared(self, prepared: list[tuple], max_new_tokens: int, batch_size: int) -> list[Answer]:
         """Answers to checked (RGB image, prompt with the strategy applied) pairs, in order."""

@@ -45,5 +45,11 @@ def _v2(conn: sa.Connection, progress: Callable[[str], None]) -> None:
     schema_version.create(conn, checkfirst=True)
 
 
+def _v3(conn: sa.Connection, progress: Callable[[str], None]) -> None:
+    """v2 -> v3: the evaluation card of each run (`runs.card`); older runs keep NULL (their cards were never
+    recorded, and guessing them would be worse than saying so)."""
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN card TEXT")
+
+
 # version reached -> the step that reaches it from the one before
-MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2, 3: _v3}

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from .. import spreadsheet
 from ..datatypes import PREDICTION_COLUMNS, Prediction
 from . import schema
+from .database import StoreError
 
 
 class Results:
@@ -54,13 +55,37 @@ class Results:
         with self.transaction() as db:
             db.execute(self._insert(schema.predictions).on_conflict_do_nothing(), values)
 
-    def finish_run(self, run_id: int, metric_rows: list[dict]) -> None:
+    def finish_run(self, run_id: int, metric_rows: list[dict], card: dict | None = None) -> None:
+        """The run's metric rows (replacing earlier ones) and, when given, its evaluation card."""
         m, runs, now = schema.metrics, schema.runs, time.time()
+        values = {"status": "done", "finished": now, "updated": now}
+        if card is not None:
+            values["card"] = json.dumps(card, sort_keys=True)
         with self.transaction() as db:
             db.execute(m.delete().where(m.c.run_id == run_id))
             if metric_rows:
                 db.execute(m.insert(), [_metric_row(run_id, row) for row in metric_rows])
-            db.execute(runs.update().where(runs.c.id == run_id).values(status="done", finished=now, updated=now))
+            db.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+    def run_card(self, run_id: int) -> tuple[dict, dict | None]:
+        """(identity, evaluation card or None for a run stored before cards) of one run."""
+        runs = schema.runs
+        with self.connect() as db:
+            row = db.execute(sa.select(runs.c.identity, runs.c.card).where(runs.c.id == int(run_id))).first()
+        if row is None:
+            raise StoreError(f"no run {run_id} in the store (`medvqa report` lists the runs)")
+        return json.loads(row.identity), (json.loads(row.card) if row.card else None)
+
+    def note_judge(self, run_id: int, judge: str, prompt_version: str) -> None:
+        """Records on the run's card which judge (and prompt version) scored its open answers."""
+        _, card = self.run_card(run_id)
+        if card is None:
+            return
+        card["judge"] = f"{judge} ({prompt_version})"
+        runs = schema.runs
+        with self.transaction() as db:
+            db.execute(runs.update().where(runs.c.id == int(run_id)).values(
+                card=json.dumps(card, sort_keys=True), updated=time.time()))
 
     def add_metrics(self, run_id: int, rows: list[dict]) -> None:
         """Metric rows added to a finished run (a judge's verdicts), replacing earlier rows of the same name."""

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ..datatypes import Prediction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -22,6 +22,7 @@ runs = sa.Table(
     sa.Column("status", sa.Text, nullable=False), sa.Column("created", sa.Float, nullable=False),
     sa.Column("finished", sa.Float),
     sa.Column("updated", sa.Float),  # any change a page shows (finished, judged): the store version reads its max
+    sa.Column("card", sa.Text),  # the evaluation card (run_card.build), JSON; NULL for runs stored before v3
     sa.Index("runs_pages", "dataset", "split", "ablation", "status"),
 )
 

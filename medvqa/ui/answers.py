@@ -6,7 +6,7 @@ from collections import Counter
 
 import streamlit as st
 
-from .. import cases, list_models, load_model, loaded_models, registry
+from .. import cases, list_models, load_model, loaded_models, recalibration, registry
 from ..datatypes import MedVQAError
 from ..metrics import correct, fits_question, normalize
 from . import escaped
@@ -72,8 +72,13 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if isinstance(answer, str):  # the error a model or its engine left: its text may carry anything
         st.error(escaped(answer))
         return
-    # the whole answer, wrapped (st.metric cut long answers with an ellipsis)
-    st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
+    held_back = recalibration.deferral(answer) if show_origin else None  # a blind battle shows both answers
+    if held_back:  # under the model's threshold: not presented as an answer; the text stays one click away
+        st.warning(escaped(held_back), icon=":material/front_hand:")
+        with st.expander("Show the answer anyway"):
+            st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
+    else:  # the whole answer, wrapped (st.metric cut long answers with an ellipsis)
+        st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
     for kind, text in cases.answer_notices(answer.model, image) if show_origin else []:
@@ -83,8 +88,7 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
         elif demo_notice:  # False where the page says it once for all its cards
             st.caption(f":material/science: {escaped(text)}")
     if show_origin:  # confidence and latency tell models apart: a blind card shows them after the vote
-        confidence = "n/a" if answer.score is None else f"{answer.score:.2f}"
-        st.caption(f"confidence {confidence} · {answer.latency_s * 1000:.0f} ms"
+        st.caption(f"confidence {escaped(recalibration.confidence_text(answer))} · {answer.latency_s * 1000:.0f} ms"
                    + (" · agrees with the majority" if majority and normalize(answer.text) == majority else ""))
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},

@@ -69,6 +69,21 @@ def grounding(datasets=()) -> pd.DataFrame:
     return _cached(board.grounding, datasets=tuple(datasets))
 
 
+def _run_card(db: Store, run_id: int) -> pd.DataFrame:
+    from .. import run_card
+
+    _, card = db.run_card(run_id)
+    if card is None:
+        return pd.DataFrame({"setting": ["card"], "value": ["not recorded: the run was stored before cards existed"]})
+    return pd.DataFrame({"setting": [label for _, label in run_card.LABELS],
+                         "value": [run_card.text(card.get(key)) for key, _ in run_card.LABELS]})
+
+
+def run_card(run_id: int) -> pd.DataFrame:
+    """One run's evaluation card as (setting, value) rows."""
+    return _cached(_run_card, int(run_id))
+
+
 def _pairwise(db: Store, dataset: str, split: str):
     return board.pairwise(dataset, split, store=db)
 

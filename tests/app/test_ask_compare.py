@@ -260,3 +260,26 @@ def test_an_image_unlike_the_models_training_images_is_flagged_on_its_card(app, 
     from medvqa.ui import escaped
 
     assert any(escaped("unlike the images vilt-tiny was trained on") in c.value for c in app.caption)  # as text
+
+
+def test_an_answer_under_the_models_threshold_defers_to_a_radiologist(app):
+    from medvqa import recalibration
+
+    spec = medvqa.registry.get_spec("llava-tiny")
+    # a calibration that keeps the score as it is (slope 1, intercept 0) and defers under 0.999: every answer defers
+    recalibration.save(spec, recalibration.Recalibration(1.0, 0.0, 0.999, 0.1, {
+        "model": "llava-tiny", "dataset": "phantom", "split": "validation"}))
+    try:
+        app.switch_page("views/ask.py").run()
+        app.selectbox(key="ask-model").set_value("llava-tiny").run()
+        app.button(key="ask-go").click().run()
+        assert not app.exception
+        warning = " ".join(w.value for w in app.warning)
+        assert "Defers to a radiologist" in warning and "chosen on phantom/validation" in warning
+        assert app.expander[0].label == "Show the answer anyway"
+        sample = first_sample()
+        expected = medvqa.load_model("llava-tiny").answer(sample.image, sample.question)
+        assert expected.defers and answers_shown(app) == [expected.text or "(empty)"]  # inside the expander
+        assert any(f"confidence {expected.calibrated:.2f} calibrated" in c.value.replace("\\", "") for c in app.caption)
+    finally:
+        recalibration.path_for(spec).unlink()

@@ -81,6 +81,21 @@ def test_the_ablations_tab_says_whether_each_model_looks_at_the_image(app, evalu
     assert shown.blank.tolist() == expected.blank.tolist() and shown.swapped.tolist() == expected.swapped.tolist()
 
 
+def test_the_table_tab_shows_the_evaluation_card_of_a_chosen_run(app, evaluated):
+    app.switch_page("views/metrics.py").run()
+    runs = app.selectbox(key="metrics-card-run").options
+    assert len(runs) == 4 and all(r.startswith("run ") for r in runs)  # two models, plain and swapped images
+    last = int(evaluated.runs().id.max())
+    app.selectbox(key="metrics-card-run").set_value(last).run()
+    assert not app.exception
+    card = app.dataframe[-1].value.set_index("setting").value
+    run_id = int(app.selectbox(key="metrics-card-run").value)
+    assert run_id == last
+    _, stored = evaluated.run_card(run_id)
+    assert card["Questions"] == "16" and card["Data content hash"] == stored["data_fingerprint"]
+    assert card["Model"] == stored["model"] and card["Prompt hash"] == stored["prompt_hash"]
+
+
 def test_samples_show_every_models_answer_and_filters_change_them(app, evaluated):
     page = sample_page(evaluated, "phantom", "test", page_size=100)
     table, models = page.rows, page.models

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from medvqa import leaderboard
+from medvqa.ablations import swap_images
 from medvqa.data import phantom
 from medvqa.datatypes import MedVQAError
-from medvqa.evaluation import evaluate, swap_images
+from medvqa.evaluation import evaluate
 from medvqa.store import Store
 from tests.conftest import hang_guard
 
@@ -98,7 +99,7 @@ def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
 
 def test_blank_images_keep_size_mode_and_one_id_per_image(env):
     from medvqa import data
-    from medvqa.evaluation import blank_images
+    from medvqa.ablations import blank_images
 
     samples = data.load("phantom", split="test", limit=12)
     blanks = blank_images(samples)
@@ -212,3 +213,35 @@ def test_report_cases_writes_one_html_case_per_disagreement_with_answers_grades_
     capsys.readouterr()
     assert main(["report", "--cases", str(folder), "--models", "vilt-tiny", "blip-tiny"]) != 0
     assert "no finished run on phantom/test for blip-tiny" in capsys.readouterr().err
+
+
+def test_every_run_has_an_evaluation_card_and_reproduces_from_it(env, capsys):
+    from medvqa import confidence, metrics
+    from medvqa.cli import main
+    from medvqa.rerun import reproduce
+
+    first = evaluate("vilt-tiny", "phantom", limit=16, progress=False)
+    identity, card = Store().run_card(first.run_id)
+    assert card["questions"] == 16 and card["images"] == len({s.image_id for s in phantom_samples(16)})
+    assert card["data_fingerprint"] == identity["data"] and card["metrics_version"] == metrics.DEFINITIONS_VERSION
+    assert card["prompt_template"] == "{question}" and len(card["prompt_hash"]) == 16
+    assert card["device"].startswith("cpu") and card["backend"] == "in-process" and card["seed"] == 0
+    assert main(["export", "--card", str(first.run_id), "--out", str(env / "card.md")]) == 0
+    document = (env / "card.md").read_text()
+    assert f"# Evaluation card: run {first.run_id}" in document and "| Questions | 16 |" in document
+    assert "| accuracy |" in document
+    again, table, warning = reproduce(first.run_id, progress=False)
+    assert again.run_id != first.run_id and again.computed == 16 and warning is None  # nothing copied
+    assert table.attrs["same_answers"] == 16
+    scored = table.metric.isin(confidence.STATISTICS)
+    assert len(table) > 100 and (table[~scored].difference.fillna(0) == 0).all()  # answers' metrics: exactly equal
+    assert (table[scored].difference.abs().fillna(0) < 1e-6).all()  # float32 scores: their last digits may move
+    assert main(["eval", "--reproduce", str(first.run_id)]) == 0
+    assert "16 of 16 answers identical" in capsys.readouterr().out
+    assert main(["eval"]) == 2  # neither --model nor --reproduce
+
+
+def phantom_samples(n):
+    from medvqa import data
+
+    return data.load("phantom", split="test", limit=n)
