@@ -145,6 +145,9 @@ def _data_args(data: argparse.ArgumentParser) -> None:
     prep = data_sub.add_parser("prepare", help="prepare a dataset from a hub id or a local path")
     prep.add_argument("name", help="vqa-rad, slake, pathvqa, roco, probe")
     prep.add_argument("--source", default=None, help="hub id or local folder / parquet / arrow path")
+    chk = data_sub.add_parser("check", help="did the test set leak? near-duplicate images across splits, the same "
+                              "(image, question) in two splits, repeated triplets; written beside the dataset")
+    chk.add_argument("name")
     show = data_sub.add_parser("show", help="print samples of a prepared dataset")
     show.add_argument("name")
     show.add_argument("--split", default="test")
@@ -170,6 +173,13 @@ def _data(args) -> int:
         return 0
     if args.data_command == "prepare":
         print(f"prepared {args.name} in {data.prepare(args.name, args.source)}")
+        return 0
+    if args.data_command == "check":
+        from .data import leakage
+
+        report, path = leakage.check(args.name, progress=print)
+        print(report.summary())
+        print(f"wrote the ids to {path}; `medvqa eval --exclude-leaks` leaves the flagged items out")
         return 0
     for s in data.load(args.name, split=args.split, limit=args.limit, seed=args.seed):
         if hasattr(s, "question"):
@@ -243,6 +253,8 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--ablation", default="none", help="comma-separated, any of: " + "; ".join(
         f"{a.name} ({a.help})" for a in ABLATIONS.values()))
+    ev.add_argument("--exclude-leaks", action="store_true", help="leave out the items `medvqa data check` flagged "
+                    "(images with a near-duplicate in another split, repeated triplets); the run records it")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--bootstrap", choices=["image", "question"], default="image",
                     help="CIs resample images (all their questions together; default) or single questions")
@@ -282,7 +294,7 @@ def _eval(args) -> int:
         for ablation in args.ablation.split(","):
             r = evaluate(model.strip(), args.dataset, split=args.split, limit=args.limit, ablation=ablation.strip(),
                          batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                         bootstrap=args.bootstrap, backend=backend)
+                         bootstrap=args.bootstrap, backend=backend, exclude_leaks=args.exclude_leaks)
             parts = [f"{k} {v['accuracy']:.3f}" for k, v in r.summary.items() if "accuracy" in v]
             extra = f", hallucination rate {r.summary['all']['hallucination_rate']:.3f}" \
                 if "hallucination_rate" in r.summary.get("all", {}) else ""

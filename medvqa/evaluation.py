@@ -46,10 +46,11 @@ def spec_hash(spec: ModelSpec) -> str:
 def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | None = None, ablation: str = "none",
              batch_size: int = 16, seed: int = 0, max_new_tokens: int | None = None, store: Store | None = None,
              progress: bool = True, bootstrap: str = "image", backend=None,
-             reproduces: int | None = None) -> EvalResult:
+             reproduces: int | None = None, exclude_leaks: bool = False) -> EvalResult:
     """`backend`: None answers in this process; a `distributed.RayBackend` spreads the batches over Ray actors. Either
     way each batch is stored as it finishes, under the same run identity and cache keys. `reproduces`: a run id this
-    one repeats (a new run whose every answer is computed again, none copied from the store)."""
+    one repeats (a new run whose every answer is computed again, none copied from the store). `exclude_leaks`: the
+    items `medvqa data check` flagged are left out (a run of its own)."""
     if ablation not in ABLATIONS:
         raise MedVQAError(f"unknown ablation '{ablation}'; choose one of {', '.join(ABLATIONS)}")
     condition = ABLATIONS[ablation]
@@ -60,6 +61,15 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     if refusal:
         raise MedVQAError(refusal)
     samples = data.load(dataset, split=split, limit=limit, seed=seed)
+    excluded = 0
+    if exclude_leaks:
+        from .data import leakage
+
+        flagged = set(leakage.exclusions(dataset, split))
+        excluded = sum(s.id in flagged for s in samples)
+        samples = [s for s in samples if s.id not in flagged]
+        if not samples:
+            raise MedVQAError(f"every sample of {dataset}/{split} is flagged as leaked: nothing left to evaluate")
     if condition.transform is not None:
         samples = condition.transform(samples, seed)
     prompt = condition.prompt or spec.prompt_strategy
@@ -71,6 +81,8 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
                 "ood": bool(spec.trained_on) and dataset not in spec.trained_on}
     if reproduces is not None:
         identity["reproduces"] = int(reproduces)
+    if exclude_leaks:
+        identity["exclude_leaks"] = True
     run_id, _ = store.open_run(identity)
     key_of = {s.id: _cache_key(model_hash, version, s, prompt, generation) for s in samples}
     done = store.done_sample_ids(run_id)
@@ -105,8 +117,9 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap, calibration=calibration)
     if condition.paired:
         metric_rows += paired_deltas(store, identity, rows, bootstrap)
-    store.finish_run(run_id, metric_rows, run_card.build(spec, identity, samples, bootstrap,
-                                                         "in-process" if backend is None else "ray"))
+    card = run_card.build(spec, identity, samples, bootstrap, "in-process" if backend is None else "ray")
+    card["excluded_leaks"] = excluded if exclude_leaks else None
+    store.finish_run(run_id, metric_rows, card)
     summary = {}
     for m in metric_rows:
         if m["subset"] in ("all", "closed", "open"):

@@ -54,7 +54,8 @@ def reproduce(run_id: int, store: Store | None = None, progress: bool = True, ba
     result = evaluate(identity["model"], identity["dataset"], identity["split"], limit=identity.get("limit"),
                       ablation=identity["ablation"], seed=identity.get("seed", 0),
                       max_new_tokens=identity["generation"].get("max_new_tokens"), store=store, progress=progress,
-                      bootstrap=(card or {}).get("bootstrap", "image"), backend=backend, reproduces=int(run_id))
+                      bootstrap=(card or {}).get("bootstrap", "image"), backend=backend, reproduces=int(run_id),
+                      exclude_leaks=bool(identity.get("exclude_leaks")))
     _, new_card = store.run_card(result.run_id)
     changed = [label for key, label in (("spec_hash", "the model's weights or spec"),
                                         ("data_fingerprint", "the dataset"),

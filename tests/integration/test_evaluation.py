@@ -245,3 +245,26 @@ def phantom_samples(n):
     from medvqa import data
 
     return data.load("phantom", split="test", limit=n)
+
+
+def test_data_check_flags_leaks_and_eval_can_leave_them_out(env, capsys):
+    import json
+
+    from medvqa.cli import main
+    from medvqa.data import leakage
+    from medvqa.data.loaders import folder_for
+
+    with pytest.raises(MedVQAError, match="run `medvqa data check phantom` first"):
+        evaluate("vilt-tiny", "phantom", exclude_leaks=True, progress=False)
+    assert main(["data", "check", "phantom"]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(leakage.path_for(folder_for("phantom")).read_text())
+    flagged = set(saved["excluded"]["test"])
+    assert flagged and f"test {len(flagged)}" in out  # the phantom draws its images from templates: some recur
+    full = evaluate("vilt-tiny", "phantom", progress=False)
+    kept = evaluate("vilt-tiny", "phantom", exclude_leaks=True, progress=False)
+    assert kept.run_id != full.run_id and kept.total == full.total - len(flagged)
+    predicted = set(Store().predictions(kept.run_id).sample_id)
+    assert not predicted & flagged
+    _, card = Store().run_card(kept.run_id)
+    assert card["excluded_leaks"] == len(flagged)
