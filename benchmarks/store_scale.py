@@ -31,7 +31,9 @@ MODELS = [f"model-{i:02d}" for i in range(20)]
 DATASETS = ["vqa-rad", "slake", "pathvqa", "phantom"]
 ABLATIONS = ["none", "swap-images", "expert-prompt", "zero-shot", "blank-image"]
 SEEDS = range(5)  # 20 x 4 x 5 x 5 = 2,000 runs
-METRICS = ["accuracy", "exact_match", "contains", "token_f1", "token_recall", "bleu1", "bleu4", "meteor", "declined"]
+METRICS = ["accuracy", "exact_match", "contains", "token_f1", "token_recall", "bleu1", "bleu4", "meteor", "declined",
+           "ece_15_equal_width", "ece_10_equal_mass", "brier", "auroc_right_vs_wrong", "aurc",
+           "accuracy_at_80_coverage", "accuracy_at_90_coverage"]
 QUESTION_TYPES = ["presence", "organ", "position", "count", "size", "colour", "modality", "plane"]
 MODALITIES = ["x-ray", "ct", "mri", "ultrasound", "pathology"]
 ORGANS = ["chest", "abdomen", "brain", "liver", "kidney"]
@@ -61,9 +63,10 @@ def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000
                         gold, answer = rng.choice(ANSWERS), rng.choice(ANSWERS)
                         correct = float(gold == answer or rng.random() < 0.6)
                         answer = gold if correct else answer
+                        score = min(1.0, max(0.0, rng.gauss(0.7 if correct else 0.45, 0.2)))  # informative
                         rows.append(Prediction(
                             sample_id=f"{dataset}-{k:05d}", cache_key=f"{run_id}:{k}", question=f"question {k}",
-                            answer=gold, prediction=answer, score=None, latency_s=0.05,
+                            answer=gold, prediction=answer, score=round(score, 4), latency_s=0.05,
                             answer_type="closed" if k % 2 else "open", question_type=QUESTION_TYPES[k % 8],
                             modality=MODALITIES[k % 5], organ=ORGANS[k % 5], image_id=f"{dataset}-img-{k // 3}",
                             values_json=json.dumps({"correct": correct, "token_f1": correct, "bleu1": correct}),
@@ -115,8 +118,23 @@ def page_reads(store) -> dict:
                 os.environ.pop("MEDVQA_DB") if before is None else os.environ.update(MEDVQA_DB=before)
         assert len(csv.read_text().splitlines()) == 2001  # every run: the command did read this store
 
+    from medvqa import confidence
+
+    plain = list(first.id[:20])
+
+    def risk_coverage():
+        levels = queries.score_levels(store, plain)
+        return [confidence.risk_coverage(rows.n, rows.errors) for _, rows in levels.groupby("run_id")]
+
     return {
         "store version (cache key)": store.version,
+        "confidence table (Metrics)": lambda: store.metrics(latest=True, metric=confidence.STATISTICS),
+        "reliability diagram, 20 runs (Metrics)": lambda: queries.reliability_bins(store, plain),
+        "risk-coverage curves, 20 runs (Metrics)": risk_coverage,
+        "evaluation card (Metrics)": lambda: store.run_card(int(first.id.iloc[0])),
+        "every pair of 20 models, 1,000 resamples (Leaderboard)": lambda: leaderboard.pairwise("vqa-rad",
+                                                                                               store=store),
+        "grounding table, 80 model x dataset (Metrics, Leaderboard)": lambda: leaderboard.grounding(store),
         "leaderboard (Home)": lambda: leaderboard.leaderboard(store),
         "metric frame (Metrics)": lambda: (store.metric_names(),
                                            store.metrics(latest=True, metric=("accuracy", "delta_accuracy"))),

@@ -206,6 +206,8 @@ def statistics(scores, correct, clusters=None, n_resamples: int = N_RESAMPLES, s
     if not s.size:
         return [{"metric": m, "value": None, "ci_low": None, "ci_high": None, "n": 0} for m in STATISTICS]
     point = _all_statistics(s, c, np.ones((1, s.size)))
+    # a single image (or answer) resampled gives itself back: no interval, rather than a zero-width one
+    one_cluster = (len(set(map(str, clusters))) if clusters is not None else s.size) < 2
     chunks = [_all_statistics(s, c, w) for w in metrics.resample_counts(s.size if clusters is None else clusters,
                                                                                 n_resamples, seed)]
     rows = []
@@ -213,7 +215,7 @@ def statistics(scores, correct, clusters=None, n_resamples: int = N_RESAMPLES, s
         value = float(point[metric][0])
         resampled = np.concatenate([chunk[metric] for chunk in chunks])
         resampled = resampled[~np.isnan(resampled)]
-        if np.isnan(value) or not resampled.size:
+        if np.isnan(value) or not resampled.size or one_cluster:
             low = high = None
             value = None if np.isnan(value) else value
         else:

@@ -112,3 +112,9 @@ def test_the_table_says_n_a_where_a_run_has_no_scores():
     table = confidence.table(stored, "all").set_index("model")
     assert table.loc["vilt", "Brier score"] == "0.100 (0.050–0.200)"
     assert table.loc["served", "AURC"] == "n/a" and table.loc["served", "scored answers"] == 0
+
+
+def test_one_image_gives_values_without_intervals():
+    rows = {r["metric"]: r for r in confidence.statistics([0.9, 0.2, 0.6], [1, 0, 1], clusters=["one"] * 3)}
+    assert rows["brier"]["value"] == pytest.approx((0.01 + 0.04 + 0.16) / 3)
+    assert rows["brier"]["ci_low"] is None and rows["aurc"]["ci_high"] is None

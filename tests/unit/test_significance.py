@@ -104,3 +104,10 @@ def test_sample_size_worked_example_and_its_inverse():
     summary = significance.power(significance.pairwise(correct, images, n_resamples=200), 0.05, 3)
     assert summary["questions"] >= summary["questions_independent"] and summary["images"] * 3 >= summary["questions"]
     assert 0 < summary["detectable"] < 1
+
+
+def test_one_image_gives_no_interval_rather_than_a_zero_width_one():
+    report = significance.pairwise(pd.DataFrame({"a": [1.0, 0, 1], "b": [0.0, 0, 1]}), pd.Series(["one"] * 3),
+                                   n_resamples=50)
+    assert report.pairs.difference.tolist() == [pytest.approx(1 / 3)]
+    assert report.pairs.ci_low.isna().all() and report.pairs.ci_high.isna().all()
