@@ -128,7 +128,8 @@ def page_reads(store) -> dict:
 
     return {
         "store version (cache key)": store.version,
-        "confidence table (Metrics)": lambda: store.metrics(latest=True, metric=confidence.STATISTICS),
+        "confidence table (Metrics)": lambda: store.metrics(latest=True, metric=confidence.STATISTICS,
+                                                            subsets=("all",), ablations=("none",)),
         "reliability diagram, 20 runs (Metrics)": lambda: queries.reliability_bins(store, plain),
         "risk-coverage curves, 20 runs (Metrics)": risk_coverage,
         "evaluation card (Metrics)": lambda: store.run_card(int(first.id.iloc[0])),

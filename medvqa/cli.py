@@ -58,13 +58,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _existing_file(value: str) -> str:
-    from pathlib import Path
-
     path = Path(value)
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{value} does not exist")
-    if not path.is_file():
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a folder, not a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value} is not a regular file (a device or a pipe)")
+    return value
+
+
+def _count(value: str) -> int:
+    """A whole number of at least 1 (questions, steps, a batch, tokens, workers)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not '{value}'") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _output_file(value: str) -> str:
+    """A file to write: its folder must exist and be writable; never a folder itself."""
+    import os
+
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file name inside it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {folder} is not writable")
     return value
 
 
@@ -94,9 +120,9 @@ def _zoo_args(zoo: argparse.ArgumentParser) -> None:
                        help="only these families (repeatable)")
     build.add_argument("--seed", type=int, default=0, help="seeds the bases, pretraining and training")
     build.add_argument("--if-missing", action="store_true", help="do nothing when models are already registered")
-    build.add_argument("--steps", type=int, default=None,
+    build.add_argument("--steps", type=_count, default=None,
                        help="training steps for every model (default: each recipe's own, 150 to 1,200)")
-    build.add_argument("--pretrain-steps", type=int, default=None,
+    build.add_argument("--pretrain-steps", type=_count, default=None,
                        help="vision pretraining steps per base before VQA training (default: each family's own)")
 
 
@@ -140,7 +166,7 @@ def _models(args) -> int:
 def _data_args(data: argparse.ArgumentParser) -> None:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     ph = data_sub.add_parser("phantom", help="generate the phantom benchmark into data_cache/phantom")
-    ph.add_argument("--n", type=int, default=None, help="training images (validation and test scale with it)")
+    ph.add_argument("--n", type=_count, default=None, help="training images (validation and test scale with it)")
     ph.add_argument("--seed", type=int, default=0)
     prep = data_sub.add_parser("prepare", help="prepare a dataset from a hub id or a local path")
     prep.add_argument("name", help="vqa-rad, slake, pathvqa, roco, probe")
@@ -151,7 +177,7 @@ def _data_args(data: argparse.ArgumentParser) -> None:
     show = data_sub.add_parser("show", help="print samples of a prepared dataset")
     show.add_argument("name")
     show.add_argument("--split", default="test")
-    show.add_argument("--limit", type=int, default=5)
+    show.add_argument("--limit", type=_count, default=5)
     show.add_argument("--seed", type=int, default=0)
 
 
@@ -198,7 +224,7 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
     ask.add_argument("--series", type=int, default=1, help="a study's series, 1 = the largest (`--slice` lists them)")
     ask.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial", help="a volume's plane")
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
-    ask.add_argument("--max-new-tokens", type=int, default=None)
+    ask.add_argument("--max-new-tokens", type=_count, default=None)
     ask.add_argument("--window", default=None, type=_window,
                      help="window: automatic, a CT preset (lung, soft tissue, bone, brain, liver) or CENTRE,WIDTH")
     ask.add_argument("question")
@@ -249,25 +275,26 @@ def _eval_args(ev: argparse.ArgumentParser) -> None:
                          "and print every metric of both with its difference")
     ev.add_argument("--dataset", default="phantom")
     ev.add_argument("--split", default="test")
-    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--limit", type=_count, default=None)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--ablation", default="none", help="comma-separated, any of: " + "; ".join(
         f"{a.name} ({a.help})" for a in ABLATIONS.values()))
     ev.add_argument("--exclude-leaks", action="store_true", help="leave out the items `medvqa data check` flagged "
                     "(images with a near-duplicate in another split, repeated triplets); the run records it")
-    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--batch-size", type=_count, default=16)
     ev.add_argument("--bootstrap", choices=["image", "question"], default="image",
                     help="CIs resample images (all their questions together; default) or single questions")
     ev.add_argument("--judge-endpoint", default=None, help="also judge each run's open answers (see `medvqa judge`)")
     ev.add_argument("--judge-model", default=None, help="the judge's model name at --judge-endpoint")
     ev.add_argument("--api-key-env", default=None, help="the NAME of the variable holding the judge's API key")
-    ev.add_argument("--max-new-tokens", type=int, default=None)
+    ev.add_argument("--max-new-tokens", type=_count, default=None)
     ev.add_argument("--backend", choices=["inprocess", "ray"], default="inprocess",
                     help="answer in this process (default), or spread the batches over Ray actors "
                          "(pip install 'medvqa-workbench[ray]')")
     ev.add_argument("--address", default=None,
                     help="with --backend ray: a running cluster (auto, or ray://host:port); default a local one")
-    ev.add_argument("--workers", type=int, default=2, help="with --backend ray: actors per model (each loads it once)")
+    ev.add_argument("--workers", type=_count, default=2,
+                    help="with --backend ray: actors per model (each loads it once)")
     ev.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --backend ray: GPUs each actor reserves")
 
 
@@ -371,7 +398,8 @@ def _train(args) -> int:
 
 
 def _report_args(rep: argparse.ArgumentParser) -> None:
-    rep.add_argument("--csv", default=None, help="also write the leaderboard here (default data_cache/leaderboard.csv)")
+    rep.add_argument("--csv", default=None, type=_output_file,
+                     help="also write the leaderboard here (default data_cache/leaderboard.csv)")
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
     rep.add_argument("--pairs", action="store_true", help="every pair of models on --dataset/--split: paired "
                      "differences, exact McNemar with Holm's correction, rank intervals and letter groups")
@@ -388,7 +416,7 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
                      help="write one HTML case report per sample on which the models disagree into FOLDER")
     rep.add_argument("--models", nargs="+", default=None, help="with --cases or --pairs: these models (default "
                      "every one evaluated on --dataset/--split)")
-    rep.add_argument("--limit", type=int, default=20, help="with --cases: at most this many cases (default 20)")
+    rep.add_argument("--limit", type=_count, default=20, help="with --cases: at most this many cases (default 20)")
     rep.add_argument("--no-maps", action="store_true", help="with --cases: skip the relevance maps (a backward pass "
                      "per model and case)")
 
@@ -469,7 +497,7 @@ def _calibrate_args(cal: argparse.ArgumentParser) -> None:
                      "training split)")
     cal.add_argument("--target-risk", type=float, default=0.10, help="the most wrong answers allowed among those the "
                      "model gives; under the threshold chosen for it, the model defers (default 0.10)")
-    cal.add_argument("--limit", type=int, default=None, help="at most this many questions of each split")
+    cal.add_argument("--limit", type=_count, default=None, help="at most this many questions of each split")
 
 
 def _calibrate(args) -> int:
@@ -555,7 +583,7 @@ def _export_args(exp: argparse.ArgumentParser) -> None:
     what.add_argument("--run", type=int, help="one run's predictions (.csv or .jsonl)")
     what.add_argument("--votes", action="store_true", help="every arena vote as a FastChat battle log (.json/.jsonl)")
     what.add_argument("--card", type=int, metavar="RUN", help="one run's evaluation card as Markdown (.md)")
-    exp.add_argument("--out", required=True, help="the file to write")
+    exp.add_argument("--out", required=True, type=_output_file, help="the file to write")
 
 
 def _export(args) -> int:
@@ -653,7 +681,7 @@ def _db_args(db: argparse.ArgumentParser) -> None:
     copy = db_sub.add_parser("copy", help="copy every table into an empty store (e.g. to a PostgreSQL server)")
     copy.add_argument("--to", required=True, help="the target: postgresql://user@host/db or a SQLite file path")
     backup = db_sub.add_parser("backup", help="copy the SQLite results database (online: others may keep writing)")
-    backup.add_argument("--out", required=True, help="the copy's path")
+    backup.add_argument("--out", required=True, type=_output_file, help="the copy's path")
 
 
 def _db(args) -> int:

@@ -10,7 +10,7 @@ import hashlib
 import re
 
 from . import metrics
-from .datatypes import VERDICT_SCORES
+from .datatypes import VERDICT_SCORES, MedVQAError
 from .openai_api import ChatEndpoint
 from .store import Store
 
@@ -44,8 +44,12 @@ def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, p
     """Judge a finished run's open answers (cached verdicts are reused), store its judge metrics, and return
     {"items", "asked", "cached", "no_verdict", "judge_accuracy"}."""
     store = store or Store()
+    store.run_card(run_id)  # an unknown run: a plain error naming it
     rows = store.predictions(run_id)
     rows = rows[rows.answer_type == "open"]
+    if rows.empty:
+        raise MedVQAError(f"run {run_id} has no open answers to judge (the judge scores open questions; closed ones "
+                          "are scored exactly)")
     judge = f"{endpoint.model}@{endpoint.base_url}"
     keys = [item_key(q, g, p) for q, g, p in zip(rows.question, rows.answer, rows.prediction)]
     cached = store.judge_verdicts(judge, PROMPT_VERSION, keys).set_index("item_key")

@@ -55,6 +55,14 @@ class ChatEndpoint:
     timeout_s: float = 60.0
     retries: int = 2
 
+    def __post_init__(self):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(self.base_url))
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise EngineError(f"'{self.base_url}' is not an http(s) URL: give the engine's address, e.g. "
+                              "http://127.0.0.1:8000")
+
     @property
     def url(self) -> str:
         base = self.base_url.rstrip("/")

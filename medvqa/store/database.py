@@ -10,20 +10,10 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from .. import config
-from ..datatypes import MedVQAError
 from . import schema
-from .engine import WRITE, describe, engine_for
+from .engine import WRITE, StoreError, StoreUnreachable, describe, engine_for
 from .migrations import MIGRATIONS
 from .schema import SCHEMA_VERSION
-
-
-class StoreError(MedVQAError):
-    """The results database cannot be used as it is (damaged, newer schema, disk full, not upgraded)."""
-
-
-class StoreUnreachable(StoreError):
-    """The database server does not answer: pages say so and the inference pages keep working."""
-
 
 _OPENED: set[str] = set()  # URLs whose schema was checked (and, for SQLite, quick_check'ed) in this process
 
@@ -192,6 +182,8 @@ class Database:
             raise StoreError("`medvqa db backup` copies the embedded SQLite store; back up PostgreSQL with pg_dump, "
                              "or copy it elsewhere with `medvqa db copy --to URL`")
         destination = Path(destination)
+        if destination.resolve() == self.path.resolve():
+            raise StoreError(f"{destination} is the store itself: back it up to another file")
         with contextlib.closing(sqlite3.connect(self.path)) as db:
             with contextlib.closing(sqlite3.connect(destination)) as copy:
                 db.backup(copy)

@@ -12,7 +12,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from ..datatypes import MedVQAError
 from ..extras import require
+
+
+class StoreError(MedVQAError):
+    """The results database cannot be used as it is (damaged, newer schema, disk full, not upgraded)."""
+
+
+class StoreUnreachable(StoreError):
+    """The database server does not answer: pages say so and the inference pages keep working."""
+
 
 _ENGINES: dict[str, sa.Engine] = {}
 _LOCK = threading.Lock()
@@ -20,10 +30,29 @@ WRITE = "medvqa_write"  # execution option: this connection's transaction writes
 
 
 def normalize_url(url: str) -> str:
-    parsed = make_url(url)
+    """The URL with psycopg as PostgreSQL's driver; anything but SQLite or PostgreSQL, or a malformed URL, is refused
+    in one line naming what was given (the password hidden)."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a non-numeric port raises here
+    except (ArgumentError, ValueError):
+        raise StoreError(f"'{describe_unparsed(url)}' is not a database URL: give a SQLite file path or "
+                         "postgresql://user@host:port/database") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise StoreError(f"the results store is SQLite or PostgreSQL, not {parsed.get_backend_name()} "
+                         f"({describe_unparsed(url)})")
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def describe_unparsed(url: str) -> str:
+    """A URL for a message with any password in it hidden, even when it does not parse."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def describe(url: str) -> str:

@@ -113,10 +113,11 @@ class Results:
         values = pd.DataFrame.from_records([json.loads(v) for v in frame.pop("values_json")], index=frame.index)
         return pd.concat([frame, values.drop(columns=[c for c in values if c in frame])], axis=1)
 
-    def metrics(self, latest: bool = False, metric=None, datasets=None, splits=None, models=None):
+    def metrics(self, latest: bool = False, metric=None, datasets=None, splits=None, models=None, subsets=None,
+                ablations=None):
         """Metric rows of finished runs with their run's model, dataset, split, ablation and prompt. `latest`: only
         each (model, dataset, split, ablation)'s newest finished run, what the charts draw; `metric`: one name or
-        several."""
+        several; `subsets`, `ablations`: only these."""
         r, m = schema.runs, schema.metrics
         query = (sa.select(m.c.run_id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, r.c.prompt, m.c.subset,
                            m.c.metric, m.c.value, m.c.ci_low, m.c.ci_high, m.c.n)
@@ -124,7 +125,8 @@ class Results:
         if latest:
             query = query.where(r.c.id.in_(latest_run_ids()))
         for column, chosen in ((m.c.metric, [metric] if isinstance(metric, str) else metric), (r.c.dataset, datasets),
-                               (r.c.split, splits), (r.c.model, models)):
+                               (r.c.split, splits), (r.c.model, models), (m.c.subset, subsets),
+                               (r.c.ablation, ablations)):
             if chosen:
                 query = query.where(column.in_(list(chosen)))
         return self.frame(query.order_by(r.c.model, r.c.dataset, r.c.ablation, m.c.subset, m.c.metric))
@@ -136,6 +138,7 @@ class Results:
     def export(self, run_id: int, path: str | Path) -> Path:
         """One run's predictions (with every per-sample metric) as .csv or .jsonl."""
         path = Path(path)
+        self.run_card(run_id)  # an unknown run is a plain error, not an empty file
         frame = self.predictions(run_id)
         if path.suffix == ".jsonl":
             frame.to_json(path, orient="records", lines=True)

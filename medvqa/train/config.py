@@ -7,7 +7,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..datatypes import MedVQAError
 from ..models import family_class, local_family_names
+
+# settings that count something: whole numbers of at least 1
+COUNTS = ("train_limit", "val_limit", "lora_r", "lora_alpha", "max_steps", "batch_size", "grad_accum",
+          "answer_vocab_size", "eval_every", "save_every")
+
+
+class ConfigError(MedVQAError, ValueError):
+    """A training setting that cannot work; a ValueError too, as the settings' checks raised before."""
 
 
 def setting(default, help: str, choices=None, cli: bool = True):  # noqa: A002 - argparse's name
@@ -60,13 +69,21 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("family", "base", "output"):
             if not getattr(self, name):
-                raise ValueError(f"{name} is required")
+                raise ConfigError(f"{name} is required")
         for f in dataclasses.fields(self):
             choices = choices_of(f)
             if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, not {getattr(self, f.name)!r}")
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, not {getattr(self, f.name)!r}")
+        for name in COUNTS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}")
+        for name in ("lr", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a number above 0, not {value!r}")
         if self.init_adapter and self.method == "full":
-            raise ValueError("--init-adapter continues a LoRA adapter: use --method lora or qlora")
+            raise ConfigError("--init-adapter continues a LoRA adapter: use --method lora or qlora")
         self.name = self.name or Path(self.output).name
 
     @property
@@ -78,5 +95,25 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
-        raw = json.loads(Path(path).read_text())
-        return cls(**{**raw, **{k: v for k, v in overrides.items() if v is not None}})
+        """Settings from a JSON object file, flags overriding it; every mistake in the file is one plain line."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"the config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"the config file {path} cannot be read ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"the config file {path} is not JSON: {exc.msg} at line {exc.lineno}, column "
+                              f"{exc.colno}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"the config file {path} must hold one JSON object of settings, not a "
+                              f"{type(raw).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"the config file {path} has settings this version does not know: {', '.join(unknown)}")
+        try:
+            return cls(**{**raw, **{k: v for k, v in overrides.items() if v is not None}})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the config file {path}: {exc}") from None

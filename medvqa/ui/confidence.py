@@ -15,7 +15,7 @@ def show(shown: pd.DataFrame, datasets, splits, models, subset: str) -> None:
     plain = shown[shown.ablation == "none"][["run_id", "model", "dataset", "split"]].drop_duplicates("run_id")
     labels = {int(r.run_id): f"{r.model} · {r.dataset}/{r.split}" for r in plain.itertuples()}
     answer_type = None if subset == "all" else subset
-    stats = results.metrics(confidence.STATISTICS, datasets, splits, models)
+    stats = results.metrics(confidence.STATISTICS, datasets, splits, models, subsets=(subset,), ablations=("none",))
     st.dataframe(confidence.table(stats, subset).fillna(MISSING), hide_index=True, width="stretch",
                  key="metrics-confidence-table")
     st.caption("Each statistic over the answers that carry a score, with a 95% interval (images resampled). ECE: the "

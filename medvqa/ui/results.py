@@ -128,10 +128,12 @@ def runs() -> pd.DataFrame:
     return _cached(Store.runs)
 
 
-def metrics(metric: str | tuple[str, ...] | None = None, datasets=(), splits=(), models=()) -> pd.DataFrame:
-    """Metric rows of each (model, dataset, split, ablation)'s newest finished run, optionally some metrics only."""
+def metrics(metric: str | tuple[str, ...] | None = None, datasets=(), splits=(), models=(), subsets=(),
+            ablations=()) -> pd.DataFrame:
+    """Metric rows of each (model, dataset, split, ablation)'s newest finished run, optionally some metrics, subsets
+    and ablations only (filtered in the database)."""
     return _cached(Store.metrics, latest=True, metric=metric, datasets=tuple(datasets), splits=tuple(splits),
-                   models=tuple(models))
+                   models=tuple(models), subsets=tuple(subsets), ablations=tuple(ablations))
 
 
 def reliability_bins(run_ids, bins: int, answer_type: str | None = None) -> pd.DataFrame:
