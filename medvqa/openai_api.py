@@ -5,6 +5,7 @@ must say plainly which endpoint failed and why), and one small dependency that w
 API keys are read from an environment variable named by the caller, never passed or stored as values."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from . import config
 from .datatypes import MedVQAError
 
 RETRY_STATUSES = (429, 502, 503, 504)  # the engine is busy or starting: worth another try after a pause
+MAX_REPLY_BYTES = 4 * 1024 * 1024  # a chat completion of a short answer is a few kB; anything far larger is refused
+MAX_RETRY_WAIT_S = 10.0  # the longest pause a Retry-After may ask for
+KEY_PREFIX = "MEDVQA_KEY_"  # the only variables a spec or the judge may name for a key (never MEDVQA_DB or others)
 _CLIENTS: dict = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -38,13 +42,45 @@ class Completion:
     logprobs: list[float] | None  # one per generated token; None when not asked for or not given
 
 
-def _logprobs(response) -> list[float] | None:
+def _logprobs(reply: dict, where: str) -> list[float] | None:
+    """The generated tokens' log-probabilities, or None when the engine gives none; values that no probability has
+    (positive, infinite, NaN) make the reply malformed rather than a confidence above 1."""
     try:
-        content = response.json()["choices"][0].get("logprobs") or {}
+        content = reply["choices"][0].get("logprobs") or {}
         values = [float(token["logprob"]) for token in content.get("content") or []]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
         return None
+    if any(not math.isfinite(v) or v > 1e-6 for v in values):
+        raise EngineError(f"{where} sent log-probabilities that are not log-probabilities (positive or not finite)")
     return values or None
+
+
+def retry_wait(value: str | None, attempt: int) -> float:
+    """Seconds to wait before another try: Retry-After as seconds or as an HTTP date (RFC 9110), never negative and
+    never more than MAX_RETRY_WAIT_S; exponential backoff when absent or unreadable."""
+    fallback = float(2**attempt)
+    if value is None:
+        return min(MAX_RETRY_WAIT_S, fallback)
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            seconds = fallback
+    if not math.isfinite(seconds):
+        seconds = fallback
+    return min(MAX_RETRY_WAIT_S, max(0.0, seconds))
+
+
+def check_key_variable(name: str | None) -> None:
+    """A key may only come from a variable meant for one: a checkpoint folder naming MEDVQA_DB (or a cloud secret)
+    would otherwise send it to the endpoint it also names."""
+    if name is not None and not (str(name).startswith(KEY_PREFIX) and len(str(name)) > len(KEY_PREFIX)):
+        raise EngineError(f"api_key_env names '{name}': only variables starting with {KEY_PREFIX} may hold an "
+                          f"endpoint's key (export {KEY_PREFIX}MYENGINE=... and name that)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +98,7 @@ class ChatEndpoint:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise EngineError(f"'{self.base_url}' is not an http(s) URL: give the engine's address, e.g. "
                               "http://127.0.0.1:8000")
+        check_key_variable(self.api_key_env)
 
     @property
     def url(self) -> str:
@@ -83,7 +120,7 @@ class ChatEndpoint:
             body["logprobs"] = True
         for attempt in range(self.retries + 1):
             try:
-                response = _client().post(self.url, json=body, headers=self._headers(), timeout=self.timeout_s)
+                status, headers, raw = self._post(body)
             except httpx.TimeoutException as exc:
                 raise EngineError(f"{self.base_url}: no reply within {self.timeout_s:.0f} s") from exc
             except httpx.HTTPError as exc:
@@ -92,11 +129,31 @@ class ChatEndpoint:
                     continue
                 raise EngineError(f"{self.base_url} is unreachable ({type(exc).__name__}): is the engine running?") \
                     from exc
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                time.sleep(min(10.0, float(response.headers.get("Retry-After", 2**attempt))))
+            if status in RETRY_STATUSES and attempt < self.retries:
+                time.sleep(retry_wait(headers.get("Retry-After"), attempt))
                 continue
-            return Completion(self._text(response), _logprobs(response) if logprobs else None)
+            reply = self._reply(status, raw)
+            return Completion(self._content(reply), _logprobs(reply, self.base_url) if logprobs else None)
         raise AssertionError("unreachable")  # the last attempt returns or raises above
+
+    def _post(self, body: dict) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of one request, the body read in chunks against MAX_REPLY_BYTES and against a
+        deadline of timeout_s for the whole exchange (a body dribbled a byte at a time cannot hold a worker)."""
+        deadline = time.monotonic() + self.timeout_s
+        with _client().stream("POST", self.url, json=body, headers=self._headers(), timeout=self.timeout_s) as response:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+                raise EngineError(f"{self.base_url} sent a reply of {int(declared):,} bytes; at most "
+                                  f"{MAX_REPLY_BYTES:,} are read")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise EngineError(f"{self.base_url} sent more than {MAX_REPLY_BYTES:,} bytes; reply refused")
+                if time.monotonic() > deadline:
+                    raise EngineError(f"{self.base_url}: the reply did not complete within {self.timeout_s:.0f} s")
+                chunks.append(chunk)
+            return response.status_code, dict(response.headers), b"".join(chunks)
 
     def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -128,14 +185,40 @@ class ChatEndpoint:
         # engines that load on demand (transformers serve) list what they hold now, not all they can serve
         return None if self.model in served or not served else f"{self.base_url} does not list '{self.model}'"
 
-    def _text(self, response) -> str:
-        if response.status_code in (401, 403):
-            raise EngineError(f"{self.base_url} refused the API key ({response.status_code})")
-        if response.status_code == 404:
+    def _redacted(self, text: str) -> str:
+        """`text` with the API key (and any bearer token) removed: a server may echo the request's headers."""
+        import re
+
+        key = config.api_key(self.api_key_env) if self.api_key_env else None
+        if key:
+            text = text.replace(key, "[key]")
+        return re.sub(r"(?i)(bearer\s+)\S+", r"\1[key]", text)
+
+    def _reply(self, status: int, raw: bytes) -> dict:
+        import json
+
+        if status in (401, 403):
+            raise EngineError(f"{self.base_url} refused the API key ({status})")
+        if status == 404:
             raise EngineError(f"{self.base_url} does not serve model '{self.model}' (404)")
-        if response.status_code >= 400:
-            raise EngineError(f"{self.base_url} answered {response.status_code}: {response.text[:200]}")
+        if status >= 400:
+            detail = self._redacted(raw[:200].decode("utf-8", "replace"))
+            raise EngineError(f"{self.base_url} answered {status}: {detail}")
         try:
-            return str(response.json()["choices"][0]["message"]["content"] or "")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            reply = json.loads(raw)
+        except ValueError as exc:
+            raise EngineError(f"{self.base_url} sent a reply that is not JSON") from exc
+        if not isinstance(reply, dict):
+            raise EngineError(f"{self.base_url} sent a reply that is not a chat completion")
+        return reply
+
+    def _content(self, reply: dict) -> str:
+        try:
+            content = reply["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
             raise EngineError(f"{self.base_url} sent a reply that is not a chat completion") from exc
+        if content is None:
+            return ""
+        if not isinstance(content, str):
+            raise EngineError(f"{self.base_url} sent a chat completion whose content is not text")
+        return content

@@ -63,8 +63,9 @@ class ServedVQA(AnsweringModel):
         with self._lock:
             self.last_latency_s = latency
         # exp(mean token log-prob), as the local generative families score; None when the engine gives none
-        score = math.exp(sum(reply.logprobs) / len(reply.logprobs)) if reply.logprobs else None
-        return Answer(trim_answer(reply.text), score, [], latency, self.spec.name)
+        score = min(1.0, math.exp(sum(reply.logprobs) / len(reply.logprobs))) if reply.logprobs else None
+        # an engine ignoring max_tokens cannot hand the store a novel: a token is rarely over 16 characters
+        return Answer(trim_answer(reply.text[:max(64, 16 * max_new_tokens)]), score, [], latency, self.spec.name)
 
     def explain(self, image, question: str, answer: str | None = None, prompt_strategy: str | None = None):
         raise ExplainUnavailable(f"{self.spec.name}: where the model looked is not available for served models "

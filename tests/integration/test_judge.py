@@ -105,5 +105,5 @@ def pd_concat(grades, verdicts):
 def test_an_unreachable_judge_gives_one_plain_error():
     with pytest.raises(EngineError, match=r"http://127.0.0.1:\d+ is unreachable"):
         ChatEndpoint(f"http://127.0.0.1:{free_port()}", "x", timeout_s=5).chat([{"role": "user", "content": "hi"}])
-    with pytest.raises(EngineError, match="the API key variable MEDVQA_TEST_NO_SUCH_KEY is not set"):
-        ChatEndpoint("http://127.0.0.1:1", "x", api_key_env="MEDVQA_TEST_NO_SUCH_KEY").chat([])
+    with pytest.raises(EngineError, match="the API key variable MEDVQA_KEY_TEST_NO_SUCH is not set"):
+        ChatEndpoint("http://127.0.0.1:1", "x", api_key_env="MEDVQA_KEY_TEST_NO_SUCH").chat([])
