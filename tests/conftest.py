@@ -21,6 +21,7 @@ from PIL import Image  # noqa: E402
 # leaves room for that and still ends a true hang within CI's 90 minutes.
 HANG_FACTOR = 30
 SLOWEST_TEST_IDLE_S = 60  # the slowest test without a guard of its own takes 27 s idle (pytest --durations)
+TRAINED_ZOO_IDLE_S = 200  # the trained_zoo fixture: 172 s on 2 idle cores, paid by whichever test asks first
 
 
 def hang_guard(idle_s: float) -> float:
@@ -29,10 +30,12 @@ def hang_guard(idle_s: float) -> float:
 
 
 def pytest_collection_modifyitems(items):
-    """Every test gets a hang guard (pytest-timeout reads the marker); a test may set a longer one of its own."""
+    """Every test gets a hang guard (pytest-timeout reads the marker); a test may set a longer one of its own. A test
+    that needs the trained zoo may be the one that builds it, so its guard covers the build too."""
     for item in items:
         if item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(hang_guard(SLOWEST_TEST_IDLE_S)))
+            idle = SLOWEST_TEST_IDLE_S + (TRAINED_ZOO_IDLE_S if "trained_zoo" in item.fixturenames else 0)
+            item.add_marker(pytest.mark.timeout(hang_guard(idle)))
 
 
 def pytest_addoption(parser):

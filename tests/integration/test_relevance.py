@@ -7,7 +7,7 @@ import medvqa
 from medvqa import maps
 from medvqa.models import local_family_names
 from medvqa.models._requests import ExplainUnavailable, InputError
-from tests.conftest import hang_guard, noise_image
+from tests.conftest import noise_image
 
 
 @pytest.mark.parametrize("family", local_family_names())
@@ -58,7 +58,6 @@ def test_the_phantom_mask_is_where_the_findings_were_drawn():
 
 
 # the fixture trains every family (about 3 minutes on 2 idle cores, 10 when CI shares them): only a hang reaches this
-@pytest.mark.timeout(hang_guard(200))  # the first test to ask builds the trained zoo (172 s on 2 idle cores)
 def test_maps_of_trained_zoo_models_find_the_lesions_and_fail_the_randomisation_test(trained_zoo,
                                                                                            monkeypatch):
     """Adebayo et al.'s two checks per family on 24 fresh abnormal phantom images ("is there a <finding>?", explaining
@@ -78,7 +77,6 @@ def test_maps_of_trained_zoo_models_find_the_lesions_and_fail_the_randomisation_
     CACHE.unload_all()
 
 
-@pytest.mark.timeout(hang_guard(200))  # as above
 def test_a_trained_model_flags_a_real_dicom_as_unlike_its_training_images(trained_zoo, monkeypatch):
     """`medvqa train` writes an image profile beside the weights; the answer card's flag reads it."""
     from pydicom.data import get_testdata_file
