@@ -139,9 +139,12 @@ def grounding(store: Store | None = None, datasets=None, n_resamples: int = 1000
             swapped = float(swap.mean()) if swap.notna().all() else float("nan")
         real, blank = both.correct.to_numpy(float), both.blank.to_numpy(float)
         kept = blank.mean() / real.mean() if real.mean() > 0 else float("nan")
-        with np.errstate(invalid="ignore", divide="ignore"):  # a resample with no right answer: no ratio
-            ratios = np.concatenate([(w @ blank) / (w @ real) for w in metrics.resample_counts(
-                both.image_id.tolist(), n_resamples, seed)]) if real.mean() > 0 else np.array([])
+        if real.mean() > 0:  # both means come from the same resampled images, so their ratio is the share kept
+            means = metrics.resampled_means(np.vstack([blank, real]), both.image_id.tolist(), n_resamples, seed)
+            with np.errstate(invalid="ignore", divide="ignore"):  # a resample with no right answer: no ratio
+                ratios = means[:, 0] / means[:, 1]
+        else:
+            ratios = np.array([])
         ratios = ratios[np.isfinite(ratios)]
         low, high = np.percentile(ratios, [2.5, 97.5]) if ratios.size else (float("nan"), float("nan"))
         out.append({"model": pair.model, "dataset": pair.dataset, "split": pair.split, "n": len(both),

@@ -163,7 +163,9 @@ class Database:
 
         with self.connect() as db:
             result = db.execute(query, params or {})
-            return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=True)
+            # plain tuples: pandas probes each SQLAlchemy Row's attributes otherwise (6x slower on 200k rows)
+            return pd.DataFrame.from_records([tuple(row) for row in result.fetchall()], columns=list(result.keys()),
+                                             coerce_float=True)
 
     def scalar(self, query):
         with self.connect() as db:
