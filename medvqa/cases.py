@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import maps, registry
+from . import maps, recalibration, registry
 from .datatypes import MedVQAError
 from .images import pixel_hash
 
@@ -36,6 +36,7 @@ class CaseAnswer:
     relevance: np.ndarray | None = None  # model.explain's map over the case image
     relevance_note: str | None = None  # why there is no map (a served model, a failure)
     notices: list[str] = field(default_factory=list)  # what the answer card said beside it (answer_notices)
+    calibrated: float | None = None  # the confidence through the model's calibration, when it has one
 
 
 @dataclass
@@ -71,8 +72,11 @@ def answer_of(name: str, answer, correct: bool | None = None, relevance=None, im
     map or the message saying why there is none; `image` the image asked about (for the notices)."""
     if isinstance(answer, str):
         return CaseAnswer(name, None, error=answer)
+    notices = [text for _, text in answer_notices(name, image)]
+    held_back = recalibration.deferral(answer)  # the card says the model defers: so does the case
     return CaseAnswer(name, answer.text, score=answer.score, latency_s=answer.latency_s, correct=correct,
-                      notices=[text for _, text in answer_notices(name, image)], **_map_fields(relevance))
+                      notices=notices + ([held_back] if held_back else []), calibrated=answer.calibrated,
+                      **_map_fields(relevance))
 
 
 def _map_fields(relevance) -> dict:
@@ -113,7 +117,10 @@ def render_html(case: Case, opacity: float = 0.5) -> str:
             parts.append(f'<p class="answer">{e(a.text) or "(empty)"}</p>')
             if a.correct is not None:
                 parts.append('<p class="right">right</p>' if a.correct else '<p class="wrong">wrong</p>')
-            details = [f"confidence {'n/a' if a.score is None else f'{a.score:.2f}'}"]
+            if a.calibrated is not None and a.score is not None:
+                details = [f"confidence {a.calibrated:.2f} calibrated (raw {a.score:.2f})"]
+            else:
+                details = [f"confidence {'n/a' if a.score is None else f'{a.score:.2f}'}"]
             if a.latency_s is not None:
                 details.append(f"{a.latency_s * 1000:.0f} ms")
             parts.append(f'<p class="note">{" · ".join(details)}</p>')

@@ -161,6 +161,9 @@ def deferral(answer) -> str | None:
         return None
     from . import registry
 
-    calibration = load(registry.get_spec(answer.model))
-    why = calibration.describe() if calibration is not None else "under its abstention threshold"
+    try:
+        calibration = load(registry.get_spec(answer.model))
+    except MedVQAError:  # the model left the registry since it answered: say it without the threshold's origin
+        calibration = None
+    why = calibration.describe() if calibration is not None else "answers under its abstention threshold"
     return (f"Defers to a radiologist: calibrated confidence {answer.calibrated:.0%}; this model {why}.")

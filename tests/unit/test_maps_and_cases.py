@@ -70,6 +70,14 @@ def test_a_case_report_is_one_escaped_self_contained_page():
     assert "http" not in document.replace("http-equiv", "")  # nothing fetched from anywhere
 
 
+def test_a_case_keeps_the_calibrated_confidence_and_the_deferral_the_card_showed():
+    deferring = Answer("yes", 0.91, [], 0.012, "vilt-x", calibrated=0.55, defers=True)
+    answer = cases.answer_of("vilt-x", deferring)
+    assert any(n.startswith("Defers to a radiologist: calibrated confidence 55%") for n in answer.notices)
+    case = cases.Case("Compare: is there a mass?", Image.new("RGB", (8, 8)), "upload", "is there a mass?", [answer])
+    assert "confidence 0.55 calibrated (raw 0.91)" in cases.render_html(case)
+
+
 def test_a_case_is_written_under_a_name_made_from_its_title(tmp_path):
     case = cases.Case("Grade: phantom/test s-1 / what is it?", Image.new("RGB", (8, 8)), "phantom sample", "what?",
                       [])
