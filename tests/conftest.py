@@ -24,6 +24,26 @@ SLOWEST_TEST_IDLE_S = 60  # the slowest test without a guard of its own takes 27
 TRAINED_ZOO_IDLE_S = 200  # the trained_zoo fixture: 172 s on 2 idle cores, paid by whichever test asks first
 
 
+def assert_same_metrics(a, b) -> None:
+    """Two stores' metric frames (run ids dropped) hold the same rows: every metric of the answers exactly equal, and
+    the statistics of the answers' confidence within 1e-6, because a float32 score can differ in its last digits
+    between two processes (memory alignment picks different vectorised kernels) while the answer does not."""
+    import numpy as np
+
+    from medvqa.confidence import STATISTICS
+
+    scored = list(STATISTICS) + ["ece_15_equal_width_calibrated", "coverage_at_threshold", "selective_accuracy"]
+    keys = ["model", "dataset", "split", "ablation", "subset", "metric"]
+    a, b = (frame.sort_values(keys).reset_index(drop=True) for frame in (a, b))
+    assert len(a) > 50 and a[keys].equals(b[keys])
+    exact = ~a.metric.isin(scored)
+    assert a[exact].equals(b[exact])
+    for column in ("value", "ci_low", "ci_high"):
+        assert np.allclose(a[~exact][column].astype(float), b[~exact][column].astype(float), atol=1e-6, rtol=0,
+                           equal_nan=True)
+    assert (a[~exact].n == b[~exact].n).all()
+
+
 def hang_guard(idle_s: float) -> float:
     """The timeout, in seconds, for a step that takes `idle_s` on 2 idle cores."""
     return idle_s * HANG_FACTOR
