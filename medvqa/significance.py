@@ -114,7 +114,8 @@ def pairwise(correct: pd.DataFrame, images: pd.Series, n_resamples: int = N_RESA
         test = metrics.mcnemar(a, b)
         diff = boot_diff[:, k][~np.isnan(boot_diff[:, k])]
         # one image resampled gives itself back: no interval rather than a zero-width one
-        low, high = np.percentile(diff, [2.5, 97.5]) if len(set(images.to_numpy()[both])) > 1 else (np.nan, np.nan)
+        spread = diff.size and len(set(images.to_numpy()[both])) > 1
+        low, high = np.percentile(diff, [2.5, 97.5]) if spread else (np.nan, np.nan)
         row = {"model_a": models[i], "model_b": models[j], "n": n, "accuracy_a": a.mean(), "accuracy_b": b.mean(),
                "difference": a.mean() - b.mean(), "ci_low": low, "ci_high": high, "only_a": test["only_a"],
                "only_b": test["only_b"], "design_effect": _design_effect(a - b, diff), "p_value": test["p_value"]}
