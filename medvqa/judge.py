@@ -15,6 +15,7 @@ from .openai_api import ChatEndpoint
 from .store import Store
 
 PROMPT_VERSION = "judge-v1"
+MAX_REPLY_CHARS = 500  # what is kept of a judge's reply beside its verdict
 PROMPT = ("You grade answers to questions about a medical image.\n"
           "Question: {question}\nCorrect answer: {gold}\nAnswer to grade: {prediction}\n"
           "Is the answer to grade correct? Reply with one word: correct, partial or incorrect.")
@@ -59,6 +60,7 @@ def judge_run(run_id: int, endpoint: ChatEndpoint, store: Store | None = None, p
             continue
         reply = endpoint.chat([{"role": "user", "content": PROMPT.format(question=question, gold=gold,
                                                                          prediction=prediction)}], max_tokens=8)
+        reply = reply[:MAX_REPLY_CHARS]  # asked for one word; an engine ignoring max_tokens does not fill the store
         fresh.append({"judge": judge, "prompt_version": PROMPT_VERSION, "item_key": key,
                       "verdict": parse_verdict(reply), "reply": reply})
         if progress:

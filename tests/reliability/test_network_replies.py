@@ -26,6 +26,7 @@ BEHAVIOURS = {
     "/echo/v1/chat/completions": (500, b"internal error; your request had Authorization: Bearer sk-live-0123456789"),
     "/array/v1/chat/completions": (200, b"[1, 2, 3]"),
     "/fine/v1/chat/completions": (200, completion("yes", [-0.1, -0.2])),
+    "/verbose/v1/chat/completions": (200, completion("correct " + "and so on " * 100_000)),
 }
 
 
@@ -66,7 +67,11 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):  # a client hanging up on a flood is the point
+            pass
+
+    httpd = Quiet(("127.0.0.1", 0), Hostile)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -124,3 +129,22 @@ def test_retry_after_as_seconds_as_a_date_or_nonsense_stays_within_bounds():
     assert 3.0 <= retry_wait(formatdate(time.time() + 5, usegmt=True), 0) <= 5.0
     assert retry_wait(formatdate(time.time() - 60, usegmt=True), 0) == 0.0  # a date in the past: no wait
     assert retry_wait("soon", 2) == 4.0 and retry_wait(None, 5) == 10.0
+
+
+def test_a_verbose_judge_keeps_its_verdict_and_a_bounded_reply(server, tmp_path):
+    from medvqa import judge
+    from medvqa.datatypes import Sample
+    from medvqa.evaluation import prediction_row
+    from medvqa.store import Store
+
+    store = Store(tmp_path / "store.db")
+    run_id = store.open_run({"model": "m", "spec_hash": "h", "dataset": "phantom", "split": "test", "ablation": "none",
+                             "prompt": "plain", "generation": {}, "limit": None, "seed": 0})[0]
+    sample = Sample("s1", None, "which organ?", "liver", "open", image_id="i1")
+    store.add_predictions(run_id, [prediction_row(sample, "the liver", "k1")])
+    store.finish_run(run_id, [])
+    out = judge.judge_run(run_id, ChatEndpoint(f"{server}/verbose", "j", retries=0), store)
+    assert out["judge_accuracy"] == 1.0
+    replies = store.judge_verdicts(f"j@{server}/verbose", judge.PROMPT_VERSION, [judge.item_key(
+        "which organ?", "liver", "the liver")]).reply
+    assert len(replies.iloc[0]) == judge.MAX_REPLY_CHARS
