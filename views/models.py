@@ -17,12 +17,14 @@ resident = resident_mib()
 st.caption(f"{len(loaded_models())} loaded · {sum(resident.values()) if resident else 0:.1f} MiB of weights resident "
            "(shared bases counted once per model below)")
 resident_bases = {r["base"] for r in frame.to_dict("records") if r["model"] in resident}
+health = served_health(tuple((r["model"], r["base"], r["served model"]) for r in frame.to_dict("records")
+                             if r["served model"]))
 for row in frame.to_dict("records"):
     name = row["model"]
     if row["served model"]:  # an engine holds its weights: its health and latency, nothing to load here
         with st.container(border=True):
             info, status = st.columns([4, 2])
-            problem = served_health(name, row["base"], row["served model"])
+            problem = health[name]
             info.markdown(f"**{escaped(name)}** · served · endpoint {escaped(row['base'])} · model "
                           f"{escaped(row['served model'])}  \n{escaped(row['description'])}")
             latency = last_latency_s(name)

@@ -1,10 +1,13 @@
 """Registry table for the dashboard: reads medvqa.json files only, so it renders before any model loads."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
+
 import pandas as pd
 import streamlit as st
 
 from .. import loaded_models, registry
+from ..datatypes import MedVQAError
 
 
 def registry_frame() -> tuple[pd.DataFrame, list[str]]:
@@ -20,12 +23,28 @@ def resident_mib() -> dict[str, float]:
     return {k: v / 1024**2 for k, v in cache.CACHE.resident_by_model().items()} if cache else {}
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def served_health(name: str, endpoint: str, served_model: str) -> str | None:
-    """None when the engine answers for this model, else why not (asked at most every 10 s per model)."""
+HEALTH_DEADLINE_S = 3.0  # the Models page waits this long for all engines together, then shows what it has
+_HEALTH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="medvqa-health")
+
+
+def _health(name: str) -> str | None:
     from ..models.served import ServedVQA
 
-    return ServedVQA(registry.get_spec(name)).health()
+    try:
+        return ServedVQA(registry.get_spec(name)).health()
+    except MedVQAError as exc:  # a spec that cannot make an endpoint (a bad URL or key variable) is down, with why
+        return str(exc)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def served_health(models: tuple[tuple[str, str, str], ...]) -> dict[str, str | None]:
+    """Model -> None when its engine answers, else why not; (name, endpoint, served model) of each served model,
+    asked together, at most every 10 s. An engine that has not answered by HEALTH_DEADLINE_S is reported down, so a
+    slow or hostile one never holds the page."""
+    futures = {name: _HEALTH_POOL.submit(_health, name) for name, _, _ in models}
+    done, _ = wait(list(futures.values()), timeout=HEALTH_DEADLINE_S)
+    return {name: future.result() if future in done else f"no answer within {HEALTH_DEADLINE_S:.0f} s"
+            for name, future in futures.items()}
 
 
 def last_latency_s(name: str) -> float | None:

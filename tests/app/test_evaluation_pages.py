@@ -216,3 +216,45 @@ def test_imported_content_is_shown_as_text_on_samples_and_grade(app, private_sto
         assert escaped(HOSTILE) in sent, page
         for raw in ("![x](http", "<img", "**bold**", ":material/home:", "[evil](http"):
             assert raw not in sent.replace(escaped(HOSTILE), "").replace(escaped(model), ""), (page, raw)
+
+
+def test_a_hung_engine_never_holds_the_models_page(app, scratch_zoo):
+    """Three served specs: an engine that accepts the connection and never answers, a port nobody listens on, and a
+    spec naming a variable no key may come from. The page renders each as down, with why, within its deadline."""
+    import http.server
+    import threading
+
+    from medvqa import serving
+    from medvqa.datatypes import ModelSpec
+    from medvqa.ui.registry_table import HEALTH_DEADLINE_S
+    from tests.conftest import free_port
+
+    release = threading.Event()
+
+    class Hung(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            release.wait(60)  # holds the health check's request open past the page's deadline
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hung)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        specs = {"hung@served": f"http://127.0.0.1:{httpd.server_address[1]}",
+                 "dead@served": f"http://127.0.0.1:{free_port()}", "leaky@served": "http://127.0.0.1:9"}
+        serving.register([ModelSpec(name=name, family="served", base=base,
+                                    extra={"served_model": "m", "retries": 0,
+                                           **({"api_key_env": "MEDVQA_DB"} if name == "leaky@served" else {})})
+                          for name, base in specs.items()], scratch_zoo)
+        app.switch_page("views/models.py").run()
+        assert not app.exception
+        engines = [m.value for m in app.metric if m.label == "Engine"]
+        assert engines == ["down", "down", "down"]
+        said = " ".join(c.value for c in app.caption)
+        assert f"no answer within {HEALTH_DEADLINE_S:.0f} s" in said  # the hung engine
+        assert "is unreachable" in said and "only variables starting with MEDVQA\\_KEY\\_" in said
+    finally:
+        release.set()
+        httpd.shutdown()
