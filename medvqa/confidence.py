@@ -189,29 +189,35 @@ def risk_coverage(level_counts, level_errors) -> tuple[np.ndarray, np.ndarray]:
     return kept / kept[-1], np.cumsum(errs) / kept
 
 
-def _all_statistics(s: np.ndarray, c: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
-    """Every statistic, one value per row of `w`."""
-    mass = _ece_equal_mass_weighted(s, c, w)
-    aurc_values, accuracies = _selective(s, c, w, COVERAGES)
-    return {"ece_15_equal_width": ece_equal_width(s, c, weights=w), "ece_10_equal_mass": mass,
-            "brier": brier(s, c, weights=w), "auroc_right_vs_wrong": auroc(s, c, weights=w), "aurc": aurc_values,
-            **{f"accuracy_at_{round(cov * 100)}_coverage": a for cov, a in zip(COVERAGES, accuracies)}}
+def _computed(s: np.ndarray, c: np.ndarray, w: np.ndarray, names) -> dict[str, np.ndarray]:
+    """The statistics in `names`, one value per row of `w` (the selective ones share one pass)."""
+    out = {}
+    if any(n == "aurc" or n.startswith("accuracy_at_") for n in names):
+        aurc_values, accuracies = _selective(s, c, w, COVERAGES)
+        out["aurc"] = aurc_values
+        out.update({f"accuracy_at_{round(cov * 100)}_coverage": a for cov, a in zip(COVERAGES, accuracies)})
+    single = {"ece_15_equal_width": lambda: ece_equal_width(s, c, weights=w),
+              "ece_10_equal_mass": lambda: _ece_equal_mass_weighted(s, c, w),
+              "brier": lambda: brier(s, c, weights=w), "auroc_right_vs_wrong": lambda: auroc(s, c, weights=w)}
+    out.update({n: single[n]() for n in names if n in single})
+    return out
 
 
-def statistics(scores, correct, clusters=None, n_resamples: int = N_RESAMPLES, seed: int = 0) -> list[dict]:
-    """Every statistic in STATISTICS as a metric row (metric, value, ci_low, ci_high, n) with a 95% percentile
-    bootstrap interval (images resampled when `clusters` gives each answer's image). No answers: NULL values; an
-    undefined value (AUROC when every answer is right) is NULL too."""
+def statistics(scores, correct, clusters=None, n_resamples: int = N_RESAMPLES, seed: int = 0,
+               names: tuple[str, ...] = STATISTICS) -> list[dict]:
+    """The statistics in `names` (default every one in STATISTICS) as metric rows (metric, value, ci_low, ci_high,
+    n) with a 95% percentile bootstrap interval (images resampled when `clusters` gives each answer's image). No
+    answers: NULL values; an undefined value (AUROC when every answer is right) is NULL too."""
     s, c = _arrays(scores, correct)
     if not s.size:
-        return [{"metric": m, "value": None, "ci_low": None, "ci_high": None, "n": 0} for m in STATISTICS]
-    point = _all_statistics(s, c, np.ones((1, s.size)))
+        return [{"metric": m, "value": None, "ci_low": None, "ci_high": None, "n": 0} for m in names]
+    point = _computed(s, c, np.ones((1, s.size)), names)
     # a single image (or answer) resampled gives itself back: no interval, rather than a zero-width one
     one_cluster = (len(set(map(str, clusters))) if clusters is not None else s.size) < 2
-    chunks = [_all_statistics(s, c, w) for w in metrics.resample_counts(s.size if clusters is None else clusters,
-                                                                                n_resamples, seed)]
+    chunks = [_computed(s, c, w, names) for w in metrics.resample_counts(s.size if clusters is None else clusters,
+                                                                         n_resamples, seed)]
     rows = []
-    for metric in STATISTICS:
+    for metric in names:
         value = float(point[metric][0])
         resampled = np.concatenate([chunk[metric] for chunk in chunks])
         resampled = resampled[~np.isnan(resampled)]

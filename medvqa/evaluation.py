@@ -117,9 +117,9 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
     metric_rows = aggregate(rows, extra_metrics=condition.extra_metrics, bootstrap=bootstrap, calibration=calibration)
     if condition.paired:
         metric_rows += paired_deltas(store, identity, rows, bootstrap)
-    card = run_card.build(spec, identity, samples, bootstrap, "in-process" if backend is None else "ray")
-    card["excluded_leaks"] = excluded if exclude_leaks else None
-    store.finish_run(run_id, metric_rows, card)
+    store.finish_run(run_id, metric_rows, run_card.build(spec, identity, samples, bootstrap,
+                                                         "in-process" if backend is None else "ray",
+                                                         excluded if exclude_leaks else None))
     summary = {}
     for m in metric_rows:
         if m["subset"] in ("all", "closed", "open"):
@@ -231,7 +231,7 @@ def _confidence_rows(subset: str, group, bootstrap: str, calibration=None) -> li
     if calibration is None or not len(scored):
         return rows
     calibrated = recalibration.calibrate_scores(scores, calibration.slope, calibration.intercept)
-    ece = confidence.statistics(calibrated, correct, clusters=clusters)[0]
+    (ece,) = confidence.statistics(calibrated, correct, clusters=clusters, names=("ece_15_equal_width",))
     rows.append({"subset": subset, **ece, "metric": "ece_15_equal_width_calibrated"})
     if calibration.threshold is not None:
         kept = calibrated >= calibration.threshold

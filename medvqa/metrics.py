@@ -200,6 +200,26 @@ def mean(values) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def _cluster_index(clusters, n: int):
+    """Each sample's cluster number 0..k-1; every sample its own cluster when `clusters` is None."""
+    import numpy as np
+
+    if clusters is None:
+        return np.arange(n)
+    return np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)[1]
+
+
+def _cluster_draws(k: int, n_resamples: int, seed: int, chunk: int, dtype=float):
+    """Bootstrap draws of k clusters with replacement: how often each cluster is drawn (resamples x k), in chunks of
+    at most `chunk` resamples. The one draw behind every bootstrap here."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_resamples, chunk))
+    for start in range(0, n_resamples, chunk):
+        yield rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(dtype)
+
+
 def resampled_means(data, clusters=None, n_resamples: int = 1000, seed: int = 0):
     """Bootstrap means of each row of `data` (metrics x samples): resamples x metrics. With `clusters` (a label per
     sample, e.g. its image) whole clusters are drawn with replacement and the mean is pooled over their samples, so
@@ -208,37 +228,20 @@ def resampled_means(data, clusters=None, n_resamples: int = 1000, seed: int = 0)
     import numpy as np
 
     data = np.atleast_2d(np.asarray(data, dtype=float))
-    if clusters is None:
-        sums, sizes = data, np.ones(data.shape[1])
-    else:
-        _, cluster_index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
-        sums = np.stack([np.bincount(cluster_index, weights=row) for row in data])
-        sizes = np.bincount(cluster_index).astype(float)
-    k = sizes.size
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_resamples, 2_000_000 // k))
-    out = []
-    for start in range(0, n_resamples, chunk):
-        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(float)
-        out.append((counts @ sums.T) / (counts @ sizes)[:, None])
-    return np.concatenate(out)
+    index = _cluster_index(clusters, data.shape[1])
+    sums = np.stack([np.bincount(index, weights=row) for row in data])
+    sizes = np.bincount(index).astype(float)
+    return np.concatenate([(counts @ sums.T) / (counts @ sizes)[:, None]
+                           for counts in _cluster_draws(sizes.size, n_resamples, seed, 2_000_000 // sizes.size)])
 
 
 def resample_counts(clusters, n_resamples: int, seed: int = 0, budget: int = 2_000_000, dtype=float):
     """Bootstrap counts per sample (resamples x samples), yielded in chunks of at most about `budget` cells: each
-    resample draws len(set(clusters)) clusters with replacement and every sample counts its cluster's draws (whole
-    images together); `clusters` None: every sample is its own."""
-    import numpy as np
-
-    if isinstance(clusters, int):
-        index = np.arange(clusters)
-    else:
-        _, index = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
-    k = int(index.max()) + 1
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_resamples, budget // index.size))
-    for start in range(0, n_resamples, chunk):
-        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=min(chunk, n_resamples - start)).astype(dtype)
+    resample draws as many clusters as there are, with replacement, and every sample counts its cluster's draws
+    (whole images together). `clusters`: a label per sample, or the number of samples when each is its own."""
+    index = _cluster_index(None if isinstance(clusters, int) else clusters,
+                           clusters if isinstance(clusters, int) else 0)
+    for counts in _cluster_draws(int(index.max()) + 1, n_resamples, seed, budget // index.size, dtype):
         yield counts[:, index]
 
 

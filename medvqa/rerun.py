@@ -35,8 +35,8 @@ def calibrate(model_name: str, dataset: str, split: str = "validation", target_r
     path = recalibration.save(spec, calibration)
     tested = evaluate(model_name, dataset, test_split, limit=limit, store=store, progress=progress)
     stored = store.metrics(metric=("accuracy", "ece_15_equal_width", "ece_15_equal_width_calibrated",
-                                   "coverage_at_threshold", "selective_accuracy"))
-    stored = stored[(stored.run_id == tested.run_id) & (stored.subset == "all")].set_index("metric").value
+                                   "coverage_at_threshold", "selective_accuracy"), run_ids=[tested.run_id],
+                           subsets=["all"]).set_index("metric").value
     return {"path": path, "calibration": calibration, "test_run": tested.run_id, "test": stored.to_dict()}
 
 
@@ -49,8 +49,7 @@ def reproduce(run_id: int, store: Store | None = None, progress: bool = True, ba
 
     store = store or Store()
     identity, card = store.run_card(run_id)
-    original = store.metrics()
-    original = original[original.run_id == int(run_id)]
+    original = store.metrics(run_ids=[run_id])
     result = evaluate(identity["model"], identity["dataset"], identity["split"], limit=identity.get("limit"),
                       ablation=identity["ablation"], seed=identity.get("seed", 0),
                       max_new_tokens=identity["generation"].get("max_new_tokens"), store=store, progress=progress,
@@ -64,8 +63,7 @@ def reproduce(run_id: int, store: Store | None = None, progress: bool = True, ba
     warning = f"changed since run {run_id}: {', '.join(changed)}" if changed else None
     if card is None:
         warning = f"run {run_id} has no evaluation card (stored before v3): its settings come from its identity"
-    again = store.metrics()
-    again = again[again.run_id == result.run_id]
+    again = store.metrics(run_ids=[result.run_id])
     both = original.merge(again, on=["subset", "metric"], how="outer", suffixes=("_original", "_reproduced"))
     table = pd.DataFrame({"subset": both.subset, "metric": both.metric, "original": both.value_original,
                           "reproduced": both.value_reproduced,

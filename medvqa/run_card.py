@@ -39,7 +39,8 @@ def git_commit() -> str | None:
     return head + ("+changes" if dirty else "")
 
 
-def build(spec: ModelSpec, identity: dict, samples: list[Sample], bootstrap: str, backend: str) -> dict:
+def build(spec: ModelSpec, identity: dict, samples: list[Sample], bootstrap: str, backend: str,
+          excluded_leaks: int | None = None) -> dict:
     template = prompts.apply_strategy(QUESTION_SLOT, identity["prompt"])
     device = hardware.describe()
     return {
@@ -47,6 +48,7 @@ def build(spec: ModelSpec, identity: dict, samples: list[Sample], bootstrap: str
         "spec_hash": identity["spec_hash"], "quantization": spec.quantization, "dtype": spec.dtype,
         "dataset": identity["dataset"], "split": identity["split"], "data_fingerprint": identity["data"],
         "questions": len(samples), "images": len({s.image_id for s in samples}), "limit": identity["limit"],
+        "excluded_leaks": excluded_leaks,
         "ablation": identity["ablation"], "prompt_strategy": identity["prompt"], "prompt_template": template,
         "prompt_hash": hashlib.sha256(template.encode()).hexdigest()[:16], "generation": identity["generation"],
         "seed": identity["seed"], "bootstrap": bootstrap, "metrics_version": metrics.DEFINITIONS_VERSION,

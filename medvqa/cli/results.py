@@ -118,8 +118,7 @@ def _export(args) -> int:
 
         store = Store()
         _, card = store.run_card(args.card)
-        rows = store.metrics()
-        rows = rows[(rows.run_id == args.card) & (rows.subset == "all")].sort_values("metric")
+        rows = store.metrics(run_ids=[args.card], subsets=["all"]).sort_values("metric")
         Path(args.out).write_text(run_card.markdown(args.card, card, rows))
         print(f"wrote the evaluation card of run {args.card} to {args.out}")
         return 0

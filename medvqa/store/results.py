@@ -114,10 +114,10 @@ class Results:
         return pd.concat([frame, values.drop(columns=[c for c in values if c in frame])], axis=1)
 
     def metrics(self, latest: bool = False, metric=None, datasets=None, splits=None, models=None, subsets=None,
-                ablations=None):
+                ablations=None, run_ids=None):
         """Metric rows of finished runs with their run's model, dataset, split, ablation and prompt. `latest`: only
         each (model, dataset, split, ablation)'s newest finished run, what the charts draw; `metric`: one name or
-        several; `subsets`, `ablations`: only these."""
+        several; `subsets`, `ablations`, `run_ids`: only these."""
         r, m = schema.runs, schema.metrics
         query = (sa.select(m.c.run_id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, r.c.prompt, m.c.subset,
                            m.c.metric, m.c.value, m.c.ci_low, m.c.ci_high, m.c.n)
@@ -126,7 +126,7 @@ class Results:
             query = query.where(r.c.id.in_(latest_run_ids()))
         for column, chosen in ((m.c.metric, [metric] if isinstance(metric, str) else metric), (r.c.dataset, datasets),
                                (r.c.split, splits), (r.c.model, models), (m.c.subset, subsets),
-                               (r.c.ablation, ablations)):
+                               (r.c.ablation, ablations), (m.c.run_id, [int(i) for i in run_ids or ()])):
             if chosen:
                 query = query.where(column.in_(list(chosen)))
         return self.frame(query.order_by(r.c.model, r.c.dataset, r.c.ablation, m.c.subset, m.c.metric))
