@@ -41,6 +41,42 @@ def blank_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
     return out
 
 
+def consistency_pairs(samples: list[Sample], seed: int = 0) -> list[Sample]:
+    """Each phantom question answered "yes" about something present, followed by its twin about something absent
+    (`consistency.absent_twin`; the twin's id ends in `consistency.TWIN_SUFFIX`); questions without a twin are left out.
+    `pair_accuracy` counts a pair right only when both answers are."""
+    import numpy as np
+
+    from .data import consistency
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in samples:
+        twin = consistency.absent_twin(s.question, s.answer, rng)
+        if twin is not None:
+            out += [s, dataclasses.replace(s, id=f"{s.id}{consistency.TWIN_SUFFIX}", question=twin, answer="no")]
+    if not out:
+        raise MedVQAError("none of these samples is a closed question answered yes about something present: "
+                          "no consistency pair to ask")
+    return out
+
+
+def without_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
+    """The question alone (image None), for families that answer through their language model only. The image id
+    is suffixed, so the answers are never confused with those given with the image, and an image's questions still
+    resample together."""
+    return [dataclasses.replace(s, image=None, image_id=f"{s.image_id}#none") for s in samples]
+
+
+def question_only(samples: list[Sample], seed: int, answers_without_image: bool) -> tuple[list[Sample], str | None]:
+    """The question-only condition: the questions without images where the family has a text-only path, otherwise
+    blank images, with a note saying so (the note goes into the run's card)."""
+    if answers_without_image:
+        return without_images(samples, seed), None
+    return blank_images(samples, seed), ("this family has no text-only path: blank images stand in for the "
+                                         "question alone")
+
+
 @dataclass(frozen=True)
 class Ablation:
     """One evaluation condition, as data: what samples, what prompt, what model variant, what extra metric, and
@@ -55,6 +91,7 @@ class Ablation:
     extra_metrics: tuple[str, ...] = ()  # e.g. the probe's hallucination rate
     refuse: Callable[[ModelSpec, str], str | None] = lambda spec, dataset: None  # a message when it cannot apply
     paired: bool = True  # same samples as the plain run: its accuracy delta gets a paired CI (not probe, not ood)
+    text_only: bool = False  # the question alone where the family can (`question_only`); its transform otherwise
 
 
 ABLATIONS = {a.name: a for a in (
@@ -63,6 +100,13 @@ ABLATIONS = {a.name: a for a in (
              transform=swap_images),
     Ablation("blank-image", "every image replaced by a blank one of the same size (what is left without looking?)",
              transform=blank_images),
+    Ablation("question-only", "the question without the image, through the language model alone where the family has "
+             "that path (blank images otherwise, noted on the run's card)", text_only=True),
+    Ablation("consistency", "each yes-question about something present paired with its twin about something absent "
+             "(pair_accuracy: both right)", transform=consistency_pairs, extra_metrics=("pair_accuracy",),
+             paired=False, refuse=lambda spec, dataset: None if dataset == "phantom" else (
+                 "consistency pairs need to know what each image shows; only the phantom's generator does "
+                 "(docs/evaluation.md gives the recipe for datasets with structured labels such as SLAKE's)")),
     Ablation("expert-prompt", "the expert-radiologist instruction before each question", prompt="expert"),
     Ablation("ood", "a dataset the model was not trained on", paired=False,
              refuse=lambda spec, dataset: (f"{spec.name} was trained on {dataset}: pick a dataset outside "

@@ -146,7 +146,8 @@ def import_predictions(path: str | Path, model: str, dataset: str, split: str = 
                        store: Store | None = None) -> tuple[int, list[dict]]:
     """Store predictions made by another tool as a finished run of `model` (not a registered checkpoint), scored
     by our metrics so it sits on the same leaderboard. Importing the same file again reuses that run."""
-    from .evaluation import aggregate, prediction_row
+    from .evaluation import prediction_row
+    from .run_metrics import aggregate
 
     if fmt not in PREDICTION_FORMATS:
         raise MedVQAError(f"unknown prediction format '{fmt}'; choose one of {', '.join(PREDICTION_FORMATS)}")

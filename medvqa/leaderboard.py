@@ -6,7 +6,9 @@ from .datatypes import MedVQAError
 from .store import Store
 
 COLUMNS = [("all", "accuracy"), ("closed", "accuracy"), ("open", "token_recall"), ("open", "token_f1"),
-           ("open", "exact_match"), ("all", "bleu1"), ("probe", "hallucination_rate")]
+           ("open", "exact_match"), ("all", "bleu1"), ("probe", "hallucination_rate"),
+           ("consistency", "pair_accuracy")]
+WHOLE_RUN = ("probe", "consistency")  # columns read from the "all" subset of the runs of these ablations
 
 
 def leaderboard(store: Store | None = None):
@@ -17,7 +19,7 @@ def leaderboard(store: Store | None = None):
     from .store import queries
 
     store = store or Store()
-    pairs = [(("all" if subset == "probe" else subset), metric) for subset, metric in COLUMNS]
+    pairs = [(("all" if subset in WHOLE_RUN else subset), metric) for subset, metric in COLUMNS]
     frame = queries.headline_metric_rows(store, pairs)
     if frame.empty:
         return pd.DataFrame()
@@ -108,35 +110,38 @@ IGNORES_IMAGE = 0.8  # a model keeping this share of its accuracy on blank image
 
 
 def grounding(store: Store | None = None, datasets=None, n_resamples: int = 1000, seed: int = 0):
-    """Per model x dataset/split with a plain and a blank-image run: accuracy with real, swapped (when run) and blank
-    images over the samples the runs share, the share of its real-image accuracy the model keeps on blank images with
-    an image-clustered 95% interval, and `ignores_image` when that share is IGNORES_IMAGE or more."""
+    """Per model x dataset/split with a plain and a blank-image run: accuracy with real, swapped and blank images
+    and with the question alone (those two when run) over the samples the runs share, the share of its real-image
+    accuracy the model keeps on blank images with an image-clustered 95% interval, and `ignores_image` when that
+    share is IGNORES_IMAGE or more."""
     import numpy as np
     import pandas as pd
 
     from .store import queries
 
     store = store or Store()
-    columns = ["model", "dataset", "split", "n", "accuracy", "swapped", "blank", "kept", "kept_low", "kept_high",
-               "ignores_image"]
-    runs = {a: queries.latest_runs(store, ablation=a) for a in ("none", "swap-images", "blank-image")}
+    columns = ["model", "dataset", "split", "n", "accuracy", "swapped", "blank", "question_only", "kept", "kept_low",
+               "kept_high", "ignores_image"]
+    optional = {"swapped": "swap-images", "question_only": "question-only"}  # columns shown when their run exists
+    runs = {a: queries.latest_runs(store, ablation=a) for a in ("none", "blank-image", *optional.values())}
     pairs = runs["none"].merge(runs["blank-image"], on=["model", "dataset", "split"], suffixes=("", "_blank"))
     if datasets:
         pairs = pairs[pairs.dataset.isin(datasets)]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    swaps = runs["swap-images"].set_index(["model", "dataset", "split"]).id
-    wanted = [*pairs.id, *pairs.id_blank, *swaps.reindex(pairs.set_index(["model", "dataset", "split"]).index).dropna()]
+    keys = pairs.set_index(["model", "dataset", "split"]).index
+    others = {column: runs[a].set_index(["model", "dataset", "split"]).id for column, a in optional.items()}
+    wanted = [*pairs.id, *pairs.id_blank, *(i for ids in others.values() for i in ids.reindex(keys).dropna())]
     rows = queries.correctness(store, [int(r) for r in wanted]).set_index(["run_id", "sample_id"])
     out = []
     for pair in pairs.itertuples():
         plain = rows.loc[pair.id]
         both = plain.join(rows.loc[pair.id_blank].correct.rename("blank"), how="inner")
-        swap_id = swaps.get((pair.model, pair.dataset, pair.split))
-        swapped = float("nan")
-        if swap_id is not None:
-            swap = rows.loc[int(swap_id)].correct.reindex(both.index)
-            swapped = float(swap.mean()) if swap.notna().all() else float("nan")
+        accuracies = {}
+        for column, ids in others.items():  # over the same samples, or not at all
+            run_id = ids.get((pair.model, pair.dataset, pair.split))
+            shared = rows.loc[int(run_id)].correct.reindex(both.index) if run_id is not None else None
+            accuracies[column] = float(shared.mean()) if shared is not None and shared.notna().all() else float("nan")
         real, blank = both.correct.to_numpy(float), both.blank.to_numpy(float)
         kept = blank.mean() / real.mean() if real.mean() > 0 else float("nan")
         if real.mean() > 0:  # both means come from the same resampled images, so their ratio is the share kept
@@ -148,7 +153,7 @@ def grounding(store: Store | None = None, datasets=None, n_resamples: int = 1000
         ratios = ratios[np.isfinite(ratios)]
         low, high = np.percentile(ratios, [2.5, 97.5]) if ratios.size else (float("nan"), float("nan"))
         out.append({"model": pair.model, "dataset": pair.dataset, "split": pair.split, "n": len(both),
-                    "accuracy": real.mean(), "swapped": swapped, "blank": blank.mean(), "kept": kept,
+                    "accuracy": real.mean(), "blank": blank.mean(), **accuracies, "kept": kept,
                     "kept_low": low, "kept_high": high, "ignores_image": bool(kept >= IGNORES_IMAGE)})
     return pd.DataFrame(out, columns=columns)
 

@@ -5,7 +5,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-ABLATION_ORDER = ["none", "swap-images", "blank-image", "expert-prompt", "zero-shot", "ood", "probe"]
+ABLATION_ORDER = ["none", "swap-images", "blank-image", "question-only", "consistency", "expert-prompt", "zero-shot",
+                  "ood", "probe"]
 
 
 MIN_N_FOR_INTERVAL = 10  # as medvqa.ratings: no whisker drawn from fewer observations
@@ -68,7 +69,7 @@ def ablation_deltas(metrics: pd.DataFrame, metric: str, subset: str = "all") -> 
     else:
         rows = metrics[(metrics.metric == metric) & (metrics.subset == subset)]
         plain = rows[rows.ablation == "none"].set_index(["model", "dataset"]).value
-        other = rows[~rows.ablation.isin(["none", "probe"])].copy()
+        other = rows[~rows.ablation.isin(["none", "probe", "consistency"])].copy()  # other samples
         other["delta"] = [v - plain.get((m, d), float("nan"))
                           for m, d, v in zip(other.model, other.dataset, other.value)]
         other = other.dropna(subset=["delta"]).assign(err_plus=float("nan"), err_minus=float("nan"))

@@ -23,9 +23,11 @@ def blip2_prompt(question: str) -> str:
     return f"Question: {question} Answer:"
 
 
-def chat_messages(question: str) -> list[dict]:
-    """One user turn with the image first, as the Idefics2 and LLaVA chat templates expect."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+def chat_messages(question: str, with_image: bool = True) -> list[dict]:
+    """One user turn with the image first, as the Idefics2 and LLaVA chat templates expect (the question alone for
+    the question-only ablation)."""
+    image = [{"type": "image"}] if with_image else []
+    return [{"role": "user", "content": [*image, {"type": "text", "text": question}]}]
 
 
 def trim_answer(text: str) -> str:

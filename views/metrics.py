@@ -47,11 +47,23 @@ with ablations:
     else:
         st.dataframe(grounding, hide_index=True, width="stretch", key="metrics-grounding", column_config={
             **{c: st.column_config.NumberColumn(format="percent") for c in (
-                "accuracy", "swapped", "blank", "kept", "kept_low", "kept_high")},
+                "accuracy", "swapped", "blank", "question_only", "kept", "kept_low", "kept_high")},
+            "question_only": st.column_config.NumberColumn("question only", format="percent"),
             "kept": st.column_config.NumberColumn("kept without the image", format="percent")})
-        st.caption("Accuracy with the real images, with another sample's image and with a blank one, over the same "
-                   "questions; *kept*: the blank-image accuracy as a share of the real one (95% interval, images "
-                   "resampled). A model keeping 80% or more answers mostly from the question.")
+        st.caption("Accuracy with the real images, with another sample's image, with a blank one and with the "
+                   "question alone (`--ablation question-only`), over the same questions; *kept*: the blank-image "
+                   "accuracy as a share of the real one (95% interval, images resampled). A model keeping 80% or "
+                   "more answers mostly from the question.")
+    pairs = results.metrics(("pair_accuracy",), datasets, splits, models, subsets=(subset,))
+    if not pairs.empty:
+        st.markdown("**Consistency pairs**: a question about something present and its twin about something absent")
+        st.dataframe(pairs[["model", "dataset", "split", "value", "ci_low", "ci_high", "n"]], hide_index=True,
+                     width="stretch", key="metrics-pairs", column_config={
+                         "value": st.column_config.NumberColumn("both right", format="percent"),
+                         **{c: st.column_config.NumberColumn(format="percent") for c in ("ci_low", "ci_high")},
+                         "n": st.column_config.NumberColumn("pairs")})
+        st.caption("A pair counts only when both answers are right (`--ablation consistency`, after ProbMed): a "
+                   "model answering yes to whatever it is asked gets none.")
 with trust:
     confidence.show(shown, datasets, splits, models, subset)
 with training:

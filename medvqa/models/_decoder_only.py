@@ -10,10 +10,13 @@ from .base import GenerativeVQA
 class DecoderOnlyVQA(GenerativeVQA):
     """Image tokens + prompt + answer in one causal sequence (BLIP-2, Idefics2, LLaVA)."""
 
+    answers_without_image = True  # the language model alone reads the prompt without image tokens
+
     @classmethod
-    def prompt_texts(cls, processor, questions: list[str]) -> list[str]:
+    def prompt_texts(cls, processor, questions: list[str], with_image: bool = True) -> list[str]:
         """The generation prompts; by default the processor's chat template with the image first."""
-        return [processor.apply_chat_template(chat_messages(q), add_generation_prompt=True) for q in questions]
+        return [processor.apply_chat_template(chat_messages(q, with_image), add_generation_prompt=True)
+                for q in questions]
 
     @classmethod
     def images_arg(cls, images: list):
@@ -24,6 +27,9 @@ class DecoderOnlyVQA(GenerativeVQA):
         return tokenizer.eos_token
 
     def preprocess(self, images, questions):
+        if images[0] is None:  # a question-only batch (answer_prepared never mixes the two)
+            return self.processor(text=self.prompt_texts(self.processor, questions, with_image=False), padding=True,
+                                  return_tensors="pt")
         return self.processor(text=self.prompt_texts(self.processor, questions), images=self.images_arg(images),
                               padding=True, return_tensors="pt")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import recalibration
 from ..datatypes import Answer, ModelSpec
 from ..prompts import apply_strategy
-from ._requests import check_image, check_question, new_token_budget
+from ._requests import InputError, check_image, check_question, new_token_budget
 
 
 class AnsweringModel:
@@ -16,6 +16,9 @@ class AnsweringModel:
     # training; `medvqa.models.is_remote(family)` reads this without importing the family
     remote = False
     default_max_new_tokens = 8
+    # whether a request may come without an image (the question-only ablation): the family then answers from the
+    # question alone through its language model, never through a stand-in image
+    answers_without_image = False
     spec: ModelSpec
 
     def answer(self, image, question: str, **generation) -> Answer:
@@ -28,7 +31,11 @@ class AnsweringModel:
         max_new_tokens = new_token_budget(generation.pop("max_new_tokens", None), self.default_max_new_tokens)
         if generation:
             raise TypeError(f"unsupported generation settings: {', '.join(sorted(generation))}")
-        prepared = [(check_image(image), apply_strategy(check_question(q), strategy)) for image, q in requests]
+        if not self.answers_without_image and any(image is None for image, _ in requests):
+            raise InputError(f"{self.spec.name} needs an image: the {self.family} family cannot answer from the "
+                             "question alone")
+        prepared = [(None if image is None else check_image(image), apply_strategy(check_question(q), strategy))
+                    for image, q in requests]
         answers = self.answer_prepared(prepared, max_new_tokens, max(1, batch_size))
         calibration = recalibration.load(self.spec)
         if calibration is not None:
@@ -38,7 +45,8 @@ class AnsweringModel:
         return answers
 
     def answer_prepared(self, prepared: list[tuple], max_new_tokens: int, batch_size: int) -> list[Answer]:
-        """Answers to checked (RGB image, prompt with the strategy applied) pairs, in order."""
+        """Answers to checked (RGB image or None when `answers_without_image`, prompt with the strategy applied)
+        pairs, in order."""
         raise NotImplementedError
 
     def explain(self, image, question: str, answer: str | None = None, prompt_strategy: str | None = None):

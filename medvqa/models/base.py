@@ -163,11 +163,14 @@ class VQAModel(AnsweringModel):
         return self.base.device
 
     def answer_prepared(self, prepared, max_new_tokens: int, batch_size: int) -> list[Answer]:
-        """Requests are grouped longest-first so padding stays small."""
-        order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][1]))
+        """Requests are grouped longest-first so padding stays small, those without an image apart from the rest."""
         results: list[Answer | None] = [None] * len(prepared)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        chunks = []
+        for without_image in (False, True):
+            group = sorted((i for i in range(len(prepared)) if (prepared[i][0] is None) == without_image),
+                           key=lambda i: -len(prepared[i][1]))
+            chunks += [group[start : start + batch_size] for start in range(0, len(group), batch_size)]
+        for chunk in chunks:
             began = time.perf_counter()
             with self.activated():
                 inputs = self.preprocess([prepared[i][0] for i in chunk], [prepared[i][1] for i in chunk])

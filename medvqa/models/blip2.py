@@ -21,8 +21,10 @@ class Blip2VQA(DecoderOnlyVQA):
                              "Blip2Processor(num_query_tokens=...)")
         return processor
 
+    answers_without_image = False  # generate() needs the Q-Former's query tokens, which need an image
+
     @classmethod
-    def prompt_texts(cls, processor, questions):
+    def prompt_texts(cls, processor, questions, with_image=True):
         return [blip2_prompt(q) for q in questions]
 
     @staticmethod

@@ -3,6 +3,7 @@ import base64
 
 import numpy as np
 import plotly.io
+import pytest
 
 import medvqa
 from medvqa.model_cache import CACHE
@@ -79,6 +80,18 @@ def test_the_ablations_tab_says_whether_each_model_looks_at_the_image(app, evalu
     expected = leaderboard.grounding(evaluated)
     assert shown.model.tolist() == ["llava-tiny"] and shown.n.tolist() == [16]
     assert shown.blank.tolist() == expected.blank.tolist() and shown.swapped.tolist() == expected.swapped.tolist()
+    assert shown.question_only.isna().all()  # not run yet
+    evaluate("llava-tiny", "phantom", limit=16, ablation="question-only", batch_size=16, store=evaluated,
+             progress=False)
+    pairs = evaluate("vilt-tiny", "phantom", ablation="consistency", store=evaluated, progress=False)
+    app.run()
+    assert not app.exception
+    shown = next(d for d in app.dataframe if "kept" in d.value.columns).value
+    assert shown.question_only.tolist() == leaderboard.grounding(evaluated).question_only.tolist()
+    assert shown.question_only.notna().all()
+    both_right = next(d.value for d in app.dataframe if list(d.value.columns) == [
+        "model", "dataset", "split", "value", "ci_low", "ci_high", "n"]).set_index("model")
+    assert both_right.loc["vilt-tiny", "value"] == pytest.approx(pairs.summary["all"]["pair_accuracy"])
 
 
 def test_the_table_tab_shows_the_evaluation_card_of_a_chosen_run(app, evaluated):

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from medvqa import leaderboard
-from medvqa.ablations import swap_images
 from medvqa.data import phantom
 from medvqa.datatypes import MedVQAError
 from medvqa.evaluation import evaluate
@@ -95,28 +94,6 @@ def test_ablations_sit_beside_the_plain_run_and_report_shows_cis(env):
     ]
     assert vilt.loc["none", "accuracy"] == pytest.approx(stored_value.value.iloc[0])
     assert any(s.startswith("question_type=") for s in metrics.subset)
-
-
-def test_blank_images_keep_size_mode_and_one_id_per_image(env):
-    from medvqa import data
-    from medvqa.ablations import blank_images
-
-    samples = data.load("phantom", split="test", limit=12)
-    blanks = blank_images(samples)
-    for s, b in zip(samples, blanks):
-        assert (b.image.size, b.image.mode) == (s.image.size, s.image.mode) and b.image.getextrema() in ((0, 0),
-                                                                                                      ((0, 0),) * 3)
-        assert b.image_id == f"{s.image_id}#blank" and b.question == s.question
-
-
-def test_swap_images_is_a_derangement(env):
-    from medvqa import data
-
-    samples = data.load("phantom", split="test")
-    swapped = swap_images(samples, seed=1)
-    assert [s.id for s in swapped] == [s.id for s in samples]
-    assert all(a.image_id != b.image_id for a, b in zip(samples, swapped))
-    assert swapped == swap_images(samples, seed=1)
 
 
 def test_identical_requests_are_reused_across_runs_and_export(env):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medvqa import confidence, evaluation, metrics
+from medvqa import confidence, metrics, run_metrics
 
 
 def random_answers(n: int, seed: int = 0, decimals: int | None = None):
@@ -94,11 +94,11 @@ def test_statistics_rows_carry_intervals_around_the_value_and_null_without_score
 def test_aggregate_stores_confidence_rows_and_null_for_unscored_answers():
     rows = pd.DataFrame({"score": [0.9, 0.7, None, None], "correct": [1.0, 0.0, 1.0, 0.0],
                          "image_id": ["a", "a", "b", "c"], "answer_type": ["closed", "closed", "open", "open"]})
-    out = evaluation._confidence_rows("all", rows, "image")
+    out = run_metrics._confidence_rows("all", rows, "image")
     assert {r["metric"] for r in out} == set(confidence.STATISTICS) and all(r["n"] == 2 for r in out)
     brier = next(r for r in out if r["metric"] == "brier")
     assert brier["value"] == pytest.approx((0.01 + 0.49) / 2)
-    unscored = evaluation._confidence_rows("open", rows[rows.answer_type == "open"], "image")
+    unscored = run_metrics._confidence_rows("open", rows[rows.answer_type == "open"], "image")
     assert all(r["value"] is None and r["n"] == 0 for r in unscored)
 
 

@@ -155,7 +155,7 @@ def test_corpus_bleu_equals_pycocoevalcap_on_the_same_tokens(preds, golds):
 def test_bleu4_is_reported_only_for_gold_answers_of_four_or_more_tokens():
     import pandas as pd
 
-    from medvqa.evaluation import aggregate
+    from medvqa.run_metrics import aggregate
 
     answers = [("yes", "yes", "closed"), ("no", "no", "closed"), ("left", "left", "open"),
                ("small round pulmonary nodule", "small round pulmonary nodule", "open"),
