@@ -67,9 +67,14 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         samples = [s for s in samples if s.id not in flagged]
         if not samples:
             raise MedVQAError(f"every sample of {dataset}/{split} is flagged as leaked: nothing left to evaluate")
+    without_image = condition.text_only and family_class(spec.family).answers_without_image
+    imageless = [s.id for s in samples if s.image is None]
+    if imageless and not without_image:
+        raise MedVQAError(f"{len(imageless)} of {len(samples)} samples of {dataset}/{split} have no image (first: "
+                          f"{imageless[0]}): prepare the dataset again from a source with every image")
     note = None
     if condition.text_only:
-        samples, note = question_only(samples, seed, family_class(spec.family).answers_without_image)
+        samples, note = question_only(samples, seed, without_image)
     elif condition.transform is not None:
         samples = condition.transform(samples, seed)
     prompt = condition.prompt or spec.prompt_strategy
@@ -171,7 +176,9 @@ def _cache_key(model_hash: str, data_version: str, s: Sample, prompt: str, gener
 def prediction_row(s: Sample, prediction: str, cache_key: str, score: float | None = None,
                    latency_s: float | None = None) -> Prediction:
     """The one place a stored prediction is built: its per-sample metric values, correctness and normalised answer
-    computed together from the answer and the ground truth."""
+    computed together from the answer and the ground truth. NUL characters are dropped first, as the store drops
+    them (schema.StoredText), so the answer scored is the answer stored."""
+    prediction = prediction.replace("\x00", "") if isinstance(prediction, str) else prediction
     values = metrics.score(prediction, s.answer, s.answer_type)
     return Prediction(sample_id=s.id, cache_key=cache_key, question=s.question, answer=s.answer, prediction=prediction,
                       score=score, latency_s=latency_s, answer_type=s.answer_type, question_type=s.question_type,

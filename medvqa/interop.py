@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import ijson
+
 from .datatypes import VOTE_OUTCOMES, MedVQAError, Sample
+from .prompts import MAX_QUESTION_CHARS
 from .store import Store
 
 
@@ -23,21 +29,53 @@ def votes_to_battles(votes) -> list[dict]:
     return battles
 
 
-def battles_to_votes(battles: list[dict], source: str) -> list[dict]:
-    """FastChat battle records -> store vote rows; each must name model_a, model_b and a known winner."""
-    rows = []
+MAX_NAME_CHARS = 200  # model, rater, dataset, modality names and ids in imported records
+MAX_ANSWER_CHARS = 10_000  # an imported question, gold answer or prediction
+
+
+def _text(record: dict, field: str, i: int, source: str, limit: int, required: bool = False) -> str | None:
+    value = record.get(field)
+    if value is None or value == "":
+        if required:
+            raise MedVQAError(f"{source}: record {i} has no {field}")
+        return None
+    if not isinstance(value, str):
+        raise MedVQAError(f"{source}: record {i}: {field} must be text, not {type(value).__name__}")
+    if len(value) > limit:
+        raise MedVQAError(f"{source}: record {i}: {field} is {len(value):,} characters long; the limit is {limit:,}")
+    return value
+
+
+def _timestamp(record: dict, i: int, source: str) -> float:
+    value = record.get("tstamp")
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value) \
+            or value < 0:
+        raise MedVQAError(f"{source}: record {i}: tstamp must be a Unix time in seconds, not {value!r:.40}")
+    return float(value)
+
+
+def battles_to_votes(battles: Iterable, source: str) -> Iterator[dict]:
+    """FastChat battle records -> store vote rows, one at a time; each record is checked (a battle object naming
+    model_a, model_b and a known winner, text fields as text within their limits, tstamp a Unix time) and the first
+    bad one refused with its number."""
     for i, b in enumerate(battles):
-        if not isinstance(b, dict) or not {"model_a", "model_b", "winner"} <= set(b):
-            raise MedVQAError(f"{source}: record {i} is not a battle (needs model_a, model_b and winner)")
-        if b["winner"] not in VOTE_OUTCOMES:
-            raise MedVQAError(f"{source}: record {i} has winner {b['winner']!r}; expected one of "
+        if not isinstance(b, dict):
+            raise MedVQAError(f"{source}: record {i} is {type(b).__name__}, not a battle object")
+        model_a = _text(b, "model_a", i, source, MAX_NAME_CHARS, required=True)
+        model_b = _text(b, "model_b", i, source, MAX_NAME_CHARS, required=True)
+        winner = b.get("winner")
+        if not isinstance(winner, str) or winner not in VOTE_OUTCOMES:
+            raise MedVQAError(f"{source}: record {i} has winner {winner!r:.40}; expected one of "
                               f"{', '.join(VOTE_OUTCOMES)}")
-        rows.append({"rater": str(b.get("judge") or "imported"), "model_a": str(b["model_a"]),
-                     "model_b": str(b["model_b"]), "winner": b["winner"],
-                     "question": str(b.get("question") or b.get("question_id") or ""),
-                     "image_hash": str(b.get("image_hash") or ""), "dataset": b.get("dataset"),
-                     "modality": b.get("modality"), "created": float(b.get("tstamp") or 0.0)})
-    return rows
+        question = (_text(b, "question", i, source, MAX_QUESTION_CHARS)
+                    or _text(b, "question_id", i, source, MAX_NAME_CHARS) or "")
+        yield {"rater": _text(b, "judge", i, source, MAX_NAME_CHARS) or "imported", "model_a": model_a,
+               "model_b": model_b, "winner": winner, "question": question,
+               "image_hash": _text(b, "image_hash", i, source, MAX_NAME_CHARS) or "",
+               "dataset": _text(b, "dataset", i, source, MAX_NAME_CHARS),
+               "modality": _text(b, "modality", i, source, MAX_NAME_CHARS), "created": _timestamp(b, i, source)}
 
 
 def export_votes(path: str | Path, store: Store | None = None) -> int:
@@ -52,19 +90,22 @@ def export_votes(path: str | Path, store: Store | None = None) -> int:
 
 
 def import_votes(path: str | Path, store: Store | None = None) -> int:
-    """Read a FastChat battle log (.json array or .jsonl) into the store's votes; returns how many."""
+    """Read a FastChat battle log (.json array or .jsonl) into the store's votes, all or none; returns how many.
+    Records are parsed, checked and inserted a chunk at a time, so a million battles take bounded memory."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        battles = ([json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl"
-                   else json.loads(text))
-    except (OSError, ValueError) as exc:
-        raise MedVQAError(f"{path} is not a readable battle log ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(battles, list):
-        raise MedVQAError(f"{path}: expected a JSON array of battles")
-    rows = battles_to_votes(battles, str(path))
-    (store or Store()).add_votes(rows)
-    return len(rows)
+        with open(path, "rb") as fh:
+            if path.suffix == ".jsonl":
+                records = (json.loads(line) for line in fh if line.strip())
+            else:
+                if fh.read(4096).lstrip()[:1] != b"[":
+                    raise MedVQAError(f"{path}: expected a JSON array of battles")
+                fh.seek(0)
+                records = ijson.items(fh, "item", use_float=True)
+            return (store or Store()).add_votes(battles_to_votes(records, str(path)))
+    except (OSError, ValueError, ijson.JSONError) as exc:  # ijson's messages span lines: one line here
+        raise MedVQAError(f"{path} is not a readable battle log ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())})") from exc
 
 
 # --- predictions made elsewhere ------------------------------------------------------------------------------------
@@ -94,10 +135,18 @@ def read_predictions(path: str | Path, fmt: str = "auto") -> list[dict]:
     reader = {"lmms-eval": _lmms_eval_row, "vlmevalkit": _vlmevalkit_row, "plain": _plain_row}[fmt]
     rows = []
     for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise MedVQAError(f"{path}: record {i} is {type(record).__name__}, not a prediction object")
         try:
-            rows.append(_with_answer_type(reader(record, i)))
+            row = _with_answer_type(reader(record, i))
         except (KeyError, IndexError, TypeError) as exc:
             raise MedVQAError(f"{path}: record {i} is not a {fmt} prediction (missing {exc})") from exc
+        for field, value in row.items():
+            limit = MAX_ANSWER_CHARS if field in ("question", "answer", "prediction") else MAX_NAME_CHARS
+            if len(value) > limit:
+                raise MedVQAError(f"{path}: record {i}: {field} is {len(value):,} characters long; the limit is "
+                                  f"{limit:,}")
+        rows.append(row)
     return rows
 
 

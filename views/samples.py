@@ -37,13 +37,16 @@ for start in range(0, len(rows), 4):
     for column, row in zip(st.columns(4), rows.iloc[start : start + 4].to_dict("records")):
         with column.container(border=True):
             sample = images.get(row["sample_id"])
-            if sample is not None:
+            has_image = sample is not None and sample.image is not None
+            if has_image:
                 st.image(sample.image, width="stretch")
+            elif images:
+                st.caption("This sample has no image in the prepared dataset.")
             st.markdown(f"**{escaped(row['question'])}**  \nground truth: {escaped(row['answer'])} · "
                         f"{escaped(row['question_type'])}, {escaped(row['answer_type'])}")
-            st.markdown("  \n".join(f"{RIGHT if row[f'{m} correct'] == 1 else WRONG} {escaped(m)}: "
-                                     f"{escaped(row[m]) if row[m] else '(empty)'}"
-                                     for m in models if isinstance(row[m], str)))
-            if images and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
-                open_in("compare", dataset, split, row["sample_id"], [m for m in models if isinstance(row[m], str)])
+            st.markdown("  \n".join(f"{RIGHT if correct == 1 else WRONG} {escaped(m)}: "
+                                     f"{escaped(answer) if answer else '(empty)'}"
+                                     for m, (answer, correct) in row["answers"].items()))
+            if has_image and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
+                open_in("compare", dataset, split, row["sample_id"], list(row["answers"]))
                 st.switch_page("views/compare.py")

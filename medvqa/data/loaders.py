@@ -210,6 +210,8 @@ def fingerprint(name: str, split: str) -> str:
 def _rgb(image):
     from PIL import Image
 
+    if image is None:  # a row without an image: the pages show its text, the runner refuses to answer it
+        return None
     if isinstance(image, dict):
         image = Image.open(io.BytesIO(image["bytes"]))
     return image if image.mode == "RGB" else image.convert("RGB")

@@ -14,23 +14,23 @@ class Administration:
                 **{t.name: self.count(t.name) for t in schema.TABLES}}
 
     def copy_to(self, url: str, progress=lambda message: None) -> dict[str, int]:
-        """Every table into an empty store at `url` (e.g. SQLite -> PostgreSQL), in chunks, each table's row count
-        checked; returns the counts."""
+        """Every table into an empty store at `url` (e.g. SQLite -> PostgreSQL), streamed in chunks inside one
+        transaction of the target (a copy that fails midway leaves it empty, so the rerun works), each table's row
+        count checked; returns the counts."""
         target = type(self)(url)
         if any(target.count(t.name) for t in schema.TABLES):
             raise StoreError(f"{target.where} already holds results; `medvqa db copy` only fills an empty store")
         counts = {}
-        with self.connect() as source:
+        with self.connect() as source, target.transaction() as db:
             for table in schema.TABLES:
                 rows = source.execution_options(stream_results=True, yield_per=10_000).execute(sa.select(table))
                 copied = 0
                 for chunk in rows.partitions():
-                    with target.transaction() as db:
-                        db.execute(table.insert(), [dict(row._mapping) for row in chunk])
+                    db.execute(table.insert(), [dict(row._mapping) for row in chunk])
                     copied += len(chunk)
                     progress(f"{table.name}: {copied} rows")
                 counts[table.name] = copied
-        with target.transaction() as db:  # explicit ids do not advance PostgreSQL's sequences: move them past
+            # explicit ids do not advance PostgreSQL's sequences: move them past
             if target.backend == "postgresql":
                 for table in schema.TABLES:
                     if "id" in table.c:

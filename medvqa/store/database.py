@@ -63,12 +63,15 @@ class Database:
     def schema_version(self) -> int:
         """0 for an empty database; v1 stores kept theirs in SQLite's user_version."""
         with self.connect() as db:
-            inspector = sa.inspect(db)
-            if inspector.has_table("schema_version"):
-                return int(db.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar() or 0)
-            if inspector.has_table("runs"):
-                return int(db.exec_driver_sql("PRAGMA user_version").scalar()) if self.backend == "sqlite" else 1
-            return 0
+            return self._schema_version(db)
+
+    def _schema_version(self, db) -> int:
+        inspector = sa.inspect(db)
+        if inspector.has_table("schema_version"):
+            return int(db.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar() or 0)
+        if inspector.has_table("runs"):
+            return int(db.exec_driver_sql("PRAGMA user_version").scalar()) if self.backend == "sqlite" else 1
+        return 0
 
     def upgrade(self, progress=lambda message: None) -> tuple[int, int]:
         """Migrate to the current schema in one transaction (all steps or none); returns (from, to). A SQLite file is
@@ -80,7 +83,11 @@ class Database:
             copy = self.backup(self.path.with_name(f"{self.path.name}.v{before}.bak"))
             progress(f"copied the v{before} store to {copy}")
         with self.transaction() as db:
-            self._lock(db)
+            self._lock(db)  # a second `medvqa db upgrade` waits here for the first, then finds nothing left to do
+            current = self._schema_version(db)
+            if current != before:
+                progress(f"another process upgraded the store to v{current} meanwhile")
+                return current, current
             for version in range(before + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version](db, progress)
                 db.execute(schema.schema_version.delete())

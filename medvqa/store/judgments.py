@@ -1,28 +1,56 @@
 """Human and LLM judgment: arena votes, grades and cached judge verdicts."""
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from ..datatypes import MedVQAError
 from . import schema
+
+VOTE_LOCK = 4243  # PostgreSQL advisory lock serialising capped votes (SQLite's BEGIN IMMEDIATE already does)
+
+
+class DailyCapReached(MedVQAError):
+    """A rater has cast as many votes in the last 24 hours as the arena allows."""
+
+    def __init__(self, rater: str, cap: int):
+        super().__init__(f"{rater} has cast {cap} votes in the last 24 hours, this arena's daily limit "
+                         "(MEDVQA_ARENA_DAILY_CAP): thank you, come back tomorrow.")
 
 
 class Judgments:
     def add_vote(self, rater: str, model_a: str, model_b: str, winner: str, question: str, image_hash: str,
-                 dataset: str | None = None, modality: str | None = None, saved_case: str | None = None) -> int:
+                 dataset: str | None = None, modality: str | None = None, saved_case: str | None = None,
+                 daily_cap: int | None = None) -> int:
+        """One arena vote. With `daily_cap`, the rater's votes of the last 24 hours are counted and the vote
+        inserted in one serialised transaction, so simultaneous votes cannot pass the cap together."""
         with self.transaction() as db:
+            if daily_cap is not None:
+                if self.backend == "postgresql":
+                    db.exec_driver_sql(f"SELECT pg_advisory_xact_lock({VOTE_LOCK})")
+                v = schema.votes
+                now = time.time()
+                cast = db.execute(sa.select(sa.func.count()).where(v.c.rater == rater, v.c.created >= now - 86400))
+                if cast.scalar_one() >= daily_cap:
+                    raise DailyCapReached(rater, daily_cap)
             return db.execute(schema.votes.insert().values(
                 rater=rater, model_a=model_a, model_b=model_b, winner=winner, question=question, image_hash=image_hash,
                 dataset=dataset, modality=modality, saved_case=saved_case, created=time.time())
             ).inserted_primary_key[0]
 
-    def add_votes(self, rows: list[dict]) -> None:
-        """Many votes in one transaction (an imported battle log): all or none."""
+    def add_votes(self, rows: Iterable[dict], chunk: int = 10_000) -> int:
+        """Many votes in one transaction (an imported battle log): all or none, inserted `chunk` at a time from any
+        iterable (a generator keeps memory bounded); returns how many."""
         columns = ("rater", "model_a", "model_b", "winner", "question", "image_hash", "dataset", "modality", "created")
-        if rows:
-            with self.transaction() as db:
-                db.execute(schema.votes.insert(), [{c: r.get(c) for c in columns} for r in rows])
+        added, rows = 0, iter(rows)
+        with self.transaction() as db:
+            for batch in iter(lambda: list(itertools.islice(rows, chunk)), []):
+                db.execute(schema.votes.insert(), [{c: r.get(c) for c in columns} for r in batch])
+                added += len(batch)
+        return added
 
     def add_grade(self, rater: str, sample_id: str, model: str, verdict: str, run_id: int | None = None,
                   comment: str | None = None) -> int:

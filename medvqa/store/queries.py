@@ -33,7 +33,9 @@ class SampleFilter:
 
 @dataclass
 class SamplePage:
-    rows: pd.DataFrame  # SAMPLE_FIELDS, then `<model>` (its answer) and `<model> correct` (0/1) per model
+    # SAMPLE_FIELDS, then `answers`: {model: (its answer, 1/0 right)} for the models that answered the sample, kept
+    # in one column so that no model name (even "question" or "<another model> correct") can collide with another
+    rows: pd.DataFrame
     models: list[str]
     matching: int  # samples that pass the filters
 
@@ -119,12 +121,15 @@ def sample_page(store: Store, dataset: str, split: str, chosen: SampleFilter = S
 
 def _wide(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     if long.empty:
-        return pd.DataFrame(columns=[*SAMPLE_FIELDS, *models, *(f"{m} correct" for m in models)])
-    base = long.drop_duplicates("sample_id")[SAMPLE_FIELDS].set_index("sample_id")
-    answers = long.pivot(index="sample_id", columns="model", values="prediction").reindex(columns=models)
-    correct = long.pivot(index="sample_id", columns="model", values="correct").reindex(columns=models)
-    correct.columns = [f"{m} correct" for m in models]
-    return pd.concat([base, answers, correct], axis=1).reset_index().sort_values("sample_id", ignore_index=True)
+        return pd.DataFrame(columns=[*SAMPLE_FIELDS, "answers"])
+    answers: dict[str, dict[str, tuple]] = {}
+    for sample_id, model, prediction, correct in zip(long.sample_id, long.model, long.prediction, long.correct):
+        answers.setdefault(sample_id, {})[model] = (prediction, correct)
+    base = long.drop_duplicates("sample_id")[SAMPLE_FIELDS].sort_values("sample_id", ignore_index=True)
+    order = {m: i for i, m in enumerate(models)}
+    base["answers"] = [dict(sorted(answers[i].items(), key=lambda item: order.get(item[0], len(order))))
+                       for i in base.sample_id]
+    return base
 
 
 def sample_answers(store: Store, run_ids: list[int], sample_id: str) -> pd.DataFrame:

@@ -10,26 +10,38 @@ from ..datatypes import Prediction
 
 SCHEMA_VERSION = 3
 
+
+class StoredText(sa.types.TypeDecorator):
+    """Text as both backends can hold it: PostgreSQL refuses NUL characters in text, SQLite keeps them, so NUL is
+    dropped on the way in everywhere (an engine answering "yes\\x00" is stored and compared as "yes" on either)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
 metadata = sa.MetaData()
 
 runs = sa.Table(
     "runs", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("identity", sa.Text, nullable=False, unique=True),
-    *(sa.Column(name, sa.Text, nullable=False)
+    sa.Column("identity", StoredText, nullable=False, unique=True),
+    *(sa.Column(name, StoredText, nullable=False)
       for name in ("model", "spec_hash", "dataset", "split", "ablation", "prompt", "generation")),
     sa.Column("sample_limit", sa.Integer), sa.Column("seed", sa.Integer), sa.Column("ood", sa.Integer),
-    sa.Column("status", sa.Text, nullable=False), sa.Column("created", sa.Float, nullable=False),
+    sa.Column("status", StoredText, nullable=False), sa.Column("created", sa.Float, nullable=False),
     sa.Column("finished", sa.Float),
     sa.Column("updated", sa.Float),  # any change a page shows (finished, judged): the store version reads its max
-    sa.Column("card", sa.Text),  # the evaluation card (run_card.build), JSON; NULL for runs stored before v3
+    sa.Column("card", StoredText),  # the evaluation card (run_card.build), JSON; NULL for runs stored before v3
     sa.Index("runs_pages", "dataset", "split", "ablation", "status"),
 )
 
 predictions = sa.Table(
     "predictions", metadata,
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    *(sa.Column(f.name, sa.Text if f.type.startswith("str") else sa.Float, primary_key=f.name == "sample_id",
+    *(sa.Column(f.name, StoredText if f.type.startswith("str") else sa.Float, primary_key=f.name == "sample_id",
                 nullable="None" in f.type) for f in dataclasses.fields(Prediction)),
     sa.Column("created", sa.Float, nullable=False),
     sa.Index("predictions_cache", "cache_key"),
@@ -38,15 +50,15 @@ predictions = sa.Table(
 metrics = sa.Table(
     "metrics", metadata,
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("subset", sa.Text, primary_key=True), sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("subset", StoredText, primary_key=True), sa.Column("metric", StoredText, primary_key=True),
     sa.Column("value", sa.Float), sa.Column("ci_low", sa.Float), sa.Column("ci_high", sa.Float),
     sa.Column("n", sa.Integer),
 )
 
 training_logs = sa.Table(
     "training_logs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True), sa.Column("run_name", sa.Text, nullable=False),
-    sa.Column("step", sa.Integer, nullable=False), sa.Column("split", sa.Text, nullable=False),
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("run_name", StoredText, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False), sa.Column("split", StoredText, nullable=False),
     sa.Column("loss", sa.Float, nullable=False), sa.Column("learning_rate", sa.Float),
     sa.Column("created", sa.Float, nullable=False),
     sa.UniqueConstraint("run_name", "step", "split"),
@@ -54,25 +66,26 @@ training_logs = sa.Table(
 
 grades = sa.Table(
     "grades", metadata,
-    sa.Column("id", sa.Integer, primary_key=True), sa.Column("rater", sa.Text, nullable=False),
-    sa.Column("run_id", sa.Integer), sa.Column("sample_id", sa.Text, nullable=False),
-    sa.Column("model", sa.Text, nullable=False), sa.Column("verdict", sa.Text, nullable=False),
-    sa.Column("comment", sa.Text), sa.Column("created", sa.Float, nullable=False),
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("rater", StoredText, nullable=False),
+    sa.Column("run_id", sa.Integer), sa.Column("sample_id", StoredText, nullable=False),
+    sa.Column("model", StoredText, nullable=False), sa.Column("verdict", StoredText, nullable=False),
+    sa.Column("comment", StoredText), sa.Column("created", sa.Float, nullable=False),
     sa.Index("grades_rater", "rater", "run_id", "sample_id"),
 )
 
 judge_verdicts = sa.Table(
     "judge_verdicts", metadata,
-    sa.Column("judge", sa.Text, primary_key=True), sa.Column("prompt_version", sa.Text, primary_key=True),
-    sa.Column("item_key", sa.Text, primary_key=True), sa.Column("verdict", sa.Text),
-    sa.Column("reply", sa.Text, nullable=False), sa.Column("created", sa.Float, nullable=False),
+    sa.Column("judge", StoredText, primary_key=True), sa.Column("prompt_version", StoredText, primary_key=True),
+    sa.Column("item_key", StoredText, primary_key=True), sa.Column("verdict", StoredText),
+    sa.Column("reply", StoredText, nullable=False), sa.Column("created", sa.Float, nullable=False),
 )
 
 votes = sa.Table(
     "votes", metadata,
-    sa.Column("id", sa.Integer, primary_key=True), sa.Column("rater", sa.Text, nullable=False),
-    *(sa.Column(name, sa.Text, nullable=False) for name in ("model_a", "model_b", "winner", "question", "image_hash")),
-    sa.Column("dataset", sa.Text), sa.Column("modality", sa.Text), sa.Column("saved_case", sa.Text),
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("rater", StoredText, nullable=False),
+    *(sa.Column(name, StoredText, nullable=False)
+      for name in ("model_a", "model_b", "winner", "question", "image_hash")),
+    sa.Column("dataset", StoredText), sa.Column("modality", StoredText), sa.Column("saved_case", StoredText),
     sa.Column("created", sa.Float, nullable=False),
     sa.Index("votes_rater", "rater", "created"),
 )

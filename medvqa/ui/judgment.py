@@ -9,9 +9,10 @@ from functools import cached_property
 import streamlit as st
 
 from .. import config, list_models
-from ..datatypes import VERDICT_SCORES, MedVQAError
+from ..datatypes import VERDICT_SCORES
 from ..images import pixel_hash
 from ..store import Store
+from ..store.judgments import DailyCapReached
 
 # Labels, Material icons (Debian's Chromium has no emoji font: emoji were empty boxes) and keyboard shortcuts
 VERDICTS = {verdict: verdict.capitalize() for verdict in VERDICT_SCORES}
@@ -96,9 +97,8 @@ def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: 
     when the rater asked to save the case (as a PNG, which carries no DICOM header)."""
     store = store or Store()
     cap = config.arena_daily_cap()
-    if cap is not None and store.votes_since(name, time.time() - 86400) >= cap:
-        raise MedVQAError(f"{name} has cast {cap} votes in the last 24 hours, this arena's daily limit "
-                          "(MEDVQA_ARENA_DAILY_CAP): thank you, come back tomorrow.")
+    if cap is not None and store.votes_since(name, time.time() - 86400) >= cap:  # before saving a case for nothing
+        raise DailyCapReached(name, cap)
     saved = None
     if save_case and picked is not None:
         folder = config.home() / "saved_cases"
@@ -106,6 +106,7 @@ def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: 
         path = folder / f"{battle.image_hash[:16]}.png"
         picked.image.save(path)
         saved = str(path)
+    vote = store.add_vote(name, battle.models[0], battle.models[1], winner, battle.question, battle.image_hash,
+                          battle.dataset, battle.modality, saved, daily_cap=cap)  # the cap holds under races
     battle.winner = winner
-    return store.add_vote(name, battle.models[0], battle.models[1], winner, battle.question,
-                                       battle.image_hash, battle.dataset, battle.modality, saved)
+    return vote

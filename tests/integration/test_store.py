@@ -109,8 +109,7 @@ def test_sample_page_filters_and_paginates_in_sql(store_url):
     facets = queries.sample_facets(store, "phantom", "test")
     assert page.models == facets.models == ["model-a", "model-b", "model-c"] and (facets.total, page.matching) == (4, 4)
     assert page.rows.sample_id.tolist() == ["s1", "s2", "s3"]
-    assert page.rows.set_index("sample_id").loc["s2", "model-b"] == "yes"
-    assert page.rows.set_index("sample_id").loc["s2", "model-b correct"] == 0.0
+    assert page.rows.set_index("sample_id").loc["s2", "answers"]["model-b"] == ("yes", 0.0)
     assert queries.sample_page(store, "phantom", "test", page=2, page_size=3).rows.sample_id.tolist() == ["s4"]
     assert facets.values == {"question_type": ["abnormality", "organ", "position", "presence"],
                            "answer_type": ["closed", "open"], "modality": ["ct", "mri", "x-ray"]}

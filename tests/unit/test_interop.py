@@ -48,7 +48,7 @@ def test_a_log_that_is_not_battles_is_refused_and_writes_nothing(tmp_path, monke
     bad.write_text(json.dumps([{"model_a": "x", "model_b": "y", "winner": "model_a"}, {"model_a": "x"}]))
     from medvqa.interop import import_votes
 
-    with pytest.raises(MedVQAError, match="record 1 is not a battle"):
+    with pytest.raises(MedVQAError, match="record 1 has no model_b"):
         import_votes(bad)
     assert Store().count("votes") == 0
 
