@@ -12,14 +12,19 @@ from .datatypes import CheckpointError, ModelSpec
 log = logging.getLogger(__name__)
 
 
-def _default_budget(device: str) -> int:
+def _device_bytes(device: str) -> int:
+    """All the memory of the device models load on (the GPU's, or this machine's RAM)."""
     import torch
 
     if device.startswith("cuda"):
-        return int(torch.cuda.get_device_properties(0).total_memory * 0.9)
+        return int(torch.cuda.get_device_properties(0).total_memory)
     import psutil
 
-    return int(psutil.virtual_memory().total * 0.5)
+    return int(psutil.virtual_memory().total)
+
+
+def _default_budget(device: str) -> int:
+    return int(_device_bytes(device) * (0.9 if device.startswith("cuda") else 0.5))
 
 
 class ModelCache:
@@ -101,8 +106,15 @@ class ModelCache:
             return sum(b.resident_bytes() for b in self._bases.values())
 
     def _make_room(self, spec: ModelSpec, dtype: str, device: str) -> None:
+        """Unload the least recently used bases until `spec` fits the budget (a budget below one model keeps one at a
+        time). A model that could not fit the whole device is refused first, before anything is unloaded: one bad
+        or oversized checkpoint must not empty the cache for everyone else."""
         budget = config.memory_budget_bytes() or _default_budget(device)
         need = weights.estimate_bytes(spec.resolved_base(), dtype, spec.quantization) if spec.base_is_local else 0
+        if need > _device_bytes(device):
+            raise CheckpointError(f"{spec.name} needs {need / 1024**3:,.1f} GiB as {dtype} by its safetensors headers, "
+                                  f"more than all of {device}'s {_device_bytes(device) / 1024**3:,.1f} GiB; nothing "
+                                  "was unloaded")
         while self._bases and self.resident_bytes() + need > budget:
             oldest = next(iter(self._bases.values()))
             log.info("memory budget: unloading %s to make room for %s", sorted(oldest.users), spec.name)

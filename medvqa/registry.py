@@ -5,12 +5,14 @@ Reading specs imports no torch: the dashboard draws its model pickers from this 
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import config, weights
 from .datatypes import DTYPES, PROMPT_STRATEGIES, QUANTIZATIONS, MedVQAError, ModelSpec, SpecError, UnknownModelError
-from .models import family_class, family_names
+from .models import family_class, family_names, is_remote
 
 __all__ = ["family_class", "family_names", "get_spec", "list_models", "model_table", "parse_spec", "scan",
            "write_spec"]
@@ -24,9 +26,29 @@ class SpecProblem:
     message: str
 
 
+MAX_SPEC_BYTES = 1024**2  # a spec is a few hundred bytes of JSON; a larger "medvqa.json" is not one
+
+
+def _check_remote(path: Path, raw: dict) -> None:
+    """A served spec's endpoint URL and its fields, by the rules its family declares (`spec_fields`)."""
+    url = urlsplit(raw["base"]) if isinstance(raw["base"], str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.netloc:
+        raise SpecError(f"{path}: field 'base' of a {raw['family']} spec is the engine's http(s) URL, not "
+                        f"{raw['base']!r:.80}")
+    for field, (valid, meaning, required) in family_class(raw["family"]).spec_fields.items():
+        if (field in raw or required) and not valid(raw.get(field)):
+            raise SpecError(f"{path}: field '{field}' is {raw.get(field)!r:.60}; expected {meaning}")
+
+
 def parse_spec(path: Path) -> ModelSpec:
     """Read and validate one medvqa.json; SpecError names the file and the bad field."""
     try:
+        status = Path(path).stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device (a link to /dev/zero) would block or never end
+            raise SpecError(f"{path}: not a regular file")
+        if status.st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {status.st_size:,} bytes; a spec is a small JSON file (at most "
+                            f"{MAX_SPEC_BYTES:,} bytes)")
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot be read ({exc})") from exc
@@ -41,6 +63,8 @@ def parse_spec(path: Path) -> ModelSpec:
     _check_choice(path, raw, "quantization", QUANTIZATIONS, "none")
     _check_choice(path, raw, "dtype", DTYPES, "auto")
     _check_choice(path, raw, "prompt_strategy", PROMPT_STRATEGIES, "plain")
+    if is_remote(raw["family"]):  # checked when read: a bad value skips this spec, naming the field
+        _check_remote(path, raw)
     adapter = raw.get("adapter")
     if adapter is not None and (not isinstance(adapter, str) or not adapter.strip()):
         raise SpecError(f"{path}: field 'adapter' must be a folder path or null")

@@ -5,6 +5,7 @@ No torch here: safetensors headers are plain JSON, so `medvqa models` can size a
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -66,11 +67,41 @@ def read_header(path: Path) -> dict:
             header = json.loads(fh.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path} is corrupt: unreadable safetensors header") from exc
-    if not isinstance(header, dict) or not all(isinstance(v, dict) and isinstance(v.get("shape"), list)
-                                               for k, v in header.items() if k != "__metadata__"):
+    if not isinstance(header, dict):
         raise CheckpointError(f"{path} is corrupt: its safetensors header is not a tensor table")
     header.pop("__metadata__", None)
+    data_bytes = path.stat().st_size - 8 - length
+    for name, entry in header.items():
+        _check_tensor_entry(path, name, entry, data_bytes)
     return header
+
+
+_ITEM_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
+               "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_tensor_entry(path: Path, name: str, entry, data_bytes: int) -> None:
+    """One tensor's dtype, shape and offsets, checked against each other and the file's size: a header claiming a
+    tensor larger than the file (or a shape of text) is refused here, before anything loads or is unloaded."""
+    where = f"{path} is corrupt: tensor '{name:.80}'"
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where} is not a tensor entry")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(_whole(d) for d in shape):
+        raise CheckpointError(f"{where} has shape {shape!r:.60}; a shape is a list of whole numbers")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_whole(o) for o in offsets)
+            and offsets[0] <= offsets[1]):
+        raise CheckpointError(f"{where} has data_offsets {offsets!r:.60}; expected [begin, end]")
+    if offsets[1] > data_bytes:
+        raise CheckpointError(f"{where} ends at byte {offsets[1]:,} of its data, but the file holds {data_bytes:,}")
+    item = _ITEM_BYTES.get(entry.get("dtype"))
+    if item is not None and math.prod(shape) * item != offsets[1] - offsets[0]:
+        raise CheckpointError(f"{where} claims shape {shape} of {entry['dtype']} ({math.prod(shape) * item:,} bytes) "
+                              f"in {offsets[1] - offsets[0]:,} bytes of data")
 
 
 def count_parameters(folder: str | Path) -> int:

@@ -15,6 +15,9 @@ class AnsweringModel:
     # answers over the network: no weights in this process, nothing in the memory budget, no demo-zoo builder and no
     # training; `medvqa.models.is_remote(family)` reads this without importing the family
     remote = False
+    # a remote family's rules for its spec fields: field -> (valid?, what it must be, required); the registry checks
+    # them when it reads the spec (local families' fields are read with their weights)
+    spec_fields: dict = {}
     default_max_new_tokens = 8
     # whether a request may come without an image (the question-only ablation): the family then answers from the
     # question alone through its language model, never through a stand-in image

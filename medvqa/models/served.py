@@ -7,6 +7,7 @@ The spec's `base` is the endpoint's base URL; its other fields say what to ask f
   max_concurrency  requests in flight at once from this process (default 4)
   logprobs         whether the engine returns token log-probabilities (vLLM does; transformers serve refuses them)
   max_new_tokens   the local family's answer budget, so both decode the same length (default 8)
+Their values are checked when the spec is read (`spec_fields`): a bad one skips the spec, naming the field.
 The question goes out exactly as the local family prompts it: the prompt strategy applied here, the image first, the
 engine's chat template around them, greedy decoding. Talking to an engine imports no torch.
 """
@@ -20,15 +21,32 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..datatypes import Answer, ModelSpec, SpecError
-from ..openai_api import ChatEndpoint
+from ..openai_api import KEY_PREFIX, ChatEndpoint
 from ..prompts import trim_answer
 from ._interface import AnsweringModel
-from ._requests import ExplainUnavailable
+from ._requests import MAX_NEW_TOKENS_CAP, ExplainUnavailable
+
+
+def _whole(low: int, high: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
 class ServedVQA(AnsweringModel):
     family = "served"
     remote = True  # the model cache hands out an instance: no weights to load, nothing in the memory budget
+    spec_fields = {  # field -> (valid?, what it must be, required): the registry checks them when reading the spec
+        "served_model": (lambda v: isinstance(v, str) and bool(v.strip()), "the engine's model or adapter name",
+                         True),
+        "timeout_s": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 3600,
+                      "seconds, more than 0 and at most 3600", False),
+        "retries": (_whole(0, 10), "a whole number from 0 to 10", False),
+        "max_concurrency": (_whole(1, 256), "a whole number from 1 to 256", False),
+        "max_new_tokens": (_whole(1, MAX_NEW_TOKENS_CAP), f"a whole number from 1 to {MAX_NEW_TOKENS_CAP}", False),
+        "logprobs": (lambda v: isinstance(v, bool), "true or false", False),
+        "api_key_env": (lambda v: v is None or (isinstance(v, str) and v.startswith(KEY_PREFIX)
+                                                and len(v) > len(KEY_PREFIX)),
+                        f"the name of a variable starting with {KEY_PREFIX} (or null)", False),
+    }
 
     def __init__(self, spec: ModelSpec):
         extra = spec.extra

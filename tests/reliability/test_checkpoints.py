@@ -1,6 +1,8 @@
 """Checkpoints that should fail do, with a message naming the folder; one bad checkpoint never takes down a listing;
 a handle whose weights were unloaded to make room loads them again instead of crashing."""
 import json
+import os
+import re
 import shutil
 import threading
 
@@ -110,3 +112,88 @@ def test_a_zero_shot_variant_survives_its_base_being_unloaded(scratch_zoo):
     before = variant.answer(noise_image(1), "What organ?").text
     medvqa.unload_model("idefics2-tiny-lora")
     assert variant.answer(noise_image(1), "What organ?").text == before
+
+
+def safetensors_with(header: dict, data: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ({"w": {"dtype": "F32", "shape": ["a", 2], "data_offsets": [0, 8]}}, "tensor 'w' has shape \\['a', 2\\]"),
+    ({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 8]}}, "tensor 'w' has shape \\[1.5\\]"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": "0-8"}}, "tensor 'w' has data_offsets '0-8'"),
+    ({"w": {"dtype": "F32", "shape": [10**12], "data_offsets": [0, 4 * 10**12]}}, "ends at byte 4,000,000,000,000 of"),
+    ({"w": {"dtype": "F32", "shape": [10**6], "data_offsets": [0, 8]}}, "claims shape \\[1000000\\] of F32"),
+])
+def test_a_header_that_lies_about_its_tensors_is_refused_naming_the_tensor(scratch_zoo, capsys, header, message):
+    folder = copy_model(scratch_zoo, "blip-tiny", "blip-lying")
+    (folder / "model.safetensors").write_bytes(safetensors_with(header, b"\0" * 8))
+    rows, problems = registry.model_table()
+    assert "blip-lying" not in {r["model"] for r in rows} and "blip-tiny" in {r["model"] for r in rows}
+    assert any(re.search(message, p.message) and "blip-lying" in p.message for p in problems), problems
+    with pytest.raises(CheckpointError, match=message):
+        medvqa.load_model("blip-lying")
+
+
+def test_a_model_larger_than_the_device_is_refused_before_anything_is_unloaded(scratch_zoo, monkeypatch):
+    """Headers true to their file, but the file is sparse: 2 TiB of bytes (8 TiB once float32) cost no disk here."""
+    folder = copy_model(scratch_zoo, "blip-tiny", "blip-enormous")
+    size = 2 * 1024**4
+    header = {"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}
+    with open(folder / "model.safetensors", "wb") as fh:
+        fh.write(safetensors_with(header))
+        fh.truncate(fh.tell() + size)
+    resident = medvqa.load_model("vilt-tiny")
+    with pytest.raises(CheckpointError, match=r"blip-enormous needs 8,192.0 GiB as float32 .* nothing was unloaded"):
+        medvqa.load_model("blip-enormous")
+    assert "vilt-tiny" in medvqa.loaded_models()
+    assert resident.answer(noise_image(0), QUESTIONS[0]).text  # still answering, not reloaded
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("device", "not a regular file"),
+    ("fifo", "not a regular file"),
+    ("huge", "a spec is a small JSON file"),
+])
+def test_a_spec_file_that_is_a_device_or_huge_is_skipped(scratch_zoo, capsys, kind, message):
+    folder = scratch_zoo / "odd-spec"
+    folder.mkdir()
+    spec = folder / "medvqa.json"
+    if kind == "device":
+        spec.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(spec)
+    else:
+        spec.write_text(json.dumps({"name": "odd", "family": "vilt", "base": ".", "description": "x" * 2 * 1024**2}))
+    rows, problems = registry.model_table()
+    assert {"vilt-tiny", "llava-tiny"} <= {r["model"] for r in rows}
+    assert any(message in p.message and "odd-spec" in p.message for p in problems)
+    assert main(["models"]) == 0
+    assert "odd-spec" in capsys.readouterr().err
+
+
+SERVED = {"name": "engine", "family": "served", "base": "http://127.0.0.1:8000", "served_model": "llava"}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"base": "ftp://host/x"}, "field .base. of a served spec is the engine.s http\\(s\\) URL"),
+    ({"served_model": ""}, "field 'served_model'"),
+    ({"max_concurrency": -1}, "field 'max_concurrency' is -1; expected a whole number from 1 to 256"),
+    ({"timeout_s": "soon"}, "field 'timeout_s' is 'soon'"),
+    ({"retries": 1000}, "field 'retries' is 1000"),
+    ({"max_new_tokens": 10**6}, "field 'max_new_tokens'"),
+    ({"logprobs": "yes"}, "field 'logprobs'"),
+    ({"api_key_env": "MEDVQA_DB"}, "field 'api_key_env' is 'MEDVQA_DB'; expected the name of a variable starting "
+                                   "with MEDVQA_KEY_"),
+])
+def test_a_served_spec_with_a_bad_field_is_skipped_naming_it(scratch_zoo, capsys, change, message):
+    folder = scratch_zoo / "engine"
+    folder.mkdir()
+    (folder / "medvqa.json").write_text(json.dumps({**SERVED, **change}))
+    rows, problems = registry.model_table()
+    assert "engine" not in {r["model"] for r in rows} and "vilt-tiny" in {r["model"] for r in rows}
+    assert any(re.search(message, p.message) for p in problems), problems
+    assert main(["models"]) == 0
+    (folder / "medvqa.json").write_text(json.dumps(SERVED))  # the same spec with good values is listed
+    assert "engine" in {r["model"] for r in registry.model_table()[0]}

@@ -1,4 +1,5 @@
 import json
+import math
 import struct
 
 import pytest
@@ -28,11 +29,14 @@ def test_prompt_strategies():
 
 
 def _safetensors(path, tensors):
-    header = {
-        name: {"dtype": dtype, "shape": shape, "data_offsets": [0, 0]} for name, (dtype, shape) in tensors.items()
-    }
+    """A valid safetensors file of zeros: offsets that match each tensor's shape and dtype."""
+    header, end = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        size = math.prod(shape) * {"F32": 4, "BF16": 2}[dtype]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [end, end + size]}
+        end += size
     blob = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(end))
 
 
 def test_memory_estimate_reads_safetensors_headers(tmp_path):
