@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 from dataclasses import dataclass, field
 
-from .datatypes import MedVQAError
+from .decode_limits import (  # noqa: F401 (re-exported: callers catch images.ImageDecodeError and its kinds)
+    MAX_DICOM_BYTES,
+    MAX_PIXELS,
+    DicomNoPixelsError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    NotAnImageError,
+    UnsupportedCompressionError,
+)
 
-MAX_PIXELS = 50_000_000  # ~7000x7000 per image or frame; larger ones are refused as possible decompression bombs
-# All frames of one DICOM file, uncompressed, as its header declares them (a 500-slice 512x512 16-bit CT is 262 MB);
-# checked before any pixel is decoded, and only the chosen frame is ever decoded.
-MAX_DICOM_BYTES = 512 * 1024**2
-_HEADER_PEEK = 1024**2  # a deflated DICOM's first inflated MiB holds its header; the rest inflates only within budget
 _PICTURE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8")
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit, 32-bit integer and float pictures
 # Pictures larger than this on their long side are kept downscaled (every model reads 224-980 px): a 7000x7000 PNG
@@ -28,26 +29,6 @@ WINDOW_PRESETS = {  # name -> (centre, width) in Hounsfield units
     "brain": (40.0, 80.0),
     "liver": (60.0, 160.0),
 }
-
-
-class ImageDecodeError(MedVQAError):
-    """The file is not an image we can read (corrupt, truncated, unsupported, too large, ...)."""
-
-
-class NotAnImageError(ImageDecodeError):
-    """The bytes are not an image at all (a text file renamed .png, say)."""
-
-
-class ImageTooLargeError(ImageDecodeError):
-    """More pixels than MAX_PIXELS: refused as a possible decompression bomb."""
-
-
-class DicomNoPixelsError(ImageDecodeError):
-    """A DICOM object without pixel data (a report, an RT plan, ...)."""
-
-
-class UnsupportedCompressionError(ImageDecodeError):
-    """A DICOM file compressed with a transfer syntax no installed decoder handles."""
 
 
 @dataclass
@@ -78,25 +59,20 @@ def window_choices(data: bytes, filename: str = "") -> list[str]:
 
 
 def _dicom_modality(data: bytes) -> str | None:
-    return str(_dicom_header(data, "Modality") or "") or None
+    from .dicom_read import header_value
+
+    return str(header_value(data, "Modality") or "") or None
 
 
 def dicom_frames(data: bytes) -> int:
-    """How many frames a DICOM file declares (1 when it says nothing sensible): a multi-frame file is a study."""
+    """How many frames a DICOM file declares (1 when it says nothing sensible, and decode says why): a multi-frame
+    file is a study."""
+    from .dicom_read import header_value
+
     try:
-        return max(1, int(_dicom_header(data, "NumberOfFrames") or 1))
+        return max(1, int(header_value(data, "NumberOfFrames") or 1))
     except (TypeError, ValueError):
         return 1
-
-
-def _dicom_header(data: bytes, tag: str):
-    """One element's value from the header, pixels not read; None when absent or unreadable."""
-    import pydicom
-
-    try:
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=[tag], force=True).get(tag)
-    except Exception:  # noqa: BLE001 - unreadable headers are decode()'s to report, with its message
-        return None
 
 
 def decode(data: bytes, filename: str = "", *, window: str | tuple[float, float] | None = None,
@@ -188,16 +164,18 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
     from PIL import Image
     from pydicom.pixels import apply_modality_lut, convert_color_space, pixel_array
 
+    from .dicom_read import check_pixel_budget, read
+
     name = filename or "the DICOM file"
-    ds = _read_dicom(data, name)
+    ds = read(data, name)
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DicomNoPixelsError(f"{name} holds no image (DICOM {ds.get('Modality', 'object')} without pixel data: "
                                  "a report, plan or structured document). Upload the image series instead.")
-    frames = _check_pixel_budget(ds, name)
+    frames = check_pixel_budget(ds, name)
     colour = int(ds.get("SamplesPerPixel", 1)) > 1
     index = (frames // 2 if frame is None else frame) if frames > 1 else 0
     if not 0 <= index < frames:
-        raise ImageDecodeError(f"{name} has {frames} frames; frame {index} does not exist.")
+        raise ImageDecodeError(f"{name} has {frames} frames; frame {index} does not exist (0 to {frames - 1}).")
     try:  # only the chosen frame is decoded
         pixels = pixel_array(ds, index=index) if frames > 1 else ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises several types for codecs it lacks
@@ -261,79 +239,19 @@ def _windowed(values, centre: float, width: float, source: str, invert: bool = F
     import numpy as np
     from PIL import Image
 
-    scaled = np.clip((values - (centre - width / 2)) / max(width, 1e-6), 0.0, 1.0)
+    with np.errstate(invalid="ignore"):  # NaN voxels are shown black, infinite ones at the window's ends
+        scaled = np.nan_to_num(np.clip((values - (centre - width / 2)) / max(width, 1e-6), 0.0, 1.0), nan=0.0)
     if invert:
         scaled = 1.0 - scaled
     image = Image.fromarray((scaled * 255).astype(np.uint8)).convert("RGB")
     return image, {"centre": round(centre, 1), "width": round(width, 1), "source": source}
 
 
-def _read_dicom(data: bytes, name: str):
-    """The dataset, pixels not decoded. A deflated file is inflated through a capped stream: its header first, then
-    at most what that header declares (a 1 MB file that inflates to 1 GiB is refused without inflating it)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        deflated = _inflate_within_budget(data, name)
-        return deflated if deflated is not None else pydicom.dcmread(io.BytesIO(data), force=True)
-    except ImageDecodeError:
-        raise
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, struct.error, zlib.error) as exc:
-        raise ImageDecodeError(f"{name} is not a readable DICOM file ({type(exc).__name__}).") from exc
-
-
-def _inflate_within_budget(data: bytes, name: str):
-    from pydicom.dataset import FileDataset
-    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
-    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
-
-    fp = io.BytesIO(data)
-    preamble = read_preamble(fp, True)
-    meta = _read_file_meta_info(fp)
-    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return None
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    body = inflater.decompress(data[fp.tell():], _HEADER_PEEK)
-    header = read_dataset(io.BytesIO(body), False, True, stop_when=lambda tag, vr, length: tag == 0x7FE00010)
-    limit = _pixel_bytes(header) + 2 * _HEADER_PEEK  # pixels as declared, plus room for the elements around them
-    _check_pixel_budget(header, name)
-    while inflater.unconsumed_tail and len(body) <= limit:
-        body += inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(body))
-    if len(body) > limit:
-        raise ImageTooLargeError(f"{name} inflates to more than its header declares (over {limit // 1024**2} MiB): "
-                                 "refused as a possible decompression bomb.")
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what a deflated dataset is once inflated
-    ds = read_dataset(io.BytesIO(body), False, True)
-    return FileDataset(name, ds, preamble=preamble, file_meta=meta, is_implicit_VR=False, is_little_endian=True)
-
-
-def _pixel_bytes(ds) -> int:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
-    return frames * rows * cols * samples * max(1, bits // 8)
-
-
-def _check_pixel_budget(ds, name: str) -> int:
-    """Refuse, before decoding, a frame over MAX_PIXELS or a file whose frames add up to over MAX_DICOM_BYTES;
-    returns the number of frames."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if rows * cols > MAX_PIXELS:
-        raise ImageTooLargeError(f"{name} is {cols}x{rows} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
-    if _pixel_bytes(ds) > MAX_DICOM_BYTES:
-        raise ImageTooLargeError(f"{name} declares {frames} frames of {cols}x{rows} ({_pixel_bytes(ds) / 1024**3:.1f} "
-                                 f"GiB uncompressed); the limit is {MAX_DICOM_BYTES // 1024**2} MiB per file.")
-    return frames
-
-
 def _window(ds, values, window) -> tuple[float, float, str]:
     import numpy as np
 
     if window == "automatic":  # the 0.5-99.5 percentile range, whatever the file says
-        lo, hi = np.percentile(values, [0.5, 99.5])
-        return float((lo + hi) / 2), float(max(hi - lo, 1.0)), "auto"
+        return (*_automatic(values), "auto")
     if isinstance(window, str):
         if window not in WINDOW_PRESETS:
             raise ImageDecodeError(f"unknown window preset '{window}'; choose one of automatic, "
@@ -345,16 +263,29 @@ def _window(ds, values, window) -> tuple[float, float, str]:
         return (*WINDOW_PRESETS[window], window)
     if window is not None:
         centre, width = (float(v) for v in window)
-        if width <= 0:
-            raise ImageDecodeError("the window width must be positive")
+        if not (np.isfinite(centre) and np.isfinite(width)) or width <= 0:
+            raise ImageDecodeError("the window is a centre and a positive width, both finite numbers")
         return centre, width, "custom"
     if ds is not None and "WindowCenter" in ds and "WindowWidth" in ds:
-        centre, width = ds.WindowCenter, ds.WindowWidth
-        first = (lambda v: float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v))
-        if first(width) > 0:
-            return first(centre), first(width), "file"
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    return float((lo + hi) / 2), float(max(hi - lo, 1.0)), "auto"
+        try:
+            centre, width = (float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v)
+                             for v in (ds.WindowCenter, ds.WindowWidth))
+        except (TypeError, ValueError, IndexError):  # a window the file cannot state: the automatic one
+            centre = width = float("nan")
+        if np.isfinite(centre) and np.isfinite(width) and width > 0:
+            return centre, width, "file"
+    return (*_automatic(values), "auto")
+
+
+def _automatic(values) -> tuple[float, float]:
+    """The 0.5-99.5 percentile range of the finite values (NaN and infinite voxels ignored; none finite: 0-1)."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.5, 1.0
+    lo, hi = np.percentile(finite, [0.5, 99.5])
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
 
 
 def pixel_hash(image) -> str:

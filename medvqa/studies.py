@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import zipfile
 from dataclasses import dataclass, field
 
@@ -19,6 +20,9 @@ from .images import DecodedImage, ImageDecodeError, decode, dicom_frames, is_dic
 MAX_FILES = 2000  # slices in one study
 MAX_STUDY_BYTES = 1 << 30  # uncompressed bytes of a zip's members, or of an inflated .nii.gz
 MAX_RATIO = 200  # a zip member that inflates more than this is a bomb (DICOM slices compress 2-10x)
+# every slice's pixels as their headers declare them (2,000 CT slices of 512x512 at 16 bits are 1 GiB); slices are
+# decoded one at a time, but a series declaring more is not a scan
+MAX_SERIES_PIXEL_BYTES = 2 << 30
 PLANES = ("axial", "coronal", "sagittal")
 
 
@@ -49,6 +53,44 @@ class Series:
         if self.frames:
             return decode(self.slices[0], "multi-frame DICOM", window=window, frame=index)
         return decode(self.slices[index], f"slice {index}", window=window)
+
+
+class OpenStudies:
+    """The studies a dashboard process holds open for its sessions, bounded in bytes all together. Each session keeps
+    its study (and the token `hold` returns) in its own state; when the session ends, or opens another study, the
+    token is collected and its bytes return to the budget. A study over the budget is refused with a message."""
+
+    def __init__(self, max_bytes: int):
+        import threading
+
+        self.max_bytes, self.bytes, self._lock = max_bytes, 0, threading.Lock()
+
+    def hold(self, found: dict[str, Series]) -> object:
+        import gc
+        import weakref
+
+        size = sum(study_bytes(series) for series in found.values())
+        with self._lock:
+            if self.bytes + size > self.max_bytes:
+                gc.collect()  # sessions that ended may not have been collected yet
+            if self.bytes + size > self.max_bytes:
+                raise StudyError(f"this study holds {size / 2**20:.0f} MiB; the dashboard already holds "
+                                 f"{self.bytes / 2**20:.0f} MiB of studies open for its sessions (limit "
+                                 f"{self.max_bytes / 2**20:.0f} MiB). Try again when another session has closed, or "
+                                 "upload fewer slices.")
+            self.bytes += size
+        token = type("StudyHold", (), {})()
+        weakref.finalize(token, self._release, size)
+        return token
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self.bytes -= size
+
+
+def study_bytes(series: Series) -> int:
+    """What one series holds in memory: its slices' file bytes, or its volume's voxels."""
+    return sum(len(raw) for raw in series.slices) + (series.volume.nbytes if series.volume is not None else 0)
 
 
 def is_study(data: bytes, filename: str) -> bool:
@@ -131,13 +173,20 @@ def read_files(files: list[tuple[str, bytes]]) -> dict[str, Series]:
 def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:
     """DICOM files grouped by series and ordered along the slice normal."""
     import numpy as np
-    import pydicom
+
+    from . import dicom_read
 
     groups: dict[str, list] = {}
-    for name, raw in files:
-        ds = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True, force=True)
+    declared = 0
+    for name, raw in files:  # headers only, each within the limits a single upload has (Deflated ones too)
+        ds = dicom_read.read(raw, name, header_only=True)
         if "PixelData" not in ds and "Rows" not in ds:
             continue  # a report or other non-image object of the study
+        dicom_read.check_pixel_budget(ds, name)
+        declared += dicom_read.pixel_bytes(ds, name)
+        if declared > MAX_SERIES_PIXEL_BYTES:
+            raise StudyError(f"the study's slices declare over {MAX_SERIES_PIXEL_BYTES / 2**30:.0f} GiB of pixels "
+                             f"(at {name}); the limit is {MAX_SERIES_PIXEL_BYTES / 2**30:.0f} GiB")
         key = str(ds.get("SeriesInstanceUID", "unknown"))
         groups.setdefault(key, []).append((ds, raw, name))
     if not groups:
@@ -181,21 +230,56 @@ def _nifti(data: bytes, filename: str) -> Series:
     nib = require("nibabel", "nifti", "a NIfTI volume")
     import numpy as np
 
-    if filename.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            data = stream.read(MAX_STUDY_BYTES + 1)
-        if len(data) > MAX_STUDY_BYTES:
-            raise StudyError(f"{filename} inflates beyond {MAX_STUDY_BYTES / 2**20:.0f} MiB; the limit")
     try:
+        if filename.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+                head = stream.read(NIFTI_HEADER)
+                expected = _nifti_size(nib, head, filename)
+                # inflated only as far as the header declares: a bomb is refused before it is held
+                data = head + stream.read(expected - len(head) + NIFTI_SLACK + 1)
+            if len(data) > expected + NIFTI_SLACK:
+                raise StudyError(f"{filename} inflates to more than its header declares ({expected / 2**20:.0f} MiB): "
+                                 "refused as a possible decompression bomb")
+        else:
+            _nifti_size(nib, data[:NIFTI_HEADER], filename)
         image = nib.as_closest_canonical(nib.Nifti1Image.from_bytes(data))
-    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for a bad header
-        raise StudyError(f"{filename} is not a readable NIfTI volume ({exc})") from exc
+    except StudyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nibabel and gzip raise several types for a bad file
+        raise StudyError(f"{filename} is not a readable NIfTI volume ({type(exc).__name__}: {exc})") from exc
     volume = np.asarray(image.dataobj, dtype=np.float32)
     if volume.ndim == 4:
         volume = volume[..., 0]  # the first volume of a time series
     if volume.ndim != 3:
         raise StudyError(f"{filename} has {volume.ndim} dimensions; a volume has 3")
     return Series(f"NIfTI volume {'x'.join(map(str, volume.shape))}", volume=volume)
+
+
+NIFTI_HEADER = 352  # a NIfTI-1 header and its extension flag
+NIFTI_SLACK = 1 << 20  # room past the declared voxels (extensions, padding)
+
+
+def _nifti_size(nib, head: bytes, filename: str) -> int:
+    """The bytes a NIfTI-1 file declares (header, extensions, voxels), refused from the header alone when its volume
+    or one of its slices is over the limits, before anything else is inflated or allocated."""
+    import numpy as np
+
+    from .decode_limits import MAX_PIXELS
+
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(head), check=False)
+    shape = header.get_data_shape()
+    if not 3 <= len(shape) <= 4 or any(int(d) < 1 for d in shape):
+        raise StudyError(f"{filename} declares dimensions {tuple(shape)}; a volume has three (or a fourth, time), "
+                         "each at least 1")
+    voxels = math.prod(int(d) for d in shape[:4])
+    if voxels * 4 > MAX_STUDY_BYTES:  # held as float32 once read
+        raise StudyError(f"{filename} declares {'x'.join(map(str, shape))} voxels ({voxels * 4 / 2**30:.1f} GiB as "
+                         f"float32); the limit is {MAX_STUDY_BYTES / 2**20:.0f} MiB")
+    x, y, z = (list(int(d) for d in shape[:3]) + [1, 1, 1])[:3]
+    if max(x * y, y * z, x * z) > MAX_PIXELS:
+        raise StudyError(f"{filename} has slices over the {MAX_PIXELS // 1_000_000} megapixels limit "
+                         f"({'x'.join(map(str, shape))} voxels)")
+    return int(header.get_data_offset()) + voxels * np.dtype(header.get_data_dtype()).itemsize
 
 
 def _volume_slice(volume, index: int, plane: str, window) -> DecodedImage:

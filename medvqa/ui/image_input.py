@@ -147,16 +147,35 @@ def pick_image(key: str) -> Picked | None:
                   modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})")
 
 
-@st.cache_resource(max_entries=2, show_spinner="Reading the study...")
-def _study(files: tuple[tuple[str, bytes], ...]) -> dict:
-    """One file: a zip, NIfTI volume or multi-frame DICOM; several: the DICOM files of a series."""
-    return studies.read(files[0][1], files[0][0]) if len(files) == 1 else studies.read_files(list(files))
+MAX_OPEN_STUDY_BYTES = 1 << 30  # every session's open study together (a 2,000-slice CT series is about 1 GiB)
+
+
+@st.cache_resource
+def _open_studies() -> studies.OpenStudies:
+    return studies.OpenStudies(MAX_OPEN_STUDY_BYTES)  # one per dashboard process
+
+
+def _study(key: str, files: tuple[tuple[str, bytes], ...]) -> dict:
+    """One file: a zip, NIfTI volume or multi-frame DICOM; several: the DICOM files of a series. Kept in this
+    session's state (read once, released when the session ends or opens another study), within the process's
+    budget for open studies."""
+    import hashlib
+
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + raw for name, raw in files)).hexdigest()
+    held = st.session_state.get(f"{key}-study")
+    if held is not None and held[0] == digest:
+        return held[1]
+    st.session_state.pop(f"{key}-study", None)  # the previous study's bytes go back before this one is counted
+    with st.spinner("Reading the study..."):
+        found = studies.read(files[0][1], files[0][0]) if len(files) == 1 else studies.read_files(list(files))
+        st.session_state[f"{key}-study"] = (digest, found, _open_studies().hold(found))
+    return found
 
 
 def _pick_slice(key: str, files: tuple[tuple[str, bytes], ...], name: str) -> Picked | None:
     """A study: its series (when several), plane (volumes), slice and window; the question is asked on that slice."""
     try:
-        found = _study(files)
+        found = _study(key, files)
     except images.ImageDecodeError as exc:
         st.error(str(exc))
         return None

@@ -83,3 +83,57 @@ def large_png(side: int = 7000, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.new("L", (side, side), color=seed % 256).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def many_elements_dicom(count: int = 1_000_000) -> bytes:
+    """A DICOM with `count` tiny private elements after its header (10 MB for a million): 4 s and 480 MB to parse."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    head, body = _dicom_header(ExplicitVRLittleEndian, Rows=8, Columns=8, BitsAllocated=8, BitsStored=8, HighBit=7)
+    parts = [struct.pack("<HH2sH", 0x0011 + 2 * (i // 0xFF00), 0x0100 + i % 0xFF00, b"LO", 2) + b"ab"
+             for i in range(count)]
+    return head + body + b"".join(parts)
+
+
+def plain_dicom(pixels: bytes | None = None, frames: bytes | None = None, **elements) -> bytes:
+    """An uncompressed grey DICOM described by `elements`, with `pixels` as its pixel data (none: no pixel data);
+    `frames`: NumberOfFrames written as these raw bytes, whatever they hold (pydicom would refuse to write garbage)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    head, body = _dicom_header(ExplicitVRLittleEndian, **elements)
+    if frames is not None:
+        body += struct.pack("<HH2sH", 0x0028, 0x0008, b"IS", len(frames)) + frames
+    if pixels is None:
+        return head + body
+    return head + body + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, len(pixels)) + pixels
+
+
+def nifti_gz(shape: tuple[int, ...], dtype: str = "int16", inflated_extra: int = 0, data=None) -> bytes:
+    """A gzipped NIfTI-1 volume of zeros (or `data`) of `shape`; `inflated_extra` zero bytes follow the voxels, so
+    a header declaring a small volume can inflate to gigabytes from a few megabytes."""
+    import gzip
+
+    import numpy as np
+
+    header = bytearray(352)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, len(shape), *shape, *([1] * (7 - len(shape))))
+    code, bits = {"int16": (4, 16), "uint8": (2, 8), "float32": (16, 32)}[dtype]
+    struct.pack_into("<hh", header, 70, code, bits)
+    struct.pack_into("<8f", header, 76, 1, *([1.0] * 7))  # pixdim
+    struct.pack_into("<f", header, 108, 352)  # vox_offset
+    struct.pack_into("<h", header, 254, 1)  # sform_code: scanner
+    struct.pack_into("<12f", header, 280, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0)  # srow_x, srow_y, srow_z
+    header[344:348] = b"n+1\x00"
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) as stream:
+        stream.write(bytes(header))
+        if data is not None:
+            stream.write(np.asarray(data, dtype=dtype).tobytes(order="F"))
+        else:
+            size = int(np.prod(shape)) * bits // 8 + inflated_extra
+            chunk = b"\x00" * (16 * 1024**2)
+            for _ in range(size // len(chunk)):
+                stream.write(chunk)
+            stream.write(b"\x00" * (size % len(chunk)))
+    return out.getvalue()
