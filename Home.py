@@ -7,7 +7,8 @@ from medvqa.ui.home_panels import datasets_frame, first_launch_panel, leaderboar
 from medvqa.ui.judgment import rater_sidebar
 from medvqa.ui.registry_table import registry_frame
 
-st.set_page_config(page_title="MedVQA Workbench", layout="wide")
+# an emoji favicon is drawn in the browser; a page's :material: icon as favicon is fetched from fonts.gstatic.com
+st.set_page_config(page_title="MedVQA Workbench", page_icon="🩻", layout="wide")
 
 
 def home():

@@ -22,14 +22,25 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def _client():
-    """One pooled, thread-safe httpx client per process: creating one costs ~21 ms (its TLS context), which a
-    client per request paid on every answer (measured: benchmarks/served.py)."""
+    """One thread-safe httpx client per process: creating one costs ~21 ms (its TLS context), which a client per
+    request paid on every answer (measured: benchmarks/served.py). Connections are not kept alive: each request
+    opens its own, so the deadline's watchdog can shut exactly that one (a local connect costs well under 1 ms)."""
     import httpx
 
     with _CLIENTS_LOCK:
         if "client" not in _CLIENTS:
-            _CLIENTS["client"] = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+            _CLIENTS["client"] = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=0))
         return _CLIENTS["client"]
+
+
+def _shut(sock) -> None:
+    """End every read and write on a socket at once (close alone does not wake a thread blocked in recv)."""
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
 
 
 class EngineError(MedVQAError):
@@ -137,23 +148,45 @@ class ChatEndpoint:
         raise AssertionError("unreachable")  # the last attempt returns or raises above
 
     def _post(self, body: dict) -> tuple[int, dict, bytes]:
-        """(status, headers, body) of one request, the body read in chunks against MAX_REPLY_BYTES and against a
-        deadline of timeout_s for the whole exchange (a body dribbled a byte at a time cannot hold a worker)."""
+        """(status, headers, body) of one request, the body read in chunks against MAX_REPLY_BYTES, and the whole
+        exchange held to a deadline of timeout_s: headers or a body dribbled a byte at a time (each byte inside the
+        read timeout) cannot hold a worker. At the deadline a watchdog shuts the request's socket, which ends any
+        read in progress; that is why each request has a connection of its own (`_client`)."""
+        import httpx
+
         deadline = time.monotonic() + self.timeout_s
-        with _client().stream("POST", self.url, json=body, headers=self._headers(), timeout=self.timeout_s) as response:
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
-                raise EngineError(f"{self.base_url} sent a reply of {int(declared):,} bytes; at most "
-                                  f"{MAX_REPLY_BYTES:,} are read")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:
-                    raise EngineError(f"{self.base_url} sent more than {MAX_REPLY_BYTES:,} bytes; reply refused")
-                if time.monotonic() > deadline:
-                    raise EngineError(f"{self.base_url}: the reply did not complete within {self.timeout_s:.0f} s")
-                chunks.append(chunk)
-            return response.status_code, dict(response.headers), b"".join(chunks)
+        sockets = []
+
+        def trace(event: str, info: dict) -> None:  # httpcore's trace hook: the request's own TCP connection
+            if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+                sockets.append(info["return_value"].get_extra_info("socket"))
+
+        watchdog = threading.Timer(self.timeout_s, lambda: [_shut(sock) for sock in sockets])
+        watchdog.daemon = True
+        watchdog.start()
+        late = EngineError(f"{self.base_url}: the reply did not complete within {self.timeout_s:.0f} s")
+        try:
+            with _client().stream("POST", self.url, json=body, headers=self._headers(), timeout=self.timeout_s,
+                                  extensions={"trace": trace}) as response:
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+                    raise EngineError(f"{self.base_url} sent a reply of {int(declared):,} bytes; at most "
+                                      f"{MAX_REPLY_BYTES:,} are read")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_REPLY_BYTES:
+                        raise EngineError(f"{self.base_url} sent more than {MAX_REPLY_BYTES:,} bytes; reply refused")
+                    if time.monotonic() > deadline:
+                        raise late
+                    chunks.append(chunk)
+                return response.status_code, dict(response.headers), b"".join(chunks)
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= deadline:  # the watchdog ended it
+                raise late from exc
+            raise
+        finally:
+            watchdog.cancel()
 
     def _headers(self) -> dict:
         headers = {"Content-Type": "application/json"}

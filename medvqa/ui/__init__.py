@@ -4,11 +4,16 @@ import re
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
 
+# where GitHub-flavoured markdown would turn plain text into a link (it finds "http://", "www." and addresses in the
+# text left after escapes are resolved): a zero-width space after the colon, the "www" or the "@" keeps them text
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)")
+
+
 def escaped(text) -> str:
     """Text from a model, a file, a dataset or a user, shown literally inside Streamlit markdown: no link, image,
     HTML tag, heading, emphasis or ':material/...' icon can come out of it (an imported `![x](http://host/leak)`
-    would make the browser fetch that address)."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    would make the browser fetch that address), and no address in it becomes a clickable link."""
+    return _MARKDOWN.sub(r"\\\1", _AUTOLINK.sub("\u200b", str(text)))
 
 
 def counted(n: int, noun: str) -> str:

@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, hang_guard, serving
+from tests.e2e.conftest import CHROMIUM
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 # the README's screenshots, refreshed by `python -m pytest tests/e2e --docs-images`
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 README_SHOTS = ("compare", "metrics", "leaderboard")
 WAIT_MS = hang_guard(10) * 1000  # for something the page shows within 10 s on 2 idle cores
-# flags for a closed network: without them Chromium keeps trying Google's hosts
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +52,6 @@ def dashboard(served_zoo, phantom_cache):
     url = f"http://127.0.0.1:{port}"
     with serving(command, f"{url}/_stcore/health", env, "streamlit"):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the module (Playwright's sync API runs one event loop per thread)."""
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

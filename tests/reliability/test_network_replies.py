@@ -9,6 +9,7 @@ import time
 import pytest
 
 from medvqa.openai_api import MAX_REPLY_BYTES, ChatEndpoint, EngineError, retry_wait
+from tests.conftest import hang_guard
 
 
 def completion(content, logprobs=None) -> bytes:
@@ -39,6 +40,15 @@ class Hostile(http.server.BaseHTTPRequestHandler):
             try:
                 for _ in range(6):
                     self.wfile.write(b" " * 1024 * 1024)
+            except OSError:
+                pass
+            return
+        if self.path.startswith("/slow-headers"):  # the status line and headers a byte every 50 ms, forever
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 100_000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
             except OSError:
                 pass
             return
@@ -105,6 +115,14 @@ def test_a_good_reply_still_answers(server):
 def test_a_dribbled_body_meets_the_deadline(server):
     with pytest.raises(EngineError, match="did not complete within 1 s"):
         ask(server, "dribble", timeout_s=1.0)
+
+
+@pytest.mark.timeout(hang_guard(10))  # without the deadline's watchdog this request never ends
+def test_dribbled_headers_meet_the_deadline(server):
+    """Each header byte arrives well inside the read timeout, so only a deadline on the whole exchange ends it."""
+    with pytest.raises(EngineError, match="did not complete within 1 s"):
+        ask(server, "slow-headers", timeout_s=1.0)
+    assert ask(server, "fine").text == "yes"  # the client still answers the next request
 
 
 def test_an_echoed_key_never_reaches_the_message(server, monkeypatch):
