@@ -1,6 +1,7 @@
-"""The `medvqa` command: fifteen subcommands, each parser beside its handler in one of this package's modules
+"""The `medvqa` command: sixteen subcommands, each parser beside its handler in one of this package's modules
 (setup, answering, results, decisions); `COMMANDS` lists them:
 
+  medvqa dashboard    the dashboard, with the demo-zoo build started beside it when nothing is registered
   medvqa zoo build    the offline demo zoo: tiny checkpoints of every family, trained on the phantom benchmark
   medvqa models       registered models, with their estimated memory
   medvqa data         the phantom benchmark, and the Med-VQA datasets from a hub id or a local path
@@ -30,6 +31,8 @@ from .results import _eval, _eval_args, _export, _export_args, _import, _import_
 from .setup import (
     _convert,
     _convert_args,
+    _dashboard,
+    _dashboard_args,
     _data,
     _data_args,
     _db,
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 COMMANDS = {  # name -> (help, arguments, handler)
+    "dashboard": ("start the dashboard, and the demo-zoo build with it when nothing is registered", _dashboard_args,
+                  _dashboard),
     "zoo": ("offline demo checkpoints", _zoo_args, _zoo),
     "models": ("list registered models", lambda parser: None, _models),
     "data": ("datasets: the phantom benchmark and the Med-VQA loaders", _data_args, _data),

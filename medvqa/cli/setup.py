@@ -41,6 +41,36 @@ def _zoo(args) -> int:
     return 0
 
 
+def _dashboard_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_count, default=8501, help="the port to listen on (default 8501)")
+    parser.add_argument("--address", default=None,
+                        help="the address to listen on (default: .streamlit/config.toml's, 127.0.0.1)")
+
+
+def _dashboard(args) -> int:
+    """Start the demo-zoo build (when nothing is registered) together with the server, then become `streamlit run
+    Home.py`: the build no longer waits for a browser to open Home."""
+    import os
+    from pathlib import Path
+
+    from ..extras import require
+    from ..zoo import first_launch
+
+    require("streamlit", "dashboard", "the dashboard")
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "Home.py").is_file():
+        raise MedVQAError(f"no Home.py in {root}: the dashboard runs from a checkout of the repository")
+    build = first_launch.ensure_started()
+    if build.running:
+        print(f"building the demo zoo in the background ({build.phase}); Home shows its progress", flush=True)
+    command = [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(args.port)]
+    if args.address:
+        command += ["--server.address", args.address]
+    os.chdir(root)  # .streamlit/config.toml is read from here
+    os.execv(sys.executable, command)
+    return 0  # not reached: the process is now the server
+
+
 def _models(args) -> int:
     from .. import loaded_models, registry
 

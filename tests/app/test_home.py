@@ -46,3 +46,56 @@ def test_pages_import_no_torch(zoo, phantom_cache):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=Path(HOME).parent)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_medvqa_dashboard_starts_the_build_with_the_server_before_any_browser(tmp_path):
+    """`streamlit run Home.py` alone built nothing until a browser opened Home; `medvqa dashboard` starts the build
+    beside the server. No page is ever requested here: only the health endpoint, then the build's own progress."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    checkpoints = tmp_path / "checkpoints"
+    env = {**os.environ, "MEDVQA_CHECKPOINTS": str(checkpoints), "MEDVQA_DATA_CACHE": str(tmp_path / "data"),
+           "MEDVQA_DB": str(tmp_path / "medvqa.db"), "MEDVQA_FIRST_LAUNCH": "untrained"}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "medvqa.cli", "dashboard", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    progress = checkpoints / ".first-launch" / "progress.jsonl"
+    builder = None
+    try:
+        deadline = time.time() + hang_guard(120)  # progress, not seconds: until the build has written its models
+        healthy = False
+        while time.time() < deadline and server.poll() is None:
+            try:
+                healthy = healthy or urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                                            timeout=2).status == 200
+            except OSError:
+                pass
+            events = []
+            for line in progress.read_text().splitlines() if progress.exists() else []:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:  # a line being written
+                    pass
+            builder = builder or next((e.get("pid") for e in events if e.get("pid")), None)
+            if healthy and any(e.get("phase") == "done" for e in events):
+                break
+            time.sleep(0.5)
+        assert server.poll() is None, server.communicate()[0]
+        assert healthy and any(e.get("phase") == "done" for e in events), events[-3:]
+        specs = sorted(p.parent.name for p in checkpoints.glob("*/medvqa.json"))
+        assert "vilt-tiny" in specs and "llava-tiny" in specs
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=hang_guard(30))
+        if builder:  # the build runs in a session of its own (it outlives a closed tab); it is done by now
+            try:
+                os.kill(builder, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
