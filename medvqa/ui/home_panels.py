@@ -29,6 +29,19 @@ def first_launch_panel() -> None:
             st.code("\n".join(build.log[-20:]), language=None, wrap_lines=True)
 
 
+def time_left(span: tuple[float, float] | None) -> str:
+    """"estimating the time left", "about 12 min left", or "12 to 40 min left" while the pace is uncertain."""
+    if span is None:
+        return "estimating the time left"
+    low, high = span
+    if high <= 1.25 * low or high < 60:
+        return f"about {duration((low + high) / 2)} left at the pace measured so far"
+    low_text, high_text = duration(low), duration(high)
+    if low_text.endswith(" min") and high_text.endswith(" min"):
+        low_text = low_text[: -len(" min")]
+    return f"{low_text} to {high_text} left at the paces measured so far"
+
+
 def duration(seconds: float) -> str:
     """"45 s", "12 min", "1 h 52 min"."""
     if seconds < 90:
@@ -49,9 +62,7 @@ def _live_status(rendered_phase: str) -> None:
     build = first_launch.current()
     if build.phase != rendered_phase:
         st.rerun()
-    remaining = build.remaining_s()
-    left = ("estimating the time left" if remaining is None
-            else f"about {duration(remaining)} left at the pace measured so far")
+    left = time_left(build.remaining_range())
     busy = busy_note()
     if busy:
         left += f"; {busy}"

@@ -46,6 +46,7 @@ class Build:
     wanted: str = "untrained"  # what the build was asked for: "untrained" or "trained"
     plan: dict[str, float] = field(default_factory=dict)  # item -> reference seconds, written by the builder (the
     # web server reads it rather than import the families, and torch with them)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # item -> (first, last) event time, seconds
 
     @property
     def running(self) -> bool:
@@ -64,6 +65,21 @@ class Build:
         if fraction < 0.02 or self.elapsed < 10:
             return None
         return self.elapsed * (1 - fraction) / fraction
+
+    def remaining_range(self) -> tuple[float, float] | None:
+        """(fewest, most) seconds left: the work left at the fastest and the slowest pace any finished item of this
+        build ran at (its seconds per reference second), around the average pace's estimate. Until two items have
+        finished, half to twice that estimate: one item's pace says little about the next one's (a trained-zoo build
+        first estimated at 13 min took 112 on a busy machine)."""
+        point = self.remaining_s()
+        if point is None:
+            return None
+        left = sum(weight * (1 - min(1.0, self.done.get(item, 0.0))) for item, weight in self.plan.items())
+        paces = [(last - first) / self.plan[item] for item, (first, last) in self.spans.items()
+                 if self.done.get(item, 0.0) >= 1.0 and self.plan.get(item) and last > first]
+        if len(paces) < 2:
+            return point / 2, point * 2
+        return min(point, left * min(paces)), max(point, left * max(paces))
 
 
 def work_plan(wanted: str) -> dict[str, float]:
@@ -129,6 +145,8 @@ def current() -> Build:
             build.phase = event["phase"]
         if "item" in event:
             build.done[event["item"]] = event["done"] / max(1, event["total"])
+            first, _ = build.spans.get(event["item"], (build.elapsed, build.elapsed))
+            build.spans[event["item"]] = (first, build.elapsed)
         if "message" in event:
             build.log.append(f"{event.get('t', 0):6.0f} s  {event['message']}")
         if "error" in event:

@@ -30,6 +30,33 @@ def test_the_estimate_scales_with_the_measured_pace_and_waits_for_evidence():
     assert done.fraction() == pytest.approx(1.0) and done.remaining_s() == pytest.approx(0.0)
 
 
+def test_the_estimate_is_a_range_from_the_paces_its_finished_items_ran_at():
+    from medvqa.ui.home_panels import time_left
+
+    plan = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}
+    one = first_launch.Build(phase="trained", plan=plan, done={"a": 1.0}, spans={"a": (0.0, 20.0)}, elapsed=20.0)
+    assert one.remaining_s() == pytest.approx(60.0)
+    assert one.remaining_range() == pytest.approx((30.0, 120.0))  # one item says little: half to twice
+    # a took 2 s per reference second, b 5: c and d (20 reference seconds) take 40 to 100 s; the average says 70 s
+    two = first_launch.Build(phase="trained", plan=plan, done={"a": 1.0, "b": 1.0},
+                             spans={"a": (0.0, 20.0), "b": (20.0, 70.0)}, elapsed=70.0)
+    assert two.remaining_s() == pytest.approx(70.0)
+    assert two.remaining_range() == pytest.approx((40.0, 100.0))
+    assert time_left(None) == "estimating the time left"
+    assert time_left((600.0, 2400.0)) == "10 to 40 min left at the paces measured so far"
+    assert time_left((600.0, 660.0)) == "about 10 min left at the pace measured so far"
+
+
+def test_progress_events_give_each_item_its_span(checkpoints):
+    report = first_launch._Reporter(checkpoints, "trained")
+    report.step("untrained", 1, 1)
+    for step in (1, 2, 3):
+        report.step("train vilt-phantom", step, 3)
+    build = first_launch.current()
+    first, last = build.spans["train vilt-phantom"]
+    assert 0 <= first <= last and build.done["train vilt-phantom"] == 1.0
+
+
 def test_the_progress_file_tells_phase_steps_messages_and_a_vanished_builder(checkpoints):
     report = first_launch._Reporter(checkpoints, "trained")
     report.say("building the untrained zoo")
