@@ -11,7 +11,7 @@ from medvqa.ui.registry_table import registry_frame
 st.set_page_config(page_title="MedVQA Workbench", page_icon="🩻", layout="wide")
 
 
-def home():
+def overview():
     st.title("MedVQA Workbench")
     st.caption(
         "Ask fine-tuned vision-language checkpoints about medical images, compare them, evaluate them, judge them."
@@ -43,10 +43,18 @@ def home():
                                         for c in ("accuracy", "closed accuracy", "open token_recall")})
 
 
+home_page = st.Page(overview, title="Home", icon=":material/home:", default=True)
+
+
+def home_alias():
+    overview()  # /home, which people type, shows Home rather than a "Page not found" dialog (Home itself is at /)
+
+
 rater_sidebar()
 st.navigation({
     "Answers": [
-        st.Page(home, title="Home", icon=":material/home:", default=True),
+        home_page,
+        st.Page(home_alias, title="Home", url_path="home", visibility="hidden"),
         st.Page("views/ask.py", title="Ask", icon=":material/chat:"),
         st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     ],

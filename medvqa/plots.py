@@ -38,7 +38,8 @@ def metric_bars(metrics: pd.DataFrame, metric: str, subset: str = "all",
     fig = px.bar(_with_errors(rows), x="model", y="value", color="dataset", barmode="group",
                  error_y="err_plus", error_y_minus="err_minus", hover_data=["n", "ci_low", "ci_high"],
                  labels={"value": metric}, text="n")
-    fig.update_traces(texttemplate="n=%{text}", textposition="inside")
+    # n at the foot of each bar: at its top the whisker drew over it
+    fig.update_traces(texttemplate="n=%{text}", textposition="inside", insidetextanchor="start")
     for dataset, value in (baselines or {}).items():
         if dataset in set(rows.dataset):
             fig.add_hline(y=value, line_dash="dash", line_color="grey",
@@ -86,9 +87,13 @@ def ablation_deltas(metrics: pd.DataFrame, metric: str, subset: str = "all") -> 
 def loss_curves(logs: pd.DataFrame) -> go.Figure:
     if logs.empty:
         return _empty("no training logs yet (medvqa train)")
+    runs = logs.run_name.nunique()
     fig = px.line(logs, x="step", y="loss", color="run_name", line_dash="split", markers=False,
-                  hover_data=["learning_rate"])
-    fig.update_layout(height=400, yaxis_type="log")
+                  hover_data=["learning_rate"], color_discrete_sequence=px.colors.qualitative.Alphabet)  # 26 colours
+    # a label per decade only (plotly's default wrote "10, 5, 2, 1, 5, 2, 0.1"); the legend below the plot, in
+    # rows, so long run names are not cut at the right edge
+    fig.update_layout(height=400 + 22 * ((runs + 2) // 3), yaxis_type="log", yaxis_dtick=1,
+                      legend=dict(orientation="h", yanchor="top", y=-0.15, xanchor="left", x=0, title_text=""))
     return fig
 
 

@@ -213,8 +213,8 @@ def text_only_baseline(train: list[dict], test: list[dict]) -> dict[str, float]:
     majority = {key: Counter(r["answer"] for r in rows).most_common(1)[0][0]
                 for key, rows in _group(train, "template").items()}
     out = {}
-    for answer_type in ("closed", "open"):
-        rows = [r for r in test if r["answer_type"] == answer_type]
+    for answer_type in ("all", "closed", "open"):  # "all": the Metrics page's default view draws it too
+        rows = [r for r in test if answer_type in ("all", r["answer_type"])]
         out[answer_type] = sum(majority.get(r["template"]) == r["answer"] for r in rows) / max(1, len(rows))
     return out
 
@@ -244,7 +244,7 @@ def describe(stats: dict) -> str:
         "train answer types: " + ", ".join(f"{k} {v}" for k, v in stats["answer_type"].items()),
         "yes share per closed template: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()),
         f"text-only baseline on test (majority answer per template, learned on train): "
-        f"closed {base['closed']:.1%}, open {base['open']:.1%}",
+        f"all {base['all']:.1%}, closed {base['closed']:.1%}, open {base['open']:.1%}",
     ])
 
 

@@ -121,3 +121,15 @@ def test_a_bomb_upload_is_refused_while_the_health_check_answers(hostile_dashboa
     page.close()
     assert answered and all(status == 200 for status, _ in answered)
     print(f"health checks during the refusal: {len(answered)}, slowest {max(s for _, s in answered):.3f} s")
+
+
+def test_slash_home_opens_home(hostile_dashboard, browser):
+    """Typing /home used to open a "Page not found" dialog: the default page lives at /."""
+    url, _ = hostile_dashboard
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{url}/home")
+    page.get_by_role("heading", name="MedVQA Workbench").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+    assert page.get_by_text("Page not found").count() == 0
+    page.close()
