@@ -28,6 +28,11 @@ def colourise(relevance: np.ndarray) -> np.ndarray:
     return (_ANCHORS[low] * (1 - frac) + _ANCHORS[low + 1] * frac).round().astype(np.uint8)
 
 
+def legend(width: int = 256, height: int = 14) -> Image.Image:
+    """The colour scale as a strip, low relevance at the left: the maps' legend."""
+    return Image.fromarray(colourise(np.tile(np.linspace(0, 1, width), (height, 1))))
+
+
 def overlay(image: Image.Image, relevance: np.ndarray, opacity: float = 0.5) -> Image.Image:
     """The image with the map blended over it; opacity scales with relevance too, so irrelevant regions stay visible."""
     base = np.asarray(image.convert("RGB"), dtype=np.float32)

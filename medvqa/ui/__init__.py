@@ -5,8 +5,9 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
 
 # where GitHub-flavoured markdown would turn plain text into a link (it finds "http://", "www." and addresses in the
-# text left after escapes are resolved): a zero-width space after the colon, the "www" or the "@" keeps them text
-_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)")
+# text left after escapes are resolved): a zero-width space after the colon, the "www" or an address's "@" keeps
+# them text
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)(?=[\w-]+\.\w)")  # "name@served": no dot, no link
 
 
 def escaped(text) -> str:

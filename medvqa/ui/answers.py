@@ -76,9 +76,9 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if held_back:  # under the model's threshold: not presented as an answer; the text stays one click away
         st.warning(escaped(held_back), icon=":material/front_hand:")
         with st.expander("Show the answer anyway"):
-            st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
-    else:  # the whole answer, wrapped (st.metric cut long answers with an ellipsis)
-        st.markdown(f"#### {escaped(answer.text) if answer.text else '(empty)'}")
+            st.markdown(answer_text(answer.text))
+    else:  # the whole answer, wrapped, in body text (st.metric cut long answers; a heading dwarfed the warnings)
+        st.markdown(answer_text(answer.text))
     if ground_truth is not None:
         st.markdown(RIGHT if correct(answer.text, ground_truth, answer_type) else WRONG)
     for kind, text in cases.answer_notices(answer.model, image) if show_origin else []:
@@ -93,6 +93,14 @@ def answer_card(name: str, answer, ground_truth: str | None = None, answer_type:
     if answer.candidates:
         st.dataframe({"candidate": [c for c, _ in answer.candidates], "probability": [p for _, p in answer.candidates]},
                      hide_index=True)
+
+
+ANSWER_LABEL = "**Answer:**"
+
+
+def answer_text(text: str) -> str:
+    """The markdown of one answer: labelled, in body text, escaped."""
+    return f"{ANSWER_LABEL} {escaped(text) if text else '(empty)'}"
 
 
 def majority_answer(answers: dict, question: str) -> str | None:

@@ -25,6 +25,9 @@ class Asked:
     maps: dict = field(default_factory=dict)  # name -> relevance array or why there is none
 
 
+CARDS_PER_ROW = 4
+
+
 def show_answers(page_key: str, picked: Picked, names: list[str], question: str, expert: bool, go: bool) -> None:
     """Ask on `go`; then, on this and later reruns while image, question and models stay, show the answer cards,
     the "where each model looked" toggle and the case export."""
@@ -53,16 +56,22 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
                 demo.setdefault(text, []).append(name)
     for text, models in demo.items():
         st.caption(f":material/science: {escaped(text)} ({', '.join(escaped(m) for m in models)})")
-    for column, name in zip(st.columns(len(names)), names):
-        with column:
-            answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
-                        image=picked.image, demo_notice=False)
-            relevance = asked.maps.get(name) if show_maps else None
-            if isinstance(relevance, str):
-                st.caption(relevance)
-            elif relevance is not None:
-                st.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
-                         width="stretch")
+    if show_maps:
+        st.image(maps.legend(), caption="relevance to the answer: low (dark blue) to high (yellow)", width=320)
+    for start in range(0, len(names), CARDS_PER_ROW):  # a grid that wraps: seven models are two rows, not slivers
+        row = names[start : start + CARDS_PER_ROW]
+        for column, name in zip(st.columns(CARDS_PER_ROW), row):
+            with column:
+                answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
+                            image=picked.image, demo_notice=False)
+        if show_maps:  # a row of their own under the cards, so the maps line up whatever the cards' heights
+            for column, name in zip(st.columns(CARDS_PER_ROW), row):
+                relevance = asked.maps.get(name)
+                if isinstance(relevance, str):
+                    column.caption(relevance)
+                elif relevance is not None:
+                    column.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
+                                 width="stretch")
     case = _case(asked, page_key.capitalize())
     st.download_button("Export case", partial(cases.render_html, case, opacity), file_name=cases.file_name(case),
                        mime="text/html", icon=":material/download:", key=f"{page_key}-export", on_click="ignore",

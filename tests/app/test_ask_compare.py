@@ -5,6 +5,7 @@ import medvqa
 import medvqa.registry
 from medvqa import data
 from medvqa.model_cache import CACHE
+from medvqa.ui.answers import ANSWER_LABEL
 
 
 def first_sample():
@@ -12,8 +13,10 @@ def first_sample():
 
 
 def answers_shown(app) -> list[str]:
-    """The answers on the page's cards, in order: each is a level-4 heading, its markdown escaped."""
-    return [re.sub(r"\\(.)", r"\1", m.value[5:]) for m in app.markdown if m.value.startswith("#### ")]
+    """The answers on the page's cards, in order: each is body text after its label, its markdown escaped."""
+    label = f"{ANSWER_LABEL} "
+    return [re.sub(r"\\(.)", r"\1", m.value[len(label):]).replace("\u200b", "") for m in app.markdown
+            if m.value.startswith(label)]
 
 
 def test_ask_shows_the_models_answer_for_a_phantom_sample(app):

@@ -79,7 +79,8 @@ def test_home_shows_the_registered_models(page, served_zoo):
     assert (SCREENSHOTS / "home.png").stat().st_size > 10_000
 
 
-ANSWER = '[data-testid="stMarkdownContainer"] h4'  # an answer card's answer, shown in full
+# an answer card's answer, shown in full, in body text after its label
+ANSWER = '[data-testid="stMarkdownContainer"]:has(strong:text-is("Answer:"))'
 
 
 @pytest.fixture(autouse=True)
@@ -137,9 +138,9 @@ def test_compare_shows_one_model_per_family_side_by_side_served_beside_local(pag
     answers.nth(len(families) - 1).wait_for(timeout=WAIT_MS)
     assert answers.count() == len(families)
     assert page.get_by_text("Ground truth:").count() == 1
-    cards = {page.locator('[data-testid="stColumn"]').nth(i).locator("strong").first.inner_text():
-             page.locator('[data-testid="stColumn"]').nth(i).locator(ANSWER).inner_text()
-             for i in range(len(families))}
+    cards = {column.locator("strong").first.inner_text(): column.locator(ANSWER).inner_text()
+             for column in page.locator('[data-testid="stColumn"]').filter(has=page.locator(ANSWER)).all()}
+    assert len(cards) == len(families), cards  # in rows of four: eight cards, none cut to a sliver
     assert cards["llava-tiny@served"] == cards["llava-tiny"]
     assert "confidence n/a" in page.locator('[data-testid="stColumn"]').filter(has_text="llava-tiny@served")\
         .first.inner_text()
