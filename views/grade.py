@@ -33,7 +33,7 @@ if queue.empty:
     st.success("Nothing left to grade here. Thank you!")
     st.stop()
 item = queue.iloc[0]
-sample = samples_if_prepared(dataset, split).get(item.sample_id)
+sample = samples_if_prepared(dataset, split, [item.sample_id]).get(item.sample_id)
 left, right = st.columns([1, 1])
 if sample is not None:
     left.image(sample.image, caption=f"{item.sample_id} ({item.modality})", width="stretch")

@@ -31,8 +31,8 @@ page = c2.number_input("Page", 1, pages, 1, key="samples-page")
 shown = results.sample_page(dataset, split, chosen, int(page), PAGE_SIZE)
 models = shown.models
 c1.caption(f"{shown.matching} of {facets.total} samples · models: {', '.join(models)}")
-images = samples_if_prepared(dataset, split)
 rows = shown.rows
+images = samples_if_prepared(dataset, split, rows.sample_id)  # this page's images only
 for start in range(0, len(rows), 4):
     for column, row in zip(st.columns(4), rows.iloc[start : start + 4].to_dict("records")):
         with column.container(border=True):

@@ -6,10 +6,11 @@ from .loaders import (
                       fingerprint,
                       is_prepared,
                       load,
+                      load_ids,
                       prepare,
                       text_only_baselines,
 )
 from .sources import DatasetSourceError
 
 __all__ = ["CAPTION_DATASETS", "HUB_IDS", "VQA_DATASETS", "DatasetSourceError", "fingerprint", "is_prepared", "load",
-           "prepare", "text_only_baselines"]
+           "load_ids", "prepare", "text_only_baselines"]

@@ -40,17 +40,17 @@ def _samples(dataset: str, limit: int):
     return data.load(dataset, split="test", limit=limit, seed=0)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading samples...")
-def samples_by_id(dataset: str, split: str) -> dict:
-    """Every sample of a split by id (images decoded once per process; shared by Samples, Grade and Compare)."""
-    return {s.id: s for s in data.load(dataset, split=split, seed=0)}
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _samples_with_ids(dataset: str, split: str, ids: tuple[str, ...]) -> dict:
+    return data.load_ids(dataset, split, ids)
 
 
-def samples_if_prepared(dataset: str, split: str) -> dict:
-    """The split's samples by id, or {} with a note when this machine lacks the dataset (a shared store lists runs
-    made elsewhere): the page still shows the stored questions and answers, without images."""
+def samples_if_prepared(dataset: str, split: str, ids) -> dict:
+    """The samples with these ids (a page's worth: only their images are decoded), or {} with a note when this
+    machine lacks the dataset (a shared store lists runs made elsewhere): the page still shows the stored questions
+    and answers, without images."""
     try:
-        return samples_by_id(dataset, split)
+        return _samples_with_ids(dataset, split, tuple(sorted(ids)))
     except (MedVQAError, OSError, KeyError, ValueError) as exc:
         st.warning(f"No images of {dataset}/{split} on this machine: {exc}. Showing the stored text only.")
         return {}
@@ -77,7 +77,7 @@ def pick_image(key: str) -> Picked | None:
     preset = st.session_state.get(f"{key}-preset")
     if preset is not None:
         dataset, split, sample_id = preset
-        sample = samples_by_id(dataset, split).get(sample_id)
+        sample = samples_if_prepared(dataset, split, [sample_id]).get(sample_id)
         if sample is not None:
             left, right = st.columns([4, 1])
             left.info(f"Sample **{sample_id}** from {dataset}/{split}, opened from Samples.")

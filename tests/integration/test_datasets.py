@@ -184,3 +184,16 @@ def test_phantom_pairs_comparisons_in_train_only_and_labels_concepts():
     if concepts["count"] == "0":
         assert concepts["side"] == "none" and "no abnormality" in caption["caption"]
     assert all("masss" not in r["question"] for r in rows["train"]["qa"])
+
+
+def test_a_page_of_samples_loads_by_id_and_decodes_only_those(phantom_data):
+    from medvqa import data
+
+    everything = {s.id: s for s in data.load("phantom", split="test")}
+    wanted = sorted(everything)[5:8]
+    page = data.load_ids("phantom", "test", [*wanted, "no-such-sample"])
+    assert sorted(page) == wanted  # the unknown id is left out
+    for sample_id, sample in page.items():
+        assert sample == everything[sample_id]  # the same sample, image and all, as the whole split's load gives
+    with pytest.raises(data.DatasetSourceError, match="not prepared"):
+        data.load_ids("slake", "test", wanted)
