@@ -1,5 +1,5 @@
-"""Studies as input: a DICOM series (a zip of files, or several files), a multi-frame DICOM, or a NIfTI volume, read
-with pydicom and nibabel into slices that are decoded one at a time, in memory.
+"""Studies as input (long: three formats and their limits): a DICOM series (a zip of files, or several files), a
+multi-frame DICOM, or a NIfTI volume, read with pydicom and nibabel into slices decoded one at a time, in memory.
 
 A DICOM slice goes through `images.decode` (modality LUT, windows, the safe metadata only: no patient tag is read
 out). Slices are grouped by SeriesInstanceUID and ordered along the slice normal (ImagePositionPatient projected on
@@ -55,6 +55,10 @@ class Series:
         return decode(self.slices[index], f"slice {index}", window=window)
 
 
+class _Hold:
+    """A session's claim on the open-studies budget: its bytes return when it is collected."""
+
+
 class OpenStudies:
     """The studies a dashboard process holds open for its sessions, bounded in bytes all together. Each session keeps
     its study (and the token `hold` returns) in its own state; when the session ends, or opens another study, the
@@ -79,7 +83,7 @@ class OpenStudies:
                                  f"{self.max_bytes / 2**20:.0f} MiB). Try again when another session has closed, or "
                                  "upload fewer slices.")
             self.bytes += size
-        token = type("StudyHold", (), {})()
+        token = _Hold()
         weakref.finalize(token, self._release, size)
         return token
 
