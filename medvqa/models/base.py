@@ -42,6 +42,18 @@ class LoadedBase:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+@contextlib.contextmanager
+def seeded(device: str, seed: int = 0):
+    """The same answer to the same batch whatever the process's random state: ViLT's embeddings pick and pad the image
+    patches its encoder reads with torch.multinomial, so one request answered twice in a process moved in the last
+    bit of its score (and a reproduced run's confidence statistics with it). The generator is forked, so the
+    caller's random state is left as it was."""
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
 class VQAModel(AnsweringModel):
     """A spec bound to its loaded base. Subclasses set the class attributes and implement the three hooks."""
 
@@ -172,7 +184,7 @@ class VQAModel(AnsweringModel):
             chunks += [group[start : start + batch_size] for start in range(0, len(group), batch_size)]
         for chunk in chunks:
             began = time.perf_counter()
-            with self.activated():
+            with self.activated(), seeded(self.device):
                 inputs = self.preprocess([prepared[i][0] for i in chunk], [prepared[i][1] for i in chunk])
                 inputs = inputs.to(self.device)
                 with torch.inference_mode():

@@ -211,8 +211,8 @@ def test_every_run_has_an_evaluation_card_and_reproduces_from_it(env, capsys):
     assert again.run_id != first.run_id and again.computed == 16 and warning is None  # nothing copied
     assert table.attrs["same_answers"] == 16
     scored = table.metric.isin(confidence.STATISTICS)
-    assert len(table) > 100 and (table[~scored].difference.fillna(0) == 0).all()  # answers' metrics: exactly equal
-    assert (table[scored].difference.abs().fillna(0) < 1e-6).all()  # float32 scores: their last digits may move
+    assert len(table) > 100 and scored.any()
+    assert (table.difference.fillna(0) == 0).all()  # every stored metric, the confidence statistics included
     assert main(["eval", "--reproduce", str(first.run_id)]) == 0
     assert "16 of 16 answers identical" in capsys.readouterr().out
     assert main(["eval"]) == 2  # neither --model nor --reproduce
