@@ -68,13 +68,20 @@ def without_images(samples: list[Sample], seed: int = 0) -> list[Sample]:
     return [dataclasses.replace(s, image=None, image_id=f"{s.image_id}#none") for s in samples]
 
 
-def question_only(samples: list[Sample], seed: int, answers_without_image: bool) -> tuple[list[Sample], str | None]:
-    """The question-only condition: the questions without images where the family has a text-only path, otherwise
-    blank images, with a note saying so (the note goes into the run's card)."""
-    if answers_without_image:
-        return without_images(samples, seed), None
-    return blank_images(samples, seed), ("this family has no text-only path: blank images stand in for the "
-                                         "question alone")
+def question_only(samples: list[Sample], seed: int, family) -> list[Sample]:
+    """The questions without images where the family has a text-only path (`answers_without_image`), otherwise blank
+    images (`question_only_note` says so on the run's card)."""
+    return (without_images if family.answers_without_image else blank_images)(samples, seed)
+
+
+def question_only_note(family) -> str | None:
+    return None if family.answers_without_image else ("this family has no text-only path: blank images stand in "
+                                                      "for the question alone")
+
+
+def _samples_only(transform: Callable[[list[Sample], int], list[Sample]]):
+    """A transform that does not depend on the family, in the table's (samples, seed, family) form."""
+    return lambda samples, seed, family: transform(samples, seed)
 
 
 @dataclass(frozen=True)
@@ -85,25 +92,27 @@ class Ablation:
     name: str
     help: str
     dataset: tuple[str, str] | None = None  # a fixed (dataset, split), replacing the requested one
-    transform: Callable[[list[Sample], int], list[Sample]] | None = None  # (samples, seed) -> samples
+    transform: Callable[[list[Sample], int, type], list[Sample]] | None = None  # (samples, seed, family) -> samples
     prompt: str | None = None  # a prompt strategy replacing the spec's
     zero_shot: bool = False  # the spec's base with its adapter switched off
     extra_metrics: tuple[str, ...] = ()  # e.g. the probe's hallucination rate
     refuse: Callable[[ModelSpec, str], str | None] = lambda spec, dataset: None  # a message when it cannot apply
     paired: bool = True  # same samples as the plain run: its accuracy delta gets a paired CI (not probe, not ood)
-    text_only: bool = False  # the question alone where the family can (`question_only`); its transform otherwise
+    note: Callable[[type], str | None] = lambda family: None  # what the run's card says of this family's condition
 
 
 ABLATIONS = {a.name: a for a in (
     Ablation("none", "the plain run", paired=False),
     Ablation("swap-images", "every question asked about another sample's image (does the model look?)",
-             transform=swap_images),
+             transform=_samples_only(swap_images)),
     Ablation("blank-image", "every image replaced by a blank one of the same size (what is left without looking?)",
-             transform=blank_images),
+             transform=_samples_only(blank_images)),
     Ablation("question-only", "the question without the image, through the language model alone where the family has "
-             "that path (blank images otherwise, noted on the run's card)", text_only=True),
+             "that path (blank images otherwise, noted on the run's card)", transform=question_only,
+             note=question_only_note),
     Ablation("consistency", "each yes-question about something present paired with its twin about something absent "
-             "(pair_accuracy: both right)", transform=consistency_pairs, extra_metrics=("pair_accuracy",),
+             "(pair_accuracy: both right)", transform=_samples_only(consistency_pairs),
+             extra_metrics=("pair_accuracy",),
              paired=False, refuse=lambda spec, dataset: None if dataset == "phantom" else (
                  "consistency pairs need to know what each image shows; only the phantom's generator does "
                  "(docs/evaluation.md gives the recipe for datasets with structured labels such as SLAKE's)")),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, metrics, recalibration, registry, run_card
-from .ablations import ABLATIONS, question_only
+from .ablations import ABLATIONS
 from .datatypes import MedVQAError, ModelSpec, Prediction, Sample
 from .models import family_class, is_remote
 from .run_metrics import aggregate
@@ -67,16 +67,14 @@ def evaluate(model_name: str, dataset: str, split: str = "test", limit: int | No
         samples = [s for s in samples if s.id not in flagged]
         if not samples:
             raise MedVQAError(f"every sample of {dataset}/{split} is flagged as leaked: nothing left to evaluate")
-    without_image = condition.text_only and family_class(spec.family).answers_without_image
     imageless = [s.id for s in samples if s.image is None]
-    if imageless and not without_image:
+    if imageless:  # a prepared dataset with rows missing their images is broken, whatever the condition
         raise MedVQAError(f"{len(imageless)} of {len(samples)} samples of {dataset}/{split} have no image (first: "
                           f"{imageless[0]}): prepare the dataset again from a source with every image")
-    note = None
-    if condition.text_only:
-        samples, note = question_only(samples, seed, without_image)
-    elif condition.transform is not None:
-        samples = condition.transform(samples, seed)
+    family = family_class(spec.family)
+    if condition.transform is not None:
+        samples = condition.transform(samples, seed, family)
+    note = condition.note(family)
     prompt = condition.prompt or spec.prompt_strategy
     generation = {"max_new_tokens": max_new_tokens, "decoding": "greedy"}
     model_hash = spec_hash(spec) + (":zero-shot" if condition.zero_shot else "")
