@@ -1,12 +1,15 @@
-"""Answers per second through the served family (a real `transformers serve` started by `medvqa serve`) against the
-same checkpoint in-process, and the client's own cost per request.
+"""Answers per second through the served family against the same checkpoint in-process, for each engine started by
+`medvqa serve` (`transformers serve`, and vLLM's CPU build from its own environment), and the client's own cost per
+request.
 
-    python benchmarks/served.py [--model llava-tiny] [--questions 48] [--rounds 5]
+    python benchmarks/served.py [--model llava-tiny] [--engines transformers,vllm] [--questions 48] [--rounds 5]
 
 Builds the untrained tiny zoo in a temporary folder (unless MEDVQA_CHECKPOINTS names one), serves the model on
-127.0.0.1, then, interleaved over rounds: in-process `answer_batch` (batch 16), served one request at a time, served
-16 at once (`max_concurrency` 16). Reports median [range] answers/s and the load average; then the client's own
-overhead per request: building the request (PNG + base64 + JSON) and an HTTP round trip to the engine's /health.
+127.0.0.1 with each engine (vLLM: scripts/build_vllm_env.py builds `.venv-vllm/`, or MEDVQA_VLLM_PYTHON), then,
+interleaved over rounds: in-process `answer_batch` (batch 16), and per engine: one request at a time, 16 at once
+(`max_concurrency` 16). Reports median [range] answers/s, how many answers equal the in-process ones, and the load
+average; then the client's own overhead per request: building the request (PNG + base64 + JSON) and an HTTP round
+trip to the engine's /health.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llava-tiny")
+    parser.add_argument("--engines", default="transformers,vllm")
     parser.add_argument("--questions", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
@@ -42,38 +46,47 @@ def main() -> None:
     root = Path(os.environ["MEDVQA_CHECKPOINTS"])
     from tests.conftest import QUESTIONS, free_port, noise_image
 
-    port = free_port()
-    engine = subprocess.Popen([sys.executable, "-m", "medvqa.cli", "serve", args.model, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engines, specs = [], {}
     try:
-        spec_file = root / f"{args.model}@served" / "medvqa.json"
-        deadline = time.time() + 600
-        while not spec_file.exists() or json.loads(spec_file.read_text())["base"] != f"http://127.0.0.1:{port}":
-            if time.time() > deadline or engine.poll() is not None:
-                sys.exit("the engine did not come up")
-            time.sleep(0.5)
-        run(args, port, QUESTIONS, noise_image)
+        for engine in args.engines.split(","):  # one after the other: each registers NAME@served when it answers
+            port = free_port()
+            engines.append(subprocess.Popen([sys.executable, "-m", "medvqa.cli", "serve", args.model, "--engine",
+                                             engine, "--port", str(port)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            specs[engine] = (wait_registered(root / f"{args.model}@served" / "medvqa.json", port, engines[-1]), port)
+        run(args, specs, QUESTIONS, noise_image)
     finally:
-        engine.terminate()
-        engine.wait(60)
+        for process in engines:
+            process.terminate()
+            process.wait(60)
 
 
-def run(args, port: int, questions, noise_image) -> None:
+def wait_registered(spec_file: Path, port: int, engine: subprocess.Popen):
+    from medvqa import registry
+
+    deadline = time.time() + 600
+    while not spec_file.exists() or json.loads(spec_file.read_text())["base"] != f"http://127.0.0.1:{port}":
+        if time.time() > deadline or engine.poll() is not None:
+            sys.exit(f"the engine on port {port} did not come up")
+        time.sleep(0.5)
+    return registry.parse_spec(spec_file)
+
+
+def run(args, specs: dict, questions, noise_image) -> None:
     import medvqa
-    from medvqa.models.served import messages
-    from medvqa.openai_api import _client
+    from medvqa.models.served import ServedVQA
 
     requests = [(noise_image(i, (64 + i % 7, 64)), questions[i % len(questions)]) for i in range(args.questions)]
     local = medvqa.load_model(args.model)
-    served = medvqa.load_model(f"{args.model}@served")
-    concurrent = type(served)(dataclasses.replace(served.spec, extra={**served.spec.extra, "max_concurrency": 16}))
-    ways = {
-        "in-process answer_batch (batch 16)": lambda: local.answer_batch(requests, batch_size=16),
-        "served, one request at a time": lambda: [served.answer(*r) for r in requests],
-        "served, 16 in flight": lambda: concurrent.answer_batch(requests),
-    }
-    same = [a.text for a in concurrent.answer_batch(requests)] == [a.text for a in local.answer_batch(requests)]
-    assert same, "the served answers differ from the in-process ones"
+    ways = {"in-process answer_batch (batch 16)": lambda: local.answer_batch(requests, batch_size=16)}
+    expected = [a.text for a in local.answer_batch(requests)]
+    agreement = {}
+    for engine, (spec, _) in specs.items():
+        served = ServedVQA(spec)
+        concurrent = ServedVQA(dataclasses.replace(spec, extra={**spec.extra, "max_concurrency": 16}))
+        ways[f"{engine}, one request at a time"] = lambda served=served: [served.answer(*r) for r in requests]
+        ways[f"{engine}, 16 in flight"] = lambda concurrent=concurrent: concurrent.answer_batch(requests)
+        agreement[engine] = sum(a.text == b for a, b in zip(concurrent.answer_batch(requests), expected))
     rates = {name: [] for name in ways}
     for _ in range(args.rounds):
         for name, way in ways.items():  # interleaved: every way sees the same machine load
@@ -85,6 +98,15 @@ def run(args, port: int, questions, noise_image) -> None:
     print("| way | answers/s, median [range] |\n|---|---|")
     for name, values in rates.items():
         print(f"| {name} | {statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}] |")
+    print("answers equal to the in-process ones: " + ", ".join(f"{engine} {n}/{len(requests)}"
+                                                              for engine, n in agreement.items()))
+    _client_overhead(requests, next(port for _, port in specs.values()))
+
+
+def _client_overhead(requests, port: int) -> None:
+    from medvqa.models.served import messages
+    from medvqa.openai_api import _client
+
     build, trip = [], []
     for image, question in requests:
         began = time.perf_counter()

@@ -30,6 +30,9 @@ VARIABLES = (
              forwarded=False),
     Variable("MEDVQA_FIRST_LAUNCH", "trained", "what the dashboard builds when no model is registered: trained "
              "(the whole demo zoo), untrained (the tiny bases only) or off", forwarded=False),
+    Variable("MEDVQA_VLLM_PYTHON", "$MEDVQA_HOME/.venv-vllm/bin/python when present", "the Python that runs vLLM "
+             "for `medvqa serve --engine vllm` (scripts/build_vllm_env.py builds that environment); without one, "
+             "`vllm` on PATH"),
     Variable("HF_HOME", "~/.cache/huggingface", "Hugging Face's cache (hub checkpoints and datasets)"),
     Variable("HF_HUB_OFFLINE", "unset", "1: never contact the model hub (either switch turns both off)"),
     Variable("HF_DATASETS_OFFLINE", "unset", "1: never contact the dataset hub"),
@@ -96,6 +99,13 @@ def arena_daily_cap() -> int | None:
     """MEDVQA_ARENA_DAILY_CAP: the most arena votes one rater may cast in 24 hours (unset: no cap)."""
     raw = os.environ.get("MEDVQA_ARENA_DAILY_CAP", "").strip()
     return int(raw) if raw else None
+
+
+def vllm_python() -> Path | None:
+    """MEDVQA_VLLM_PYTHON, else the environment scripts/build_vllm_env.py builds in MEDVQA_HOME, when present."""
+    setting = os.environ.get("MEDVQA_VLLM_PYTHON", "").strip()
+    interpreter = Path(setting).expanduser() if setting else home() / ".venv-vllm" / "bin" / "python"
+    return interpreter if interpreter.exists() else None
 
 
 def offline() -> bool:

@@ -101,6 +101,7 @@ class ChatEndpoint:
     api_key_env: str | None = None  # the NAME of an environment variable holding the key
     timeout_s: float = 60.0
     retries: int = 2
+    add_special_tokens: bool = False  # vLLM's request field: BOS around the chat template, as a local processor adds
 
     def __post_init__(self):
         from urllib.parse import urlsplit
@@ -129,6 +130,8 @@ class ChatEndpoint:
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
         if logprobs:
             body["logprobs"] = True
+        if self.add_special_tokens:
+            body["add_special_tokens"] = True
         for attempt in range(self.retries + 1):
             try:
                 status, headers, raw = self._post(body)

@@ -62,8 +62,8 @@ def _serve_args(serve: argparse.ArgumentParser) -> None:
 
     serve.add_argument("name", help="a registered local checkpoint (medvqa models)")
     serve.add_argument("--engine", choices=ENGINES, default="transformers",
-                       help="transformers serve (CPU or GPU, whole checkpoints) or vllm (GPU; LoRA adapters per "
-                            "request)")
+                       help="transformers serve (CPU or GPU, whole checkpoints) or vllm (GPU, or its CPU build from "
+                            "the environment scripts/build_vllm_env.py makes; LoRA adapters per request)")
     serve.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
 

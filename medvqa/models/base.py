@@ -122,6 +122,11 @@ class VQAModel(AnsweringModel):
 
     converters: dict = {}  # `medvqa convert KIND`: kind -> function(source, language_model, output) -> ModelSpec
 
+    # --- serving (medvqa/serving.py) ----------------------------------------------------------------------
+    # (pattern, replacement) renames from the weight names transformers saves to the ones vLLM loads, where they
+    # differ (applied to a copy beside the served spec; hub checkpoints need none)
+    vllm_weight_names: tuple[tuple[str, str], ...] = ()
+
     # --- demo zoo (medvqa.zoo) ---------------------------------------------------------------------------
     demo_adapter: dict | None = None  # LoraConfig arguments for a random demo adapter on the tiny base, or None
     zoo_pretrain_steps = 500  # vision pretraining of the tiny base (medvqa/zoo/pretrain.py)

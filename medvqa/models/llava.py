@@ -19,6 +19,9 @@ class LlavaVQA(DecoderOnlyVQA):
     model_types = ("llava",)
     default_max_new_tokens = 10
     lora_targets = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+    # transformers 5.2x saves the CLIP tower without its `vision_model.` level; vLLM (like the hub's llava-1.5-hf
+    # checkpoints) keeps it
+    vllm_weight_names = ((r"^vision_tower\.(?!vision_model\.)", "vision_tower.vision_model."),)
 
     @staticmethod
     def build_tiny(folder, extra_corpus=None):
@@ -37,8 +40,9 @@ class LlavaVQA(DecoderOnlyVQA):
             chat_template=LLAVA_CHAT)
         cfg = LlavaConfig(
             vision_config=dict(model_type="clip_vision_model", projection_dim=64, **_tiny.VISION),
+            # two heads of 32 (one key-value head): vLLM's CPU attention takes head widths of 32 and more
             text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                              max_position_embeddings=512, pad_token_id=tok.pad_token_id,
                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
             image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,

@@ -7,6 +7,8 @@ The spec's `base` is the endpoint's base URL; its other fields say what to ask f
   max_concurrency  requests in flight at once from this process (default 4)
   logprobs         whether the engine returns token log-probabilities (vLLM does; transformers serve refuses them)
   max_new_tokens   the local family's answer budget, so both decode the same length (default 8)
+  add_special_tokens  ask the engine to add the tokenizer's special tokens (BOS) around the rendered chat template,
+                   as the local processor does (vLLM leaves them out of chat prompts unless asked; default false)
 Their values are checked when the spec is read (`spec_fields`): a bad one skips the spec, naming the field.
 The question goes out exactly as the local family prompts it: the prompt strategy applied here, the image first, the
 engine's chat template around them, greedy decoding. Talking to an engine imports no torch.
@@ -43,6 +45,7 @@ class ServedVQA(AnsweringModel):
         "max_concurrency": (_whole(1, 256), "a whole number from 1 to 256", False),
         "max_new_tokens": (_whole(1, MAX_NEW_TOKENS_CAP), f"a whole number from 1 to {MAX_NEW_TOKENS_CAP}", False),
         "logprobs": (lambda v: isinstance(v, bool), "true or false", False),
+        "add_special_tokens": (lambda v: isinstance(v, bool), "true or false", False),
         "api_key_env": (lambda v: v is None or (isinstance(v, str) and v.startswith(KEY_PREFIX)
                                                 and len(v) > len(KEY_PREFIX)),
                         f"the name of a variable starting with {KEY_PREFIX} (or null)", False),
@@ -54,7 +57,8 @@ class ServedVQA(AnsweringModel):
             raise SpecError(f"{spec.name}: a served spec names `served_model` (the engine's model or adapter name)")
         self.spec = spec
         self.endpoint = ChatEndpoint(spec.base, str(extra["served_model"]), extra.get("api_key_env"),
-                                     float(extra.get("timeout_s", 60)), int(extra.get("retries", 2)))
+                                     float(extra.get("timeout_s", 60)), int(extra.get("retries", 2)),
+                                     bool(extra.get("add_special_tokens", False)))
         self.max_concurrency = max(1, int(extra.get("max_concurrency", 4)))
         self.logprobs = bool(extra.get("logprobs", False))
         self.default_max_new_tokens = int(extra.get("max_new_tokens", self.default_max_new_tokens))

@@ -70,8 +70,10 @@ def pretrain_base(spec: ModelSpec, steps: int, seed: int = 0, progress=print, on
     return spec
 
 
-def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: int = 4) -> ModelSpec:
-    """A LoRA adapter with random (non-zero) weights, so it visibly changes its base's answers."""
+def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: int = 4,
+                         targets: dict | None = None) -> ModelSpec:
+    """A LoRA adapter with random (non-zero) weights, so it visibly changes its base's answers. `targets`: LoraConfig
+    arguments naming the adapted modules (default: the family's `demo_adapter`)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -87,7 +89,7 @@ def build_random_adapter(root: Path, base_spec: ModelSpec, seed: int = 1, rank: 
     # narrower than the training defaults: it only has to change its base's answers while staying small, so the
     # base + adapter memory test stays meaningful
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, init_lora_weights=False,
-                      **family_cls.demo_adapter)
+                      **(targets or family_cls.demo_adapter))
     peft_model = get_peft_model(model, lora)
     peft_model.save_pretrained(folder)
     spec = ModelSpec(name=name, family=base_spec.family, base=f"../{base_spec.name}", adapter=".",
