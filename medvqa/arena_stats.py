@@ -1,0 +1,222 @@
+"""Arena ratings that survive scrutiny (long: style control, closed-form intervals, rank spread, votes to flip).
+
+LMArena found that plain Bradley-Terry ratings reward longer and more confident answers, and that removing a tiny share
+of the votes can swap the top of a board. This module fits the same Bradley-Terry model as `ratings.py` (Elo scale,
+ties half a win each, the same weak Gaussian prior on the models' strengths) as a logistic regression on a design
+matrix, so that covariates of the two answers can join it:
+
+- style control: each vote's row holds +1 for side A's model, -1 for side B's, and the normalised difference of the
+  two answers' length in tokens, hedging words and markdown elements, (a - b) / (a + b), standardised over the votes
+  (LMArena's features and normalisation; we count hedging where they count headers and lists separately). The
+  ratings are then what each model earns with style held equal, and the coefficients say what style itself earns.
+- intervals: sandwich-robust (the Hessian's inverse around the outer product of the votes' scores), beside the
+  bootstrap of `ratings.bradley_terry`.
+- rank spread: the best and worst rank each model's interval allows (LMArena's "rank (UB)" and its lower twin).
+- votes to flip: the fewest votes whose removal swaps two neighbours, exact by search on small boards, a greedy
+  upper bound otherwise.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .ratings import _check_votes, _counts, _encode, _fit, _pair_wins, _to_elo
+
+STYLE_FEATURES = ("length", "hedging", "markdown")
+# Words that soften a finding; a radiology answer hedging "may represent" or "cannot exclude" sounds careful to some
+# raters and evasive to others: the coefficient says which.
+HEDGES = frozenset("may might could possibly possible probably likely unlikely perhaps suggest suggests suggestive "
+                   "consider uncertain unclear appears cannot".split())
+_MARKDOWN = re.compile(r"(?m)^\s*(?:[-*+]\s|\d+[.)]\s|#{1,6}\s|>\s|\|)|\*\*[^*\n]+\*\*|__[^_\n]+__|`[^`\n]+`")
+
+
+def style_counts(text: str) -> tuple[int, int, int]:
+    """Tokens (whitespace words), hedging words and markdown elements (list items, headings, quotes, table rows, bold
+    and code spans) of one answer."""
+    words = str(text).split()
+    return len(words), sum(w.strip(".,;:!?()").lower() in HEDGES for w in words), len(_MARKDOWN.findall(str(text)))
+
+
+def style_design(answers_a, answers_b) -> np.ndarray:
+    """One row per vote: the normalised difference (a - b) / (a + b) of each style count (0 where both are 0),
+    standardised over the votes (a constant column stays 0)."""
+    a = np.array([style_counts(t) for t in answers_a], dtype=float).reshape(-1, len(STYLE_FEATURES))
+    b = np.array([style_counts(t) for t in answers_b], dtype=float).reshape(-1, len(STYLE_FEATURES))
+    total = a + b
+    diff = np.divide(a - b, total, out=np.zeros_like(total), where=total > 0)
+    spread = diff.std(axis=0)
+    return np.divide(diff - diff.mean(axis=0), spread, out=np.zeros_like(diff), where=spread > 0)
+
+
+def model_design(votes: pd.DataFrame, models: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, w): +1 in side A's model column and -1 in side B's, side A's score (1, 0.5, 0), the votes' counts."""
+    a, b, score = _encode(votes, models)
+    x = np.zeros((len(votes), len(models)))
+    rows = np.arange(len(votes))
+    x[rows, a] = 1.0
+    x[rows, b] = -1.0
+    return x, score.astype(float), _counts(votes)
+
+
+@dataclass(frozen=True)
+class LogitFit:
+    coef: np.ndarray  # models' strengths (natural-log scale, mean 0), then the covariates' coefficients
+    hessian: np.ndarray  # of the penalised log-likelihood's negative, at coef
+    meat: np.ndarray  # sum over votes of w * (y - p)^2 * x x^T: the outer product of the votes' scores
+
+
+def fit_logit(x: np.ndarray, y: np.ndarray, w: np.ndarray, n_models: int, prior: float = 0.1,
+              iterations: int = 100) -> LogitFit:
+    """Newton's method on the weighted logistic log-likelihood, with the Gaussian prior (ridge) of `ratings._fit` on
+    the first `n_models` columns only (style coefficients are left free), strengths re-centred to mean 0."""
+    penalty = np.zeros(x.shape[1])
+    penalty[:n_models] = prior + 1e-9  # + 1e-9: strengths are only defined up to a shift
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(x @ beta)))
+        grad = x.T @ (w * (y - p)) - penalty * beta
+        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, grad)
+        beta += step
+        beta[:n_models] -= beta[:n_models].mean()
+        if np.abs(step).max() < 1e-10:
+            break
+    p = 1 / (1 + np.exp(-(x @ beta)))
+    hessian = (x * (w * p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+    meat = (x * (w * (y - p) ** 2)[:, None]).T @ x
+    return LogitFit(beta, hessian, meat)
+
+
+def sandwich_se(fit: LogitFit, n_models: int) -> np.ndarray:
+    """Robust standard errors of the centred strengths and the covariates: H^-1 B H^-1, strengths projected onto
+    mean 0 (the prior pins the shift, which no vote informs)."""
+    inverse = np.linalg.inv(fit.hessian)
+    cov = inverse @ fit.meat @ inverse
+    centre = np.eye(len(fit.coef))
+    centre[:n_models, :n_models] -= 1.0 / n_models
+    return np.sqrt(np.clip(np.diag(centre @ cov @ centre.T), 0, None))
+
+
+def styled_ratings(votes: pd.DataFrame, level: float = 0.95, prior: float = 0.1, style: bool = True):
+    """(ratings, coefficients). ratings: model, rating, ci_low, ci_high (sandwich), battles, best first. With `style`
+    the votes need answer_a and answer_b; coefficients: feature, coefficient, ci_low, ci_high (log-odds per
+    standard deviation of the normalised difference). Without it, the plain fit with sandwich intervals."""
+    from scipy.stats import norm
+
+    votes = _check_votes(votes)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    x, y, w = model_design(votes, models)
+    if style:
+        missing = {"answer_a", "answer_b"} - set(votes.columns)
+        if missing:
+            raise ValueError(f"style control needs each vote's answers; missing {sorted(missing)}")
+        design = style_design(votes["answer_a"].fillna(""), votes["answer_b"].fillna(""))
+    else:
+        design = np.zeros((len(votes), 0))
+    varies = np.abs(design).sum(axis=0) > 0  # a style no answer differs in has no coefficient (NaN), not 0
+    k = len(models)
+    fit = fit_logit(np.hstack([x, design[:, varies]]), y, w, k, prior)
+    se = sandwich_se(fit, k)
+    z = norm.ppf(0.5 + level / 2)
+    coef, coef_se = np.full(design.shape[1], np.nan), np.full(design.shape[1], np.nan)
+    coef[varies], coef_se[varies] = fit.coef[k:], se[k:]
+    battles = pd.Series(np.concatenate([w, w])).groupby(
+        pd.concat([votes["model_a"], votes["model_b"]], ignore_index=True)).sum()
+    ratings = pd.DataFrame({"model": models, "rating": _to_elo(fit.coef[:k]),
+                            "ci_low": _to_elo(fit.coef[:k] - z * se[:k]), "ci_high": _to_elo(fit.coef[:k] + z * se[:k]),
+                            "battles": [int(battles[m]) for m in models]})
+    coefficients = pd.DataFrame({"feature": list(STYLE_FEATURES) if style else [],
+                                 "coefficient": coef, "ci_low": coef - z * coef_se, "ci_high": coef + z * coef_se})
+    return ratings.sort_values("rating", ascending=False, ignore_index=True), coefficients
+
+
+def rank_spread(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Each model's best and worst rank that the intervals allow: best = 1 + the models whose lower bound is above its
+    upper bound (LMArena's "rank (UB)"), worst = the number of models whose upper bound is not below its lower bound.
+    A model without an interval (too few battles) spans every rank."""
+    low, high = ratings["ci_low"].to_numpy(float), ratings["ci_high"].to_numpy(float)
+    known = ~(np.isnan(low) | np.isnan(high))
+    best = [1 + int(np.sum(known & (low > high[i]))) if known[i] else 1 for i in range(len(ratings))]
+    worst = [len(ratings) - int(np.sum(known & (high < low[i]))) if known[i] else len(ratings)
+             for i in range(len(ratings))]
+    return ratings.assign(rank_best=best, rank_worst=worst)
+
+
+@dataclass(frozen=True)
+class Flip:
+    votes: int | None  # the fewest removals found that swap the pair; None: none within the limit searched
+    exact: bool  # True: no smaller set of removals swaps them; False: a greedy upper bound
+    first_order: int | None  # removals the single-vote influences say it takes (Broderick et al.'s approximation)
+
+
+def votes_to_flip(votes: pd.DataFrame, upper: str, lower: str, limit: int | None = None, prior: float = 0.1,
+                  exact_fits: int = 5_000) -> Flip:
+    """The fewest votes whose removal puts `lower` at or above `upper` in the plain Bradley-Terry fit. Votes with the
+    same (model_a, model_b, outcome) are interchangeable, so a removal is a count per such cell. Greedy: remove, one
+    at a time, the vote whose removal narrows the gap most (an upper bound). Exact: every smaller multiset of
+    removals from the cells that narrow the gap, while that takes at most `exact_fits` refits (small boards)."""
+    votes = _check_votes(votes)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    i, j = models.index(upper), models.index(lower)
+    a, b, score = _encode(votes, models)
+    cells, inverse = np.unique(np.stack([a, b, score * 2]), axis=1, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=_counts(votes), minlength=cells.shape[1])
+    ca, cb, cs = cells[0].astype(int), cells[1].astype(int), cells[2] / 2
+
+    def gap(removed: np.ndarray) -> float:
+        theta = _fit(_pair_wins(ca, cb, cs, len(models), counts - removed), prior)
+        return theta[i] - theta[j]
+
+    limit = int(counts.sum()) if limit is None else limit
+    removed = np.zeros_like(counts)
+    start = gap(removed)
+    if start <= 0:
+        return Flip(0, True, 0)
+    single = np.array([gap(np.eye(len(counts))[c]) for c in range(len(counts))])
+    helpful = [c for c in range(len(counts)) if single[c] < start]
+    # first order: each removal narrows the gap by its own single-vote effect, largest first, each cell its count times
+    narrowing = np.repeat(start - single[helpful], counts[helpful].astype(int))
+    reach = np.cumsum(np.sort(narrowing)[::-1])
+    first_order = int(np.searchsorted(reach, start) + 1) if len(reach) and reach[-1] >= start else None
+    greedy = None
+    for step in range(1, limit + 1):
+        options = [(gap(removed + np.eye(len(counts))[c]), c) for c in helpful if removed[c] < counts[c]]
+        if not options:
+            break
+        best, cell = min(options)
+        removed[cell] += 1
+        if best <= 0:
+            greedy = step
+            break
+    ceiling = greedy if greedy is not None else limit + 1
+    fits = 0
+    for size in range(1, ceiling):
+        for combo in itertools.combinations_with_replacement(helpful, size):
+            fits += 1
+            if fits > exact_fits:
+                return Flip(greedy, False, first_order)
+            trial = np.bincount(np.array(combo), minlength=len(counts)).astype(float)
+            if np.all(trial <= counts) and gap(trial) <= 0:
+                return Flip(size, True, first_order)
+    return Flip(greedy, True, first_order)
+
+
+def robust_first(votes: pd.DataFrame, share: float = 0.01, prior: float = 0.1) -> tuple[str | None, dict]:
+    """The board's first model when it stays first after removing `share` of the votes against every rival
+    (None otherwise), and the votes to flip it against each rival. It stays first when no search found a flip within
+    the budget and, where the search could not be exhaustive, the first-order estimate needs more than the budget."""
+    votes = _check_votes(votes)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    if len(models) < 2:
+        return (models[0] if models else None), {}
+    theta = _fit(_pair_wins(*_encode(votes, models), len(models), _counts(votes)), prior)
+    order = [models[k] for k in np.argsort(-theta)]
+    top, budget = order[0], int(share * _counts(votes).sum())
+    flips = {rival: votes_to_flip(votes, top, rival, limit=budget, prior=prior) for rival in order[1:]}
+    holds = all(f.votes is None and (f.exact or f.first_order is None or f.first_order > budget)
+                for f in flips.values())
+    return (top if holds else None), flips

@@ -1,0 +1,108 @@
+"""Arena statistics held to statsmodels (style-controlled Bradley-Terry as a logistic regression, its sandwich
+intervals) and to worked examples (style counts, rank spread, votes to flip)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from medvqa import arena_stats
+from medvqa.arena_stats import Flip
+
+
+def simulated_votes(seed: int, n: int = 600, models: int = 5, length_effect: float = 0.8) -> pd.DataFrame:
+    """Votes where a longer answer wins more often than its model's strength says, with no ties."""
+    rng = np.random.default_rng(seed)
+    names, strength = [f"m{k}" for k in range(models)], np.linspace(0, 1.5, models)
+    rows = []
+    for _ in range(n):
+        i, j = rng.choice(models, 2, replace=False)
+        la, lb, ha, hb = *rng.integers(1, 30, 2), *rng.integers(0, 3, 2)
+        logit = strength[i] - strength[j] + length_effect * (la - lb) / (la + lb) - 0.3 * (ha - hb)
+        rows.append(dict(model_a=names[i], model_b=names[j],
+                         winner="model_a" if rng.random() < 1 / (1 + np.exp(-logit)) else "model_b",
+                         answer_a=" ".join(["word"] * la + ["possibly"] * ha),
+                         answer_b=" ".join(["word"] * lb + ["possibly"] * hb) + "\n- **a list item**" * (seed % 2)))
+    return pd.DataFrame(rows)
+
+
+def test_style_counts_on_a_worked_answer():
+    text = "## Findings\n- **Mass** in the left lobe, possibly malignant.\n- Cannot exclude `edema`."
+    # tokens: 14 words; hedges: possibly, cannot; markdown: a heading, 2 list items, a bold span, a code span
+    assert arena_stats.style_counts(text) == (14, 2, 5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_style_controlled_fit_equals_a_logistic_regression(seed):
+    import statsmodels.api as sm
+
+    votes = simulated_votes(seed)
+    models = sorted(set(votes.model_a) | set(votes.model_b))
+    x, y, w = arena_stats.model_design(votes, models)
+    style = arena_stats.style_design(votes.answer_a, votes.answer_b)
+    varies = np.abs(style).sum(axis=0) > 0
+    design = np.hstack([x[:, 1:], style[:, varies]])  # the first model is the reference: strengths are relative
+    reference = sm.Logit(y, design).fit(disp=0, cov_type="HC0")
+    ratings, coefficients = arena_stats.styled_ratings(votes, prior=0.0)
+    fitted = coefficients.dropna()
+    assert np.allclose(fitted.coefficient, reference.params[len(models) - 1:], atol=1e-6)
+    theta = ratings.set_index("model").rating * np.log(10) / 400
+    assert np.allclose((theta - theta[models[0]])[models[1:]], reference.params[: len(models) - 1], atol=1e-6)
+    # the sandwich interval of each style coefficient: statsmodels' HC0 robust standard error
+    z = 1.959963984540054
+    assert np.allclose((fitted.ci_high - fitted.coefficient) / z, reference.bse[len(models) - 1:], rtol=1e-5)
+    assert coefficients.set_index("feature").loc["length", "coefficient"] > 0  # longer answers won more
+
+
+def test_style_control_moves_a_model_that_wins_by_length_down():
+    rng = np.random.default_rng(3)
+    rows = []
+    for _ in range(800):  # equal models; "verbose" always answers at length and wins 70% of the time for it
+        verbose_first = rng.random() < 0.5
+        long, short = " ".join(["word"] * 40), "word"
+        win = rng.random() < 0.7
+        rows.append(dict(model_a="verbose" if verbose_first else "terse", model_b="terse" if verbose_first else "verbose",
+                         answer_a=long if verbose_first else short, answer_b=short if verbose_first else long,
+                         winner=("model_a" if win == verbose_first else "model_b")))
+    for _ in range(800):  # elsewhere both models answer at any length, and length wins
+        la, lb = rng.integers(1, 40, 2)
+        pick = rng.random() < 0.5
+        rows.append(dict(model_a="verbose" if pick else "terse", model_b="terse" if pick else "verbose",
+                         answer_a=" ".join(["word"] * la), answer_b=" ".join(["word"] * lb),
+                         winner="model_a" if (la > lb) == (rng.random() < 0.7) else "model_b"))
+    votes = pd.DataFrame(rows)
+    plain, _ = arena_stats.styled_ratings(votes, style=False)
+    styled, coefficients = arena_stats.styled_ratings(votes)
+    gap = lambda board: board.set_index("model").rating.pipe(lambda r: r["verbose"] - r["terse"])  # noqa: E731
+    assert gap(plain) > 50 and abs(gap(styled)) < gap(plain) / 2
+    assert coefficients.set_index("feature").loc["length", "ci_low"] > 0
+
+
+def test_rank_spread_on_a_worked_board():
+    board = pd.DataFrame({"model": list("abcd"), "rating": [1100, 1080, 990, 900],
+                          "ci_low": [1060, 1040, 950, np.nan], "ci_high": [1140, 1120, 1030, np.nan]})
+    spread = arena_stats.rank_spread(board).set_index("model")
+    # a and b overlap; c lies below both; d has no interval, so it could be anywhere, above any of them too
+    assert spread.loc["a", ["rank_best", "rank_worst"]].tolist() == [1, 3]
+    assert spread.loc["b", ["rank_best", "rank_worst"]].tolist() == [1, 3]
+    assert spread.loc["c", ["rank_best", "rank_worst"]].tolist() == [3, 4]
+    assert spread.loc["d", ["rank_best", "rank_worst"]].tolist() == [1, 4]
+
+
+def test_votes_to_flip_on_a_worked_pair():
+    # A beat B 6 times, B beat A 3 times: removing 3 of A's wins leaves 3-3, a tie; 2 leave A ahead
+    votes = pd.DataFrame({"model_a": ["A"] * 9, "model_b": ["B"] * 9, "winner": ["model_a"] * 6 + ["model_b"] * 3})
+    # the first-order estimate says 4: each removal narrows the gap more than the one before it
+    assert arena_stats.votes_to_flip(votes, "A", "B") == Flip(3, True, 4)
+    assert arena_stats.votes_to_flip(votes, "B", "A").votes == 0  # already at or above
+    grouped = pd.DataFrame({"model_a": ["A", "A"], "model_b": ["B", "B"], "winner": ["model_a", "model_b"],
+                            "count": [6, 3]})
+    assert arena_stats.votes_to_flip(grouped, "A", "B").votes == 3  # counted rows are the same votes
+
+
+def test_a_board_declares_first_only_when_removing_one_percent_cannot_change_it():
+    clear = simulated_votes(0, n=400, length_effect=0.0)
+    top, flips = arena_stats.robust_first(clear, share=0.01)
+    assert top == "m4" and set(flips) == {"m0", "m1", "m2", "m3"}
+    close = pd.DataFrame({"model_a": ["A"] * 200, "model_b": ["B"] * 200,
+                          "winner": ["model_a"] * 101 + ["model_b"] * 99})
+    top, flips = arena_stats.robust_first(close, share=0.01)
+    assert top is None and flips["B"].votes == 2 and flips["B"].exact
