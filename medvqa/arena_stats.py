@@ -220,3 +220,91 @@ def robust_first(votes: pd.DataFrame, share: float = 0.01, prior: float = 0.1) -
     holds = all(f.votes is None and (f.exact or f.first_order is None or f.first_order > budget)
                 for f in flips.values())
     return (top if holds else None), flips
+
+
+# Suspicious raters. Each check is a one-sided test at RATER_ALPHA (favouritism Bonferroni-corrected over the models a
+# rater saw), so among 20 honest raters with three checks each about 0.06 are flagged by chance.
+RATER_ALPHA = 1e-3
+MIN_RATER_VOTES = 20
+WORDS_PER_SECOND = 8.0  # a fast reader's pace: two answers read in less than 1 s + words / 8 were not read
+
+
+def suspicious_raters(votes: pd.DataFrame, prior: float = 0.1, alpha: float = RATER_ALPHA,
+                      min_votes: int = MIN_RATER_VOTES) -> pd.DataFrame:
+    """One row per rater with at least `min_votes` votes: the evidence and the concerns it raises (flags shown, never
+    applied).
+    - agreement_z: the rater's log-likelihood under the fit to everyone else's votes, standardised by its expectation
+      and variance if the rater voted as that fit predicts (ties left out); very negative: random or contrary votes.
+    - favoured, favour_z: the model the rater picks most beyond what the others' fit expects (Bonferroni over the
+      models the rater saw); high: a rater boosting one model.
+    - side_a_share, side_p: the share of decisive votes for side A and a two-sided binomial test against 1/2.
+    - fast_share: votes cast in less time than reading both answers takes (needs `shown_s`, answer_a, answer_b).
+    - repeat_share: votes on a case (image hash and question) the rater had already voted on."""
+    from scipy.stats import binomtest, norm
+
+    votes = _check_votes(votes).reset_index(drop=True)
+    columns = ["rater", "votes", "agreement_z", "favoured", "favour_z", "side_a_share", "side_p", "fast_share",
+               "repeat_share", "concerns"]
+    if votes.empty or "rater" not in votes:
+        return pd.DataFrame(columns=columns)
+    models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
+    a, b, score = _encode(votes, models)
+    weights = _counts(votes)
+    total = _pair_wins(a, b, score, len(models), weights)
+    rows = []
+    for rater, at in votes.groupby("rater").indices.items():
+        n = int(weights[at].sum())
+        if n < min_votes:
+            continue
+        others = _fit(total - _pair_wins(a[at], b[at], score[at], len(models), weights[at]), prior)
+        p = 1 / (1 + np.exp(others[b[at]] - others[a[at]]))  # P(side A wins) by everyone else's votes
+        decisive = score[at] != 0.5
+        pd_, y, w = np.clip(p[decisive], 1e-9, 1 - 1e-9), score[at][decisive], weights[at][decisive]
+        loglik = w * (y * np.log(pd_) + (1 - y) * np.log(1 - pd_))
+        expected = w * (pd_ * np.log(pd_) + (1 - pd_) * np.log(1 - pd_))
+        variance = w * pd_ * (1 - pd_) * np.log(pd_ / (1 - pd_)) ** 2
+        agreement = float((loglik.sum() - expected.sum()) / np.sqrt(variance.sum())) if variance.sum() > 0 else 0.0
+        favoured, favour = _favouritism(a[at][decisive], b[at][decisive], y, w, pd_, models)
+        wins_a, decided = int((w * y).sum()), int(w.sum())
+        side_p = binomtest(wins_a, decided, 0.5).pvalue if decided else 1.0
+        fast = _fast_share(votes.iloc[at])
+        repeat = _repeat_share(votes.iloc[at])
+        seen = len(set(a[at]) | set(b[at]))
+        concerns = [name for name, raised in (
+            ("disagrees with the others", agreement < norm.ppf(alpha)),
+            (f"favours {favoured}", favour > norm.isf(alpha / max(seen, 1))),
+            ("prefers one side", side_p < alpha),
+            ("votes faster than reading", fast is not None and fast > 0.5),
+            ("votes repeated cases", repeat is not None and repeat > 0.3)) if raised]
+        rows.append((rater, n, agreement, favoured, favour, wins_a / decided if decided else np.nan, side_p, fast,
+                     repeat, concerns))
+    return pd.DataFrame(rows, columns=columns).sort_values("agreement_z", ignore_index=True)
+
+
+def _favouritism(a, b, y, w, p, models) -> tuple[str | None, float]:
+    """The model whose wins in the rater's votes most exceed the others' fit (its z-score)."""
+    best, best_z = None, 0.0
+    for m in set(a) | set(b):
+        on_a, on_b = a == m, b == m
+        observed = (w * y)[on_a].sum() + (w * (1 - y))[on_b].sum()
+        expected = (w * p)[on_a].sum() + (w * (1 - p))[on_b].sum()
+        variance = (w * p * (1 - p))[on_a | on_b].sum()
+        z = (observed - expected) / np.sqrt(variance) if variance > 0 else 0.0
+        if z > best_z:
+            best, best_z = models[m], float(z)
+    return best, best_z
+
+
+def _fast_share(mine: pd.DataFrame) -> float | None:
+    if "shown_s" not in mine or mine["shown_s"].isna().all():
+        return None
+    words = mine.get("answer_a", pd.Series("", index=mine.index)).fillna("").str.split().str.len() + \
+        mine.get("answer_b", pd.Series("", index=mine.index)).fillna("").str.split().str.len()
+    timed = mine["shown_s"].notna()
+    return float((mine["shown_s"][timed] < 1.0 + words[timed] / WORDS_PER_SECOND).mean())
+
+
+def _repeat_share(mine: pd.DataFrame) -> float | None:
+    if not {"image_hash", "question"} <= set(mine.columns):
+        return None
+    return float(mine.duplicated(["image_hash", "question"]).mean())

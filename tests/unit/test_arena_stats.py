@@ -106,3 +106,48 @@ def test_a_board_declares_first_only_when_removing_one_percent_cannot_change_it(
                           "winner": ["model_a"] * 101 + ["model_b"] * 99})
     top, flips = arena_stats.robust_first(close, share=0.01)
     assert top is None and flips["B"].votes == 2 and flips["B"].exact
+
+
+def planted_arena(seed: int, honest: int = 20, votes_each: int = 150) -> tuple[pd.DataFrame, set[str]]:
+    """20 models; honest raters vote by the models' strengths; planted: 3 always pick side A, 3 vote at random, 3
+    boost the weakest model whenever it appears (honest otherwise). Every rater answers new cases, read in time."""
+    rng = np.random.default_rng(seed)
+    strength = rng.normal(0, 1, 20)
+    weakest = int(np.argmin(strength))
+    raters = [("honest", f"h{k}") for k in range(honest)] + [(kind, f"{kind}{k}") for kind in
+                                                             ("always-a", "random", "colluder") for k in range(3)]
+    rows = []
+    for kind, name in raters:
+        for v in range(votes_each):
+            i, j = rng.choice(20, 2, replace=False)
+            p = 1 / (1 + np.exp(strength[j] - strength[i]))
+            a_wins = {"always-a": True, "random": rng.random() < 0.5,
+                      "colluder": i == weakest if weakest in (i, j) else rng.random() < p}.get(kind, rng.random() < p)
+            rows.append(dict(rater=name, model_a=f"m{i}", model_b=f"m{j}", winner="model_a" if a_wins else "model_b",
+                             image_hash=f"{name}-{v}", question="q", answer_a="a b c", answer_b="d e f", shown_s=9.0))
+    return pd.DataFrame(rows), {name for kind, name in raters if kind != "honest"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_raters_are_flagged_and_honest_ones_are_not(seed):
+    votes, planted = planted_arena(seed)
+    report = arena_stats.suspicious_raters(votes)
+    flagged = set(report[report.concerns.str.len() > 0].rater)
+    assert len(flagged & planted) >= 0.9 * len(planted), report
+    assert len(flagged - planted) <= 1, report  # at most 1 honest rater in 20
+    reasons = report.set_index("rater").concerns
+    assert all("prefers one side" in reasons[f"always-a{k}"] for k in range(3))
+    assert all(any(f.startswith("favours") for f in reasons[f"colluder{k}"]) for k in range(3))
+
+
+def test_fast_and_repeated_votes_are_flagged_with_their_evidence():
+    votes, _ = planted_arena(0, honest=20, votes_each=40)
+    rushed = votes.rater == "h0"
+    votes.loc[rushed, "shown_s"] = 0.4  # two three-word answers take 1.75 s to read
+    repeater = votes.rater == "h1"
+    votes.loc[repeater, "image_hash"] = "same"
+    report = arena_stats.suspicious_raters(votes).set_index("rater")
+    assert report.loc["h0", "fast_share"] == 1.0 and "votes faster than reading" in report.loc["h0", "concerns"]
+    assert report.loc["h1", "repeat_share"] == pytest.approx(39 / 40)
+    assert "votes repeated cases" in report.loc["h1", "concerns"]
+    assert report.loc["h2", "fast_share"] == 0.0 and report.loc["h2", "repeat_share"] == 0.0
