@@ -30,6 +30,11 @@ VARIABLES = (
              forwarded=False),
     Variable("MEDVQA_FIRST_LAUNCH", "trained", "what the dashboard builds when no model is registered: trained "
              "(the whole demo zoo), untrained (the tiny bases only) or off", forwarded=False),
+    Variable("MEDVQA_TRUSTED_USER_HEADER", "unset", "the header a trusted reverse proxy puts the signed-in user in "
+             "(e.g. X-Remote-User); honoured only with MEDVQA_PROXY_SECRET"),
+    Variable("MEDVQA_PROXY_SECRET", "unset", "the shared secret the proxy sends in X-Medvqa-Proxy-Secret; a request "
+             "without it cannot claim a user (never logged)"),
+    Variable("MEDVQA_ADMINS", "none", "comma-separated signed-in raters who may void judgments"),
     Variable("MEDVQA_VLLM_PYTHON", "$MEDVQA_HOME/.venv-vllm/bin/python when present", "the Python that runs vLLM "
              "for `medvqa serve --engine vllm` (scripts/build_vllm_env.py builds that environment); without one, "
              "`vllm` on PATH"),
@@ -99,6 +104,18 @@ def arena_daily_cap() -> int | None:
     """MEDVQA_ARENA_DAILY_CAP: the most arena votes one rater may cast in 24 hours (unset: no cap)."""
     raw = os.environ.get("MEDVQA_ARENA_DAILY_CAP", "").strip()
     return int(raw) if raw else None
+
+
+def trusted_user_header() -> str | None:
+    return os.environ.get("MEDVQA_TRUSTED_USER_HEADER", "").strip() or None
+
+
+def proxy_secret() -> str | None:
+    return os.environ.get("MEDVQA_PROXY_SECRET") or None
+
+
+def admins() -> frozenset[str]:
+    return frozenset(n.strip() for n in os.environ.get("MEDVQA_ADMINS", "").split(",") if n.strip())
 
 
 def vllm_python() -> Path | None:

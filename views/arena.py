@@ -17,9 +17,9 @@ picked = pick_image("arena")
 if picked is not None:
     st.image(picked.image, caption=picked.caption, width=320)
     question = question_box("arena", picked.question)
-    rater_name = require_rater()  # a battle starts only for a named rater: its vote must have someone to count for
+    who = require_rater()  # a battle starts only for a named rater: its vote must have someone to count for
     if st.button("New battle", type="primary", key="arena-go", icon=":material/swords:",
-                 disabled=not question or rater_name is None):
+                 disabled=not question or who is None):
         st.session_state["arena-battle"] = start_battle(picked, question)
     battle = st.session_state.get("arena-battle")
     if battle is not None and (battle.question != question or battle.image_hash != pixel_hash(picked.image)):
@@ -32,14 +32,13 @@ if picked is not None:
         if battle.winner is None and battle.unblinded:
             st.warning("An answer names its model, so this battle is not blind: it is not rated. Press *New battle*.")
         elif battle.winner is None:
-            name = rater_name
             save_case = st.checkbox("Save this case (stores the image as a PNG)", key="arena-save")
             for column, (winner, label) in zip(st.columns(4), VOTES.items()):
                 shortcut, icon = VOTE_KEYS[winner]
-                if column.button(label, key=f"arena-vote-{winner}", disabled=name is None,
+                if column.button(label, key=f"arena-vote-{winner}", disabled=who is None,
                                  width="stretch", icon=icon, shortcut=shortcut):
                     try:
-                        record_vote(battle, winner, name, picked, save_case)
+                        record_vote(battle, winner, who, picked, save_case)
                     except MedVQAError as exc:
                         st.error(escaped(exc))
                     else:

@@ -19,9 +19,10 @@ dataset = c1.selectbox("Dataset", sorted(runs.dataset.unique()), key="grade-data
 split = c2.selectbox("Split", sorted(runs[runs.dataset == dataset].split.unique()), key="grade-split")
 chosen = runs[(runs.dataset == dataset) & (runs.split == split)]
 models = st.multiselect("Models", list(chosen.model), default=list(chosen.model)[:3], key="grade-models")
-name = require_rater()
-if name is None or not models:
+who = require_rater()
+if who is None or not models:
     st.stop()
+name = who.name
 skipped = st.session_state.setdefault("grade-skipped", set())
 run_ids = [int(i) for i in chosen[chosen.model.isin(models)].id]
 queue, remaining = results.grading_queue(run_ids, name, limit=len(skipped) + 1)  # the next item past those skipped
@@ -48,7 +49,8 @@ with right:
     for verdict, label in VERDICTS.items():
         shortcut, icon = VERDICT_KEYS[verdict]
         if st.button(label, key=f"grade-{verdict}", width="stretch", icon=icon, shortcut=shortcut):
-            results.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None)
+            results.add_grade(name, item.sample_id, item.model, verdict, int(item.run_id), comment or None,
+                              verified=who.verified)
             st.rerun()
     if st.button("Skip", key="grade-skip", icon=":material/skip_next:", shortcut="s"):
         skipped.add((int(item.run_id), item.sample_id))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from .schema import grades, predictions, runs, schema_version, votes
+from .schema import grades, imports, predictions, runs, schema_version, voids, votes
 
 
 def _v2(conn: sa.Connection, progress: Callable[[str], None]) -> None:
@@ -51,5 +51,19 @@ def _v3(conn: sa.Connection, progress: Callable[[str], None]) -> None:
     conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN card TEXT")
 
 
+def _v4(conn: sa.Connection, progress: Callable[[str], None]) -> None:
+    """v3 -> v4: raters a team can trust. Votes keep the answers shown and the time to vote (older votes: NULL, so
+    style control and the speed check leave them out); votes and grades say whether the rater was signed in (older:
+    false, as typed names were); voids and imports tables."""
+    false = "0" if conn.dialect.name == "sqlite" else "FALSE"
+    for table, column, kind in (("votes", "answer_a", "TEXT"), ("votes", "answer_b", "TEXT"),
+                                ("votes", "shown_s", "FLOAT"),
+                                ("votes", "verified", f"BOOLEAN NOT NULL DEFAULT {false}"),
+                                ("grades", "verified", f"BOOLEAN NOT NULL DEFAULT {false}")):
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    voids.create(conn, checkfirst=True)
+    imports.create(conn, checkfirst=True)
+
+
 # version reached -> the step that reaches it from the one before
-MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2, 3: _v3, 4: _v4}

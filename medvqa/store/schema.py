@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ..datatypes import Prediction
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoredText(sa.types.TypeDecorator):
@@ -70,6 +70,8 @@ grades = sa.Table(
     sa.Column("run_id", sa.Integer), sa.Column("sample_id", StoredText, nullable=False),
     sa.Column("model", StoredText, nullable=False), sa.Column("verdict", StoredText, nullable=False),
     sa.Column("comment", StoredText), sa.Column("created", sa.Float, nullable=False),
+    # whether the rater was the signed-in person (a trusted proxy or st.login), not a typed name
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("grades_rater", "rater", "run_id", "sample_id"),
 )
 
@@ -87,10 +89,33 @@ votes = sa.Table(
       for name in ("model_a", "model_b", "winner", "question", "image_hash")),
     sa.Column("dataset", StoredText), sa.Column("modality", StoredText), sa.Column("saved_case", StoredText),
     sa.Column("created", sa.Float, nullable=False),
+    # the two answers as shown (style control) and the seconds from showing them to the vote (suspicious raters)
+    sa.Column("answer_a", StoredText), sa.Column("answer_b", StoredText), sa.Column("shown_s", sa.Float),
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("votes_rater", "rater", "created"),
+)
+
+# An admin's void of one judgment (judgment_id) or of all of a rater's (rater): nothing is deleted, and an undo
+# fills `undone`; a judgment counts while no void without `undone` covers it.
+voids = sa.Table(
+    "voids", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("kind", StoredText, nullable=False),  # vote, grade
+    sa.Column("judgment_id", sa.Integer), sa.Column("rater", StoredText),
+    sa.Column("reason", StoredText, nullable=False), sa.Column("admin", StoredText, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("undone", sa.Float), sa.Column("undone_by", StoredText),
+    sa.Index("voids_judgment", "kind", "judgment_id"), sa.Index("voids_rater", "kind", "rater"),
+)
+
+# What was read in from elsewhere (a battle log, another tool's predictions): the audit trail's third part.
+imports = sa.Table(
+    "imports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("kind", StoredText, nullable=False),
+    sa.Column("source", StoredText, nullable=False), sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("by", StoredText), sa.Column("created", sa.Float, nullable=False),
 )
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 # Copy order for `medvqa db copy`: parents before the rows that refer to them.
-TABLES = (runs, predictions, metrics, training_logs, grades, judge_verdicts, votes)
+TABLES = (runs, predictions, metrics, training_logs, grades, judge_verdicts, votes, voids, imports)

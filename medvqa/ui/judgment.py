@@ -8,11 +8,13 @@ from functools import cached_property
 
 import streamlit as st
 
-from .. import config, list_models
+from .. import config, identity, list_models
 from ..datatypes import VERDICT_SCORES
+from ..identity import Identity, IdentityError
 from ..images import pixel_hash
 from ..store import Store
 from ..store.judgments import DailyCapReached
+from . import escaped
 
 # Labels, Material icons (Debian's Chromium has no emoji font: emoji were empty boxes) and keyboard shortcuts
 VERDICTS = {verdict: verdict.capitalize() for verdict in VERDICT_SCORES}
@@ -23,22 +25,50 @@ VOTE_KEYS = {"model_a": ("a", ":material/arrow_back:"), "model_b": ("b", ":mater
              "tie": ("t", ":material/balance:"), "tie (bothbad)": ("x", ":material/thumb_down:")}
 
 
-def rater_sidebar() -> None:
-    """The rater name, kept for the browser session: the entry point draws it on every page, so its state lives on."""
-    st.sidebar.text_input("Rater name", key="rater-name", placeholder="e.g. dr-lee",
-                          help="Every grade and arena vote records it.")
-
-
-def rater() -> str:
-    return str(st.session_state.get("rater-name", "")).strip()
-
-
-def require_rater() -> str | None:
-    name = rater()
-    if not name:
-        st.warning("Enter your rater name in the sidebar to record judgments.")
+def signed_in() -> Identity | None:
+    """The person signed in for this session (st.login, or a trusted proxy's header with its secret), or None. A
+    trusted header holding a name that cannot be a rater's gets a plain message and no identity."""
+    try:
+        headers = dict(st.context.headers)
+    except Exception:  # noqa: BLE001 - no request context (a script run outside a server): nobody is signed in
+        headers = {}
+    try:
+        return identity.signed_in(headers, dict(st.user))
+    except IdentityError as exc:
+        st.sidebar.error(escaped(f"The signed-in user cannot rate: {exc}."))
         return None
-    return name
+
+
+def rater_sidebar() -> None:
+    """Who is rating: the signed-in person (no box to type in), or a typed name kept for the browser session (the
+    entry point draws it on every page, so its state lives on)."""
+    who = signed_in()
+    if who is not None:
+        st.sidebar.markdown(f"Signed in as **{escaped(who.name)}**" + (" (admin)" if who.admin else ""))
+        return
+    st.sidebar.text_input("Rater name", key="rater-name", placeholder="e.g. dr-lee",
+                          help="Every grade and arena vote records it, marked as typed (not signed in).")
+
+
+def rater() -> Identity | None:
+    who = signed_in()
+    if who is not None:
+        return who
+    typed = str(st.session_state.get("rater-name", "")).strip()
+    if not typed:
+        return None
+    try:
+        return Identity(identity.clean_name(typed), False, "typed")
+    except IdentityError as exc:
+        st.warning(escaped(f"{exc}: type another name in the sidebar."))
+        return None
+
+
+def require_rater() -> Identity | None:
+    who = rater()
+    if who is None and not str(st.session_state.get("rater-name", "")).strip():
+        st.warning("Enter your rater name in the sidebar to record judgments.")
+    return who
 
 
 @dataclass
@@ -51,6 +81,11 @@ class Battle:
     modality: str | None
     answers: dict = field(default_factory=dict)  # side ("model_a"/"model_b") -> Answer or error text
     winner: str | None = None
+    shown_at: float = field(default_factory=time.monotonic)  # the answers are shown as the battle starts
+
+    def answer_text(self, side: str) -> str | None:
+        answer = self.answers.get(side)
+        return None if answer is None or isinstance(answer, str) else answer.text
 
     @cached_property  # once per battle: the Arena reruns on every click
     def unblinded(self) -> bool:
@@ -91,10 +126,13 @@ def start_battle(picked, question: str) -> Battle | None:
                   {"model_a": answers[pair[0]], "model_b": answers[pair[1]]})
 
 
-def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: bool = False,
+def record_vote(battle: Battle, winner: str, who: Identity | str, picked=None, save_case: bool = False,
                 store: Store | None = None) -> int:
-    """Store the vote: rater, both models in side order, verdict, question and the pixel hash; the image itself only
-    when the rater asked to save the case (as a PNG, which carries no DICOM header)."""
+    """Store the vote: rater (signed in or typed), both models in side order, verdict, question, the pixel hash, the
+    two answers as shown and the seconds from showing them to the vote; the image itself only when the rater asked
+    to save the case (as a PNG, which carries no DICOM header)."""
+    who = who if isinstance(who, Identity) else Identity(identity.clean_name(who), False, "typed")
+    name = who.name
     store = store or Store()
     cap = config.arena_daily_cap()
     if cap is not None and store.votes_since(name, time.time() - 86400) >= cap:  # before saving a case for nothing
@@ -107,6 +145,8 @@ def record_vote(battle: Battle, winner: str, name: str, picked=None, save_case: 
         picked.image.save(path)
         saved = str(path)
     vote = store.add_vote(name, battle.models[0], battle.models[1], winner, battle.question, battle.image_hash,
-                          battle.dataset, battle.modality, saved, daily_cap=cap)  # the cap holds under races
+                          battle.dataset, battle.modality, saved, daily_cap=cap,  # the cap holds under races
+                          answer_a=battle.answer_text("model_a"), answer_b=battle.answer_text("model_b"),
+                          shown_s=time.monotonic() - battle.shown_at, verified=who.verified)
     battle.winner = winner
     return vote

@@ -116,8 +116,9 @@ def case_html(sample, run_ids: list[int]) -> str:
     return cases.render_html(cases.stored_case(sample, answers, graded, with_maps=True, source="Grade page"))
 
 
-def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None) -> int:
-    return store().add_grade(rater, sample_id, model, verdict, run_id, comment)
+def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None,
+              verified: bool = False) -> int:
+    return store().add_grade(rater, sample_id, model, verdict, run_id, comment, verified)
 
 
 def leaderboard() -> pd.DataFrame:

@@ -229,7 +229,8 @@ def test_a_v1_store_upgrades_in_place_and_keeps_every_row(tmp_path):
     assert preds.correct.tolist() == [1.0, 1.0, 0.0] and preds.normalized.tolist() == ["yes", "liver", "yes"]
     # the upgraded store has the same tables, columns and indexes as a new one
     fresh = Store(tmp_path / "fresh.db")
-    for table in ("runs", "predictions", "metrics", "training_logs", "grades", "judge_verdicts", "votes"):
+    for table in ("runs", "predictions", "metrics", "training_logs", "grades", "judge_verdicts", "votes", "voids",
+                  "imports"):
         mine, theirs = sa.inspect(store.engine), sa.inspect(fresh.engine)
         for listing in ("get_columns", "get_indexes"):
             assert sorted(c["name"] for c in getattr(mine, listing)(table)) == sorted(

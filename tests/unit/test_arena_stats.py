@@ -59,8 +59,9 @@ def test_style_control_moves_a_model_that_wins_by_length_down():
         verbose_first = rng.random() < 0.5
         long, short = " ".join(["word"] * 40), "word"
         win = rng.random() < 0.7
-        rows.append(dict(model_a="verbose" if verbose_first else "terse", model_b="terse" if verbose_first else "verbose",
-                         answer_a=long if verbose_first else short, answer_b=short if verbose_first else long,
+        first, second = ("verbose", "terse") if verbose_first else ("terse", "verbose")
+        rows.append(dict(model_a=first, model_b=second, answer_a=long if verbose_first else short,
+                         answer_b=short if verbose_first else long,
                          winner=("model_a" if win == verbose_first else "model_b")))
     for _ in range(800):  # elsewhere both models answer at any length, and length wins
         la, lb = rng.integers(1, 40, 2)
