@@ -102,10 +102,23 @@ def import_votes(path: str | Path, store: Store | None = None) -> int:
                     raise MedVQAError(f"{path}: expected a JSON array of battles")
                 fh.seek(0)
                 records = ijson.items(fh, "item", use_float=True)
-            return (store or Store()).add_votes(battles_to_votes(records, str(path)))
+            store = store or Store()
+            added = store.add_votes(battles_to_votes(records, str(path)))
     except (OSError, ValueError, ijson.JSONError) as exc:  # ijson's messages span lines: one line here
         raise MedVQAError(f"{path} is not a readable battle log ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())})") from exc
+    store.record_import("votes", path.name, added, _operator())
+    return added
+
+
+def _operator() -> str | None:
+    """Who ran an import (the operating-system account): the audit trail's "who" for the command line."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 # --- predictions made elsewhere ------------------------------------------------------------------------------------
@@ -219,4 +232,5 @@ def import_predictions(path: str | Path, model: str, dataset: str, split: str = 
     store.add_predictions(run_id, predictions)
     metric_rows = aggregate(store.predictions(run_id))
     store.finish_run(run_id, metric_rows)
+    store.record_import("predictions", Path(path).name, len(predictions), _operator())
     return run_id, metric_rows

@@ -1,4 +1,4 @@
-"""The `medvqa` command: sixteen subcommands, each parser beside its handler in one of this package's modules
+"""The `medvqa` command: eighteen subcommands, each parser beside its handler in one of this package's modules
 (setup, answering, results, decisions); `COMMANDS` lists them:
 
   medvqa dashboard    the dashboard, with the demo-zoo build started beside it when nothing is registered
@@ -13,6 +13,8 @@
   medvqa power        the questions needed to detect a difference between two models, from the stored runs
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
+  medvqa audit        the trail of judgments (signed in or typed), voids and imports, newest first
+  medvqa void         void a vote or grade, or all of a rater's, with a reason; undo with --undo
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
   medvqa serve        start an OpenAI-compatible engine for a local checkpoint and register it as NAME@served
   medvqa db           the results database: info, upgrade (schema migrations), copy --to URL, backup
@@ -27,7 +29,20 @@ from ..datatypes import MedVQAError
 from .answering import _ask, _ask_args, _serve, _serve_args
 from .arguments import _Parser
 from .decisions import _calibrate, _calibrate_args, _power, _power_args, _report, _report_args
-from .results import _eval, _eval_args, _export, _export_args, _import, _import_args, _judge, _judge_args
+from .results import (
+    _audit,
+    _audit_args,
+    _eval,
+    _eval_args,
+    _export,
+    _export_args,
+    _import,
+    _import_args,
+    _judge,
+    _judge_args,
+    _void,
+    _void_args,
+)
 from .setup import (
     _convert,
     _convert_args,
@@ -89,6 +104,9 @@ COMMANDS = {  # name -> (help, arguments, handler)
               _power_args, _power),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
+    "audit": ("the trail of judgments, voids and imports, newest first", _audit_args, _audit),
+    "void": ("void a vote or grade, or all of a rater's, with a reason (nothing is deleted; undo with --undo)",
+             _void_args, _void),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),
     "serve": ("serve a local checkpoint through an OpenAI-compatible engine, registered as NAME@served", _serve_args,
               _serve),

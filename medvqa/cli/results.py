@@ -172,3 +172,51 @@ def _judge(args) -> int:
     print(f"run {args.run}: {out['items']} open answers, {out['asked']} asked, {out['cached']} from the cache, "
           f"{out['no_verdict']} without a readable verdict; judge accuracy {out['judge_accuracy']:.3f}")
     return 0
+
+
+def _audit_args(audit: argparse.ArgumentParser) -> None:
+    audit.add_argument("--limit", type=_count, default=50, help="the latest events to print (default 50)")
+    audit.add_argument("--rater", default=None, help="only this rater's judgments and the voids of them")
+
+
+def _audit(args) -> int:
+    import time
+
+    from ..store import Store
+
+    trail = Store().audit(limit=args.limit, rater=args.rater)
+    if trail.empty:
+        print("the audit trail is empty: no judgments, voids or imports yet")
+        return 0
+    for row in trail.itertuples():
+        signed = {True: " (signed in)", False: " (typed name)"}.get(getattr(row, "verified", None), "")
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row.time))}  {row.event:<9}  #{int(row.id):<7} "
+              f"{row.who or '-'}{signed}: {row.what}")
+    return 0
+
+
+def _void_args(void: argparse.ArgumentParser) -> None:
+    void.add_argument("kind", nargs="?", choices=("vote", "grade"), help="what to void")
+    target = void.add_mutually_exclusive_group()
+    target.add_argument("--id", type=int, default=None, help="one judgment (its number in `medvqa audit`)")
+    target.add_argument("--rater", default=None, help="every judgment of this kind by this rater")
+    target.add_argument("--undo", type=int, metavar="VOID", default=None, help="undo a void (its number)")
+    void.add_argument("--reason", default=None, help="why (kept in the audit trail)")
+
+
+def _void(args) -> int:
+    from ..interop import _operator
+    from ..store import Store
+
+    store, admin = Store(), _operator() or "command line"
+    if args.undo is not None:
+        store.undo_void(args.undo, admin)
+        print(f"void {args.undo} undone: its judgments count again")
+        return 0
+    if args.kind is None or (args.id is None and args.rater is None):
+        print("error: name what to void: `medvqa void vote --id N --reason ...` or `--rater NAME`", file=sys.stderr)
+        return 2
+    number = store.void(args.kind, admin, args.reason, judgment_id=args.id, rater=args.rater)
+    print(f"void {number}: {args.kind} {args.id if args.id is not None else 'all of ' + args.rater} no longer "
+          f"counts (undo: medvqa void --undo {number})")
+    return 0

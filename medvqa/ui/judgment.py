@@ -9,7 +9,7 @@ from functools import cached_property
 import streamlit as st
 
 from .. import config, identity, list_models
-from ..datatypes import VERDICT_SCORES
+from ..datatypes import VERDICT_SCORES, MedVQAError
 from ..identity import Identity, IdentityError
 from ..images import pixel_hash
 from ..store import Store
@@ -133,6 +133,9 @@ def record_vote(battle: Battle, winner: str, who: Identity | str, picked=None, s
     to save the case (as a PNG, which carries no DICOM header)."""
     who = who if isinstance(who, Identity) else Identity(identity.clean_name(who), False, "typed")
     name = who.name
+    gone = [m for m in battle.models if m not in {s.name for s in list_models()}]
+    if gone:
+        raise MedVQAError(f"{gone[0]} is no longer registered, so this battle cannot be rated: press New battle")
     store = store or Store()
     cap = config.arena_daily_cap()
     if cap is not None and store.votes_since(name, time.time() - 86400) >= cap:  # before saving a case for nothing

@@ -179,7 +179,7 @@ def test_first_launch_builds_the_zoo_with_visible_progress(tmp_path, monkeypatch
     assert first_launch.ensure_started().phase == "done"  # models exist now: nothing starts again
 
 
-def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(tmp_path, monkeypatch):
+def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(zoo, tmp_path, monkeypatch):
     import pytest
 
     from medvqa.datatypes import Answer, MedVQAError
@@ -189,11 +189,44 @@ def test_a_daily_vote_cap_stops_the_next_vote_with_a_message(tmp_path, monkeypat
     store = Store(tmp_path / "votes.db")
     answers = {"model_a": Answer("yes", 0.9), "model_b": Answer("no", 0.8)}
     for _ in range(2):
-        record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
+        record_vote(Battle(PAIR, "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
     with pytest.raises(MedVQAError, match="daily limit"):
-        record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
-    record_vote(Battle(("m1", "m2"), "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-b", store=store)
+        record_vote(Battle(PAIR, "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-a", store=store)
+    record_vote(Battle(PAIR, "q", "0" * 64, "upload", None, dict(answers)), "tie", "dr-b", store=store)
     assert store.count("votes") == 3
+
+
+PAIR = ("vilt-tiny", "llava-tiny")
+
+
+def test_a_vote_keeps_its_answers_its_time_and_who_cast_it(zoo, tmp_path):
+    from medvqa.datatypes import Answer
+    from medvqa.identity import Identity
+    from medvqa.ui.judgment import Battle, record_vote
+
+    store = Store(tmp_path / "votes.db")
+    battle = Battle(PAIR, "q", "0" * 64, "upload", None, {"model_a": Answer("yes", 0.9), "model_b": "failed"})
+    record_vote(battle, "model_a", Identity("dr-lee", True, "proxy"), store=store)
+    vote = store.votes().iloc[0]
+    assert (vote.rater, vote.answer_a, vote.answer_b, bool(vote.verified)) == ("dr-lee", "yes", None, True)
+    assert 0 <= vote.shown_s < 60
+    record_vote(Battle(PAIR, "q", "0" * 64, "upload", None, {}), "tie", "typed-name", store=store)
+    assert store.votes().verified.tolist() == [True, False]
+
+
+def test_a_vote_for_a_model_no_longer_registered_is_refused_and_writes_nothing(zoo, tmp_path):
+    import pytest
+
+    from medvqa.datatypes import MedVQAError
+    from medvqa.ui.judgment import Battle, record_vote
+
+    store = Store(tmp_path / "votes.db")
+    with pytest.raises(MedVQAError, match="retired-model is no longer registered"):
+        record_vote(Battle(("vilt-tiny", "retired-model"), "q", "0" * 64, "upload", None, {}), "tie", "dr-a",
+                    store=store)
+    with pytest.raises(MedVQAError, match="control characters"):
+        record_vote(Battle(PAIR, "q", "0" * 64, "upload", None, {}), "tie", "dr-a\x00", store=store)
+    assert store.count("votes") == 0
 
 
 def test_a_battle_whose_answer_names_its_model_is_not_blind(zoo):

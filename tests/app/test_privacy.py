@@ -11,7 +11,7 @@ from medvqa.ui.image_input import Picked
 from medvqa.ui.judgment import Battle, record_vote
 
 
-def test_a_dicom_vote_stores_a_hash_and_no_patient_data(tmp_path, monkeypatch, private_store):
+def test_a_dicom_vote_stores_a_hash_and_no_patient_data(zoo, tmp_path, monkeypatch, private_store):
     monkeypatch.setenv("MEDVQA_HOME", str(tmp_path))
     path = get_testdata_file("CT_small.dcm")
     header = pydicom.dcmread(path)

@@ -3,9 +3,9 @@ input recomputes without the voided rows, an undo brings them back, and bad requ
 import pytest
 
 from medvqa import ratings
+from medvqa.datatypes import MedVQAError
 from medvqa.store import Store
 from medvqa.store.judgments import NoSuchJudgment
-from medvqa.datatypes import MedVQAError
 
 
 def arena(store: Store) -> list[int]:
