@@ -18,6 +18,7 @@ matrix, so that covariates of the two answers can join it:
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 
@@ -154,11 +155,16 @@ class Flip:
 
 
 def votes_to_flip(votes: pd.DataFrame, upper: str, lower: str, limit: int | None = None, prior: float = 0.1,
-                  exact_fits: int = 5_000) -> Flip:
+                  exact_fits: int = 2_000) -> Flip:
     """The fewest votes whose removal puts `lower` at or above `upper` in the plain Bradley-Terry fit. Votes with the
-    same (model_a, model_b, outcome) are interchangeable, so a removal is a count per such cell. Greedy: remove, one
-    at a time, the vote whose removal narrows the gap most (an upper bound). Exact: every smaller multiset of
-    removals from the cells that narrow the gap, while that takes at most `exact_fits` refits (small boards)."""
+    same (model_a, model_b, outcome) are interchangeable, so a removal is a count per such cell.
+    - First order (Broderick, Giordano and Meager's approximate maximum influence): one Newton step from the fit says
+      how much removing one vote of each cell narrows the gap; the votes, largest effect first, that add up to the
+      gap.
+    - Greedy bound: the shortest prefix of that order whose removal, refitted, swaps the pair (a real set of
+      removals, so an upper bound on the minimum).
+    - Exact: every smaller multiset of removals from the cells that narrow the gap, refitted, while that takes at
+      most `exact_fits` refits (small boards); otherwise the bound stands, marked inexact."""
     votes = _check_votes(votes)
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
     i, j = models.index(upper), models.index(lower)
@@ -166,39 +172,43 @@ def votes_to_flip(votes: pd.DataFrame, upper: str, lower: str, limit: int | None
     cells, inverse = np.unique(np.stack([a, b, score * 2]), axis=1, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=_counts(votes), minlength=cells.shape[1])
     ca, cb, cs = cells[0].astype(int), cells[1].astype(int), cells[2] / 2
+    k = len(models)
 
     def gap(removed: np.ndarray) -> float:
-        theta = _fit(_pair_wins(ca, cb, cs, len(models), counts - removed), prior)
+        theta = _fit(_pair_wins(ca, cb, cs, k, counts - removed), prior)
         return theta[i] - theta[j]
 
     limit = int(counts.sum()) if limit is None else limit
-    removed = np.zeros_like(counts)
-    start = gap(removed)
+    theta = _fit(_pair_wins(ca, cb, cs, k, counts), prior)
+    start = theta[i] - theta[j]
     if start <= 0:
         return Flip(0, True, 0)
-    single = np.array([gap(np.eye(len(counts))[c]) for c in range(len(counts))])
-    helpful = [c for c in range(len(counts)) if single[c] < start]
-    # first order: each removal narrows the gap by its own single-vote effect, largest first, each cell its count times
-    narrowing = np.repeat(start - single[helpful], counts[helpful].astype(int))
-    reach = np.cumsum(np.sort(narrowing)[::-1])
+    p = 1 / (1 + np.exp(theta[cb] - theta[ca]))
+    x = np.zeros((len(counts), k))
+    x[np.arange(len(counts)), ca], x[np.arange(len(counts)), cb] = 1.0, -1.0
+    hessian = (x * (counts * p * (1 - p))[:, None]).T @ x + (prior + 1e-9) * np.eye(k)
+    direction = np.linalg.solve(hessian, np.eye(k)[i] - np.eye(k)[j])
+    narrowing = (x @ direction) * (cs - p)  # how much removing one vote of each cell narrows the gap, to first order
+    helpful = [c for c in np.argsort(-narrowing) if narrowing[c] > 0]
+    order = np.repeat(helpful, counts[helpful].astype(int))  # each vote, largest effect first
+    reach = np.cumsum(narrowing[order])
     first_order = int(np.searchsorted(reach, start) + 1) if len(reach) and reach[-1] >= start else None
-    greedy = None
-    for step in range(1, limit + 1):
-        options = [(gap(removed + np.eye(len(counts))[c]), c) for c in helpful if removed[c] < counts[c]]
-        if not options:
-            break
-        best, cell = min(options)
-        removed[cell] += 1
-        if best <= 0:
-            greedy = step
-            break
+
+    def flips_after(m: int) -> bool:
+        return gap(np.bincount(order[:m], minlength=len(counts)).astype(float)) <= 0
+
+    greedy, low, high = None, 1, min(limit, len(order))
+    if high >= 1 and flips_after(high):  # the smallest prefix that flips, by bisection (about log2(votes) refits)
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if flips_after(middle) else (middle + 1, high)
+        greedy = low
     ceiling = greedy if greedy is not None else limit + 1
-    fits = 0
+    searches = sum(math.comb(len(helpful) + size - 1, size) for size in range(1, ceiling))
+    if searches > exact_fits:  # too many to try: the bound stands
+        return Flip(greedy, False, first_order)
     for size in range(1, ceiling):
         for combo in itertools.combinations_with_replacement(helpful, size):
-            fits += 1
-            if fits > exact_fits:
-                return Flip(greedy, False, first_order)
             trial = np.bincount(np.array(combo), minlength=len(counts)).astype(float)
             if np.all(trial <= counts) and gap(trial) <= 0:
                 return Flip(size, True, first_order)

@@ -164,3 +164,53 @@ def image_notes(table) -> dict[str, str]:
     for row in table[table.ignores_image].itertuples():
         notes.setdefault(row.model, []).append(f"keeps {row.kept:.0%} on {row.dataset} without the image")
     return {model: "; ".join(parts) for model, parts in notes.items()}
+
+
+# --- the arena under scrutiny (medvqa/arena_stats.py) ---------------------------------------------------------------
+def arena_scrutiny(store: Store, datasets=(), modalities=(), verified_only: bool = False) -> dict:
+    """What the Leaderboard shows under the arena ratings, from the standing votes: plain and style-controlled
+    ratings with sandwich intervals and rank spread, the style coefficients, votes to flip each pair of neighbours,
+    the first place if it holds when 1% of the votes go, one board per modality and per organ, and the raters'
+    evidence. Empty frames when there are no votes."""
+    import pandas as pd
+
+    from . import arena_stats, ratings
+
+    counts = store.vote_counts(datasets, modalities, verified_only)
+    out = {"plain": pd.DataFrame(), "styled": pd.DataFrame(), "coefficients": pd.DataFrame(), "styled_votes": 0,
+           "neighbours": pd.DataFrame(), "first": None, "boards": {}, "raters": pd.DataFrame()}
+    if counts.empty:
+        return out
+    plain, _ = arena_stats.styled_ratings(counts, style=False)
+    out["plain"] = arena_stats.rank_spread(plain)
+    with_answers = store.vote_rows(("model_a", "model_b", "winner", "answer_a", "answer_b"), datasets, modalities,
+                                   verified_only).dropna(subset=["answer_a", "answer_b"])
+    out["styled_votes"] = len(with_answers)
+    if with_answers.model_a.nunique() + with_answers.model_b.nunique() > 2 and len(with_answers) >= 10:
+        out["styled"], out["coefficients"] = arena_stats.styled_ratings(with_answers)
+    order = list(out["plain"].model)
+    rows = []
+    for upper, lower in zip(order, order[1:]):
+        flip = arena_stats.votes_to_flip(counts, upper, lower)
+        rows.append({"above": upper, "below": lower, "votes to flip": flip.votes, "exact": flip.exact,
+                     "first-order estimate": flip.first_order})
+    out["neighbours"] = pd.DataFrame(rows)
+    out["first"], _ = arena_stats.robust_first(counts)
+    for category in ("modality", "organ"):
+        grouped = store.vote_counts(datasets, modalities, verified_only, by=category).dropna(subset=[category])
+        boards = {value: ratings.bradley_terry(group.drop(columns=category), n_bootstrap=100)
+                  for value, group in grouped.groupby(category)}
+        out["boards"][category] = _boards_side_by_side(boards)
+    raters = store.vote_rows(("rater", "model_a", "model_b", "winner", "image_hash", "question", "answer_a",
+                              "answer_b", "shown_s"), datasets, modalities, verified_only)
+    out["raters"] = arena_stats.suspicious_raters(raters)
+    return out
+
+
+def _boards_side_by_side(boards: dict):
+    """One row per model, a rating and a battle count per category ("CT rating", "CT battles")."""
+    import pandas as pd
+
+    parts = [board.set_index("model")[["rating", "battles"]].rename(
+        columns={"rating": f"{name} rating", "battles": f"{name} battles"}) for name, board in sorted(boards.items())]
+    return pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame()

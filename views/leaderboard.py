@@ -6,7 +6,8 @@ import streamlit as st
 
 from medvqa import leaderboard as board
 from medvqa import plots, ratings
-from medvqa.ui import MISSING, counted, pairs, results
+from medvqa.ui import MISSING, arena_board, counted, pairs, results
+from medvqa.ui.judgment import signed_in
 
 st.title("Leaderboard")
 results.require_store()
@@ -14,8 +15,11 @@ datasets, modalities = results.judgment_facets()
 with st.sidebar:
     chosen_datasets = st.multiselect("Datasets", datasets, key="lb-datasets")
     chosen_modalities = st.multiselect("Modalities", modalities, key="lb-modalities")
+    verified_only = st.checkbox("Signed-in raters only", key="lb-verified",
+                                help="Leave out judgments by typed names (raters not signed in through the proxy or "
+                                     "st.login).")
 # Votes arrive grouped by (model_a, model_b, winner): a ratings fit over 100k votes reads a few hundred rows.
-votes, (n_votes, n_voters), grades, metrics = results.judgments(chosen_datasets, chosen_modalities)
+votes, (n_votes, n_voters), grades, metrics = results.judgments(chosen_datasets, chosen_modalities, verified_only)
 rated = sorted(set(votes.model_a) | set(votes.model_b))
 with st.sidebar:
     anchor = st.selectbox("Anchor model (fixed at 1000)", ["(none: mean 1000)", *rated], key="lb-anchor")
@@ -62,4 +66,8 @@ with right:
     if not judged.empty:
         st.markdown("**Judge model against the radiologists** (Cohen's kappa and raw agreement on items both scored)")
         st.dataframe(judged, hide_index=True, key="lb-judge")
+if n_votes:
+    who = signed_in()
+    arena_board.show(results.arena_scrutiny(chosen_datasets, chosen_modalities, verified_only),
+                     who.name if who is not None and who.admin else None)
 pairs.show(chosen_datasets)

@@ -124,9 +124,10 @@ class Database:
     def version(self) -> tuple:
         """A cheap fingerprint of everything the pages show (index lookups only): page reads are cached on it."""
         r, v, g, t, j = schema.runs, schema.votes, schema.grades, schema.training_logs, schema.judge_verdicts
+        vd = schema.voids  # a void or its undoing changes every rating
         query = sa.select(*(sa.select(agg).scalar_subquery() for agg in (
             sa.func.max(r.c.id), sa.func.max(r.c.updated), sa.func.max(v.c.id), sa.func.max(g.c.id),
-            sa.func.max(t.c.id), sa.func.max(j.c.created))))
+            sa.func.max(t.c.id), sa.func.max(j.c.created), sa.func.max(vd.c.id), sa.func.max(vd.c.undone))))
         with self.connect() as db:
             return tuple(db.execute(query).one())
 

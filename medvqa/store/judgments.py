@@ -46,7 +46,7 @@ class Judgments:
     def add_vote(self, rater: str, model_a: str, model_b: str, winner: str, question: str, image_hash: str,
                  dataset: str | None = None, modality: str | None = None, saved_case: str | None = None,
                  daily_cap: int | None = None, answer_a: str | None = None, answer_b: str | None = None,
-                 shown_s: float | None = None, verified: bool = False) -> int:
+                 shown_s: float | None = None, verified: bool = False, organ: str | None = None) -> int:
         """One arena vote. With `daily_cap`, the rater's votes of the last 24 hours are counted and the vote
         inserted in one serialised transaction, so simultaneous votes cannot pass the cap together."""
         with self.transaction() as db:
@@ -61,7 +61,7 @@ class Judgments:
             return db.execute(schema.votes.insert().values(
                 rater=rater, model_a=model_a, model_b=model_b, winner=winner, question=question, image_hash=image_hash,
                 dataset=dataset, modality=modality, saved_case=saved_case, created=time.time(), answer_a=answer_a,
-                answer_b=answer_b, shown_s=shown_s, verified=bool(verified))
+                answer_b=answer_b, shown_s=shown_s, verified=bool(verified), organ=organ or None)
             ).inserted_primary_key[0]
 
     def add_votes(self, rows: Iterable[dict], chunk: int = 10_000) -> int:
@@ -113,15 +113,27 @@ class Judgments:
         v = schema.votes
         return self.frame(_only(sa.select(v.c.id, v.c.rater, v.c.model_a, v.c.model_b, v.c.winner, v.c.question,
                                           v.c.image_hash, v.c.dataset, v.c.modality, v.c.saved_case, v.c.created,
-                                          v.c.answer_a, v.c.answer_b, v.c.shown_s, v.c.verified),
+                                          v.c.answer_a, v.c.answer_b, v.c.shown_s, v.c.verified, v.c.organ),
                                 v, datasets, modalities, verified_only, not with_void).order_by(v.c.id))
 
-    def vote_counts(self, datasets=None, modalities=None, verified_only: bool = False):
+    def vote_counts(self, datasets=None, modalities=None, verified_only: bool = False, by: str | None = None):
         """Standing votes grouped by (model_a, model_b, winner) with a `count` column: all a ratings fit needs, and
-        a few hundred rows however many votes there are."""
+        a few hundred rows however many votes there are. `by` ("modality" or "organ") adds that column to the
+        grouping, for one board per category."""
         v = schema.votes
-        return self.frame(_only(sa.select(v.c.model_a, v.c.model_b, v.c.winner, sa.func.count().label("count")),
-                                v, datasets, modalities, verified_only).group_by(v.c.model_a, v.c.model_b, v.c.winner))
+        keys = [v.c.model_a, v.c.model_b, v.c.winner] + ([v.c[_category(by)]] if by else [])
+        return self.frame(_only(sa.select(*keys, sa.func.count().label("count")), v, datasets, modalities,
+                                verified_only).group_by(*keys))
+
+    def vote_rows(self, columns, datasets=None, modalities=None, verified_only: bool = False):
+        """The standing votes' chosen columns only (style control reads the answers, the rater checks their
+        timing and cases), oldest first."""
+        v = schema.votes
+        unknown = set(columns) - set(v.c.keys())
+        if unknown:
+            raise MedVQAError(f"votes have no column {sorted(unknown)[0]}")
+        return self.frame(_only(sa.select(*(v.c[c] for c in columns)), v, datasets, modalities, verified_only)
+                          .order_by(v.c.id))
 
     def vote_summary(self, datasets=None, modalities=None, verified_only: bool = False) -> tuple[int, int]:
         """(standing votes, distinct raters) on the chosen datasets and modalities."""
@@ -221,6 +233,12 @@ class Judgments:
                            for p in parts if not p.empty], ignore_index=True) if any(
             not p.empty for p in parts) else pd.DataFrame(columns=["time", "event", "who", "id", "verified", "what"])
         return frame.sort_values("time", ascending=False, ignore_index=True).head(limit)
+
+
+def _category(by: str) -> str:
+    if by not in ("modality", "organ"):
+        raise MedVQAError(f"votes are grouped by modality or organ, not '{by}'")
+    return by
 
 
 def _only(query, table, datasets, modalities, verified_only: bool = False, live: bool = True):

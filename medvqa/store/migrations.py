@@ -52,12 +52,12 @@ def _v3(conn: sa.Connection, progress: Callable[[str], None]) -> None:
 
 
 def _v4(conn: sa.Connection, progress: Callable[[str], None]) -> None:
-    """v3 -> v4: raters a team can trust. Votes keep the answers shown and the time to vote (older votes: NULL, so
-    style control and the speed check leave them out); votes and grades say whether the rater was signed in (older:
-    false, as typed names were); voids and imports tables."""
+    """v3 -> v4: raters a team can trust. Votes keep the answers shown, the time to vote and the organ where known
+    (older votes: NULL, so style control and the speed check leave them out); votes and grades say whether the rater
+    was signed in (older: false, as typed names were); voids and imports tables."""
     false = "0" if conn.dialect.name == "sqlite" else "FALSE"
     for table, column, kind in (("votes", "answer_a", "TEXT"), ("votes", "answer_b", "TEXT"),
-                                ("votes", "shown_s", "FLOAT"),
+                                ("votes", "shown_s", "FLOAT"), ("votes", "organ", "TEXT"),
                                 ("votes", "verified", f"BOOLEAN NOT NULL DEFAULT {false}"),
                                 ("grades", "verified", f"BOOLEAN NOT NULL DEFAULT {false}")):
         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -91,6 +91,7 @@ votes = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
     # the two answers as shown (style control) and the seconds from showing them to the vote (suspicious raters)
     sa.Column("answer_a", StoredText), sa.Column("answer_b", StoredText), sa.Column("shown_s", sa.Float),
+    sa.Column("organ", StoredText),  # where the case's organ is known (a dataset sample, a DICOM's body part)
     sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("votes_rater", "rater", "created"),
 )

@@ -20,6 +20,7 @@ class Picked:
     dataset: str = "upload"  # where the image came from (votes record it; never the pixels)
     modality: str | None = None
     note: str = ""  # the caption without a file name (an upload's name may name the patient): what case reports say
+    organ: str | None = None  # a dataset sample's organ, a DICOM's body part: the arena's organ boards
 
     def __post_init__(self):
         self.note = self.note or self.caption
@@ -58,7 +59,7 @@ def samples_if_prepared(dataset: str, split: str, ids) -> dict:
 
 def _from_sample(s) -> Picked:
     return Picked(s.image, f"{s.id} ({s.modality}, {s.organ})", s.question, s.answer, s.answer_type, s.dataset,
-                  s.modality)
+                  s.modality, organ=s.organ or None)
 
 
 def open_in(page_key: str, dataset: str, split: str, sample_id: str, models: list[str] | None = None) -> None:
@@ -144,7 +145,8 @@ def pick_image(key: str) -> Picked | None:
     origin = "uploaded image" if source == "Upload" else "gallery image"
     shown_window = f", window {window if isinstance(window, str) else 'custom' if window else 'file default'}"
     return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
-                  modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})")
+                  modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})",
+                  organ=meta.get("body_part") or None)
 
 
 MAX_OPEN_STUDY_BYTES = 1 << 30  # every session's open study together (a 2,000-slice CT series is about 1 GiB)
@@ -200,4 +202,4 @@ def _pick_slice(key: str, files: tuple[tuple[str, bytes], ...], name: str) -> Pi
         return None
     where = f"{series.label}, {plane} slice {index} of {count}"
     return Picked(decoded.image, f"{name}: {where}", dataset="upload", modality=decoded.metadata.get("modality"),
-                  note=f"uploaded study: {where}, window {preset}")
+                  note=f"uploaded study: {where}, window {preset}", organ=decoded.metadata.get("body_part") or None)

@@ -81,6 +81,7 @@ class Battle:
     modality: str | None
     answers: dict = field(default_factory=dict)  # side ("model_a"/"model_b") -> Answer or error text
     winner: str | None = None
+    organ: str | None = None
     shown_at: float = field(default_factory=time.monotonic)  # the answers are shown as the battle starts
 
     def answer_text(self, side: str) -> str | None:
@@ -123,7 +124,7 @@ def start_battle(picked, question: str) -> Battle | None:
     pair = draw_pair(names)
     answers = ask(list(pair), picked.image, question)
     return Battle(pair, question, pixel_hash(picked.image), picked.dataset, picked.modality,
-                  {"model_a": answers[pair[0]], "model_b": answers[pair[1]]})
+                  {"model_a": answers[pair[0]], "model_b": answers[pair[1]]}, organ=picked.organ)
 
 
 def record_vote(battle: Battle, winner: str, who: Identity | str, picked=None, save_case: bool = False,
@@ -150,6 +151,6 @@ def record_vote(battle: Battle, winner: str, who: Identity | str, picked=None, s
     vote = store.add_vote(name, battle.models[0], battle.models[1], winner, battle.question, battle.image_hash,
                           battle.dataset, battle.modality, saved, daily_cap=cap,  # the cap holds under races
                           answer_a=battle.answer_text("model_a"), answer_b=battle.answer_text("model_b"),
-                          shown_s=time.monotonic() - battle.shown_at, verified=who.verified)
+                          shown_s=time.monotonic() - battle.shown_at, verified=who.verified, organ=battle.organ)
     battle.winner = winner
     return vote

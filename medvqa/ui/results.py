@@ -116,6 +116,11 @@ def case_html(sample, run_ids: list[int]) -> str:
     return cases.render_html(cases.stored_case(sample, answers, graded, with_maps=True, source="Grade page"))
 
 
+def void_rater(rater: str, admin: str, reason: str) -> int:
+    """An admin voids every standing vote of a rater (the Leaderboard's raters table)."""
+    return store().void("vote", admin, reason, rater=rater)
+
+
 def add_grade(rater: str, sample_id: str, model: str, verdict: str, run_id: int, comment: str | None,
               verified: bool = False) -> int:
     return store().add_grade(rater, sample_id, model, verdict, run_id, comment, verified)
@@ -153,12 +158,20 @@ def training_logs() -> pd.DataFrame:
     return _cached(Store.training_logs)
 
 
-def judgments(datasets=(), modalities=()) -> tuple[pd.DataFrame, tuple[int, int], pd.DataFrame, pd.DataFrame]:
+def judgments(datasets=(), modalities=(), verified_only: bool = False
+              ) -> tuple[pd.DataFrame, tuple[int, int], pd.DataFrame, pd.DataFrame]:
     """What the Leaderboard puts side by side: vote counts per (model_a, model_b, winner), (votes, raters), grades
-    and the automatic metrics, each restricted to the chosen datasets and modalities in the database."""
+    and the automatic metrics, each restricted to the chosen datasets and modalities (and signed-in raters) in the
+    database; voided judgments left out."""
     datasets, modalities = tuple(datasets), tuple(modalities)
-    return (_cached(Store.vote_counts, datasets, modalities), _cached(Store.vote_summary, datasets, modalities),
-            _cached(Store.grades, datasets, modalities), metrics(metric="accuracy"))
+    return (_cached(Store.vote_counts, datasets, modalities, verified_only),
+            _cached(Store.vote_summary, datasets, modalities, verified_only),
+            _cached(Store.grades, datasets, modalities, None, verified_only), metrics(metric="accuracy"))
+
+
+def arena_scrutiny(datasets=(), modalities=(), verified_only: bool = False) -> dict:
+    """leaderboard.arena_scrutiny, computed once per store version and selection."""
+    return _cached(board.arena_scrutiny, tuple(datasets), tuple(modalities), verified_only)
 
 
 def judgment_facets() -> tuple[list[str], list[str]]:

@@ -238,3 +238,31 @@ def test_a_battle_whose_answer_names_its_model_is_not_blind(zoo):
     blind = Battle(("llava-tiny", "vilt-tiny"), "q", "0" * 64, "upload", None,
                    {"model_a": Answer("yes", 0.9), "model_b": "vilt-tiny failed unexpectedly"})
     assert named.unblinded and not blind.unblinded
+
+
+def test_the_leaderboard_puts_the_arena_under_scrutiny_and_an_admin_voids_a_rater(app, private_store, monkeypatch):
+    from tests.unit.test_arena_stats import planted_arena
+
+    from medvqa.identity import Identity
+
+    votes, _ = planted_arena(0, honest=8, votes_each=30)
+    store = Store(private_store)
+    store.add_votes([dict(row, dataset="phantom", modality=("ct", "mri")[k % 2], created=1.0)
+                     for k, row in enumerate(votes.to_dict("records"))])
+    app.switch_page("views/leaderboard.py").run()
+    assert not app.exception
+    frames = {tuple(frame.value.columns)[:2]: frame.value for frame in app.dataframe}
+    raters = next(f for f in frames.values() if "concerns" in f)
+    assert "prefers one side" in raters.set_index("rater").loc["always-a0", "concerns"]
+    scrutiny = next(f for f in frames.values() if "rank" in f)
+    assert {"rating", "ci_low", "ci_high", "battles"} <= set(scrutiny.columns)
+    assert any("votes to flip" in f for f in frames.values())
+    assert not app.form  # a typed name (or nobody) is no admin: no void form
+    monkeypatch.setenv("MEDVQA_ADMINS", "dr-admin")
+    monkeypatch.setattr("medvqa.ui.judgment.signed_in", lambda: Identity("dr-admin", True, "proxy"))
+    app.run()
+    app.selectbox(key="lb-void-rater").set_value("always-a0")
+    app.text_input(key="lb-void-reason").input("always votes A")
+    app.button(key="lb-void-go").click().run()
+    assert store.voids().rater.tolist() == ["always-a0"] and store.voids().admin.tolist() == ["dr-admin"]
+    assert app.caption[0].value.startswith(f"{len(votes) - 30} arena votes")

@@ -187,6 +187,10 @@ def test_the_store_version_moves_with_what_pages_show(store_url):
     store.add_judge_verdicts([{"judge": "j", "prompt_version": "v1", "item_key": "k", "verdict": "correct",
                                "reply": "correct"}])
     versions.append(store.version())
+    void = store.void("vote", "dr-admin", "test", rater="dr-a")
+    versions.append(store.version())
+    store.undo_void(void, "dr-admin")
+    versions.append(store.version())
     assert len(set(versions)) == len(versions)
 
 

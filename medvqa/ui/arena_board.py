@@ -1,0 +1,89 @@
+"""The Leaderboard's arena under scrutiny: how sure the order is, what style earns, per-category boards, and the
+raters' evidence (an admin may void from here; nothing is applied silently)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from . import MISSING, escaped, results
+
+
+def _spread(row) -> str:
+    return f"{row.rank_best}" if row.rank_best == row.rank_worst else f"{row.rank_best}–{row.rank_worst}"
+
+
+def show(scrutiny: dict, admin: str | None) -> None:
+    plain = scrutiny["plain"]
+    if plain.empty:
+        return
+    st.subheader("How sure is this order?")
+    if scrutiny["first"]:
+        st.success(f"**{escaped(scrutiny['first'])}** is first, and stays first whichever 1% of the votes is removed.",
+                   icon=":material/verified:")
+    else:
+        st.info("No model is first with confidence: removing 1% of the votes could change the top of the board.",
+                icon=":material/help:")
+    table = plain.assign(rank=[_spread(r) for r in plain.itertuples()])[
+        ["model", "rank", "rating", "ci_low", "ci_high", "battles"]]
+    styled = scrutiny["styled"]
+    if not styled.empty:
+        table = table.merge(styled[["model", "rating", "ci_low", "ci_high"]].rename(
+            columns={"rating": "style-controlled", "ci_low": "styled ci_low", "ci_high": "styled ci_high"}),
+            on="model", how="left")
+    st.dataframe(table, hide_index=True, key="lb-scrutiny", placeholder=MISSING,
+                 column_config={c: st.column_config.NumberColumn(format="%.0f") for c in table.columns
+                                if c not in ("model", "rank", "battles")})
+    st.caption("Intervals: 95%, sandwich-robust (closed form). Rank: the best and worst place those intervals allow. "
+               "Style-controlled: the rating with the answers' length, hedging and markdown held equal "
+               f"({scrutiny['styled_votes']} votes recorded their answers).")
+    neighbours = scrutiny["neighbours"]
+    if not neighbours.empty:
+        st.markdown("**Votes to flip each pair of neighbours** (the fewest votes whose removal swaps them)")
+        st.dataframe(neighbours, hide_index=True, key="lb-flips", placeholder=MISSING)
+        st.caption("Exact where the search could try every smaller set; otherwise an upper bound found by removing "
+                   "the most influential votes first, beside the first-order estimate of Broderick et al. (2020).")
+    coefficients = scrutiny["coefficients"]
+    if not coefficients.empty:
+        with st.expander("What style earns (log-odds per standard deviation of the difference between the answers)"):
+            st.dataframe(coefficients, hide_index=True, key="lb-style", placeholder=MISSING)
+            st.caption("Above 0: raters preferred the answer with more of it, whichever model gave it.")
+    boards = {name: board for name, board in scrutiny["boards"].items() if not board.empty}
+    if boards:
+        st.markdown("**Boards by category** (ratings on each category's own votes; intervals blank under 10 battles)")
+        for column, (name, board) in zip(st.columns(len(boards)), boards.items()):
+            column.markdown(f"*by {name}*")
+            column.dataframe(board, hide_index=True, key=f"lb-board-{name}", placeholder=MISSING,
+                             column_config={c: st.column_config.NumberColumn(format="%.0f") for c in board.columns
+                                            if c.endswith("rating")})
+    _raters(scrutiny["raters"], admin)
+
+
+def _raters(report: pd.DataFrame, admin: str | None) -> None:
+    if report.empty:
+        return
+    flagged = report[report.concerns.str.len() > 0]
+    st.markdown(f"**Raters** ({len(report)} with enough votes to check; {len(flagged)} with concerns)")
+    shown = report.assign(concerns=report.concerns.str.join("; "))
+    st.dataframe(shown, hide_index=True, key="lb-raters", placeholder=MISSING,
+                 column_config={"agreement_z": st.column_config.NumberColumn(format="%.1f"),
+                                "favour_z": st.column_config.NumberColumn(format="%.1f"),
+                                "side_a_share": st.column_config.NumberColumn(format="%.2f"),
+                                "side_p": st.column_config.NumberColumn(format="%.1e"),
+                                "fast_share": st.column_config.NumberColumn(format="%.2f"),
+                                "repeat_share": st.column_config.NumberColumn(format="%.2f")})
+    st.caption("Evidence, not verdicts: agreement is the rater's fit to everyone else's ratings (very negative: "
+               "random or contrary votes), favour a model picked beyond what the others' ratings expect, side a "
+               "preference for answer A, fast votes cast before both answers could be read. Nothing is applied: an "
+               "admin may void.")
+    if admin is None:
+        return
+    with st.form("lb-void"):
+        rater = st.selectbox("Void every vote of", list(flagged.rater) or list(report.rater), key="lb-void-rater")
+        reason = st.text_input("Reason (kept in the audit trail)", key="lb-void-reason")
+        if st.form_submit_button("Void", icon=":material/block:", key="lb-void-go"):
+            try:
+                results.void_rater(rater, admin, reason)
+            except Exception as exc:  # noqa: BLE001 - the store's own message, shown plainly
+                st.error(escaped(exc))
+            else:
+                st.rerun()
