@@ -169,10 +169,12 @@ def human_eval_score(grades: pd.DataFrame, n_resamples: int = 1000, seed: int = 
     return _blank_small(frame, "grades").sort_values("score", ascending=False, ignore_index=True)
 
 
-def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_id", "model")) -> dict:
+def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_id", "model"),
+                n_resamples: int = 0, seed: int = 0, level: float = 0.95) -> dict:
     """Cohen's kappa between two raters on the items both graded (an item is a sample's answer by one model; a rater's
     latest verdict counts). Returns kappa, observed and chance agreement and the number of shared items; kappa is NaN
-    when chance agreement is 1 (both raters used one and the same verdict throughout)."""
+    when chance agreement is 1 (both raters used one and the same verdict throughout). With `n_resamples`, also a
+    percentile bootstrap interval over the shared items (ci_low, ci_high; NaN under 10 items)."""
     item = list(item)
     latest = grades.sort_values("created") if "created" in grades else grades
 
@@ -183,11 +185,26 @@ def cohen_kappa(grades: pd.DataFrame, rater_a: str, rater_b: str, item=("sample_
     n = len(both)
     if n == 0:
         return {"kappa": float("nan"), "observed": float("nan"), "chance": float("nan"), "items": 0}
-    observed = float((both["a"] == both["b"]).mean())
-    share_a, share_b = both["a"].value_counts(normalize=True), both["b"].value_counts(normalize=True)
-    chance = float(sum(share_a.get(c, 0.0) * share_b.get(c, 0.0) for c in set(share_a.index) | set(share_b.index)))
-    kappa = (observed - chance) / (1 - chance) if chance < 1 else float("nan")
-    return {"kappa": kappa, "observed": observed, "chance": chance, "items": n}
+    kappa, observed, chance = _kappa(both["a"].to_numpy(), both["b"].to_numpy())
+    out = {"kappa": kappa, "observed": observed, "chance": chance, "items": n}
+    if n_resamples:
+        low = high = float("nan")
+        if n >= MIN_N_FOR_INTERVAL:
+            rng = np.random.default_rng(seed)
+            a, b = both["a"].to_numpy(), both["b"].to_numpy()
+            draws = [_kappa(a[pick], b[pick])[0] for pick in rng.integers(0, n, size=(n_resamples, n))]
+            tail = (1 - level) / 2 * 100
+            low, high = np.nanpercentile(draws, [tail, 100 - tail])
+        out.update(ci_low=float(low), ci_high=float(high))
+    return out
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(kappa, observed agreement, chance agreement) of two aligned label arrays."""
+    observed = float(np.mean(a == b))
+    labels = set(a) | set(b)
+    chance = float(sum(np.mean(a == c) * np.mean(b == c) for c in labels))
+    return ((observed - chance) / (1 - chance) if chance < 1 else float("nan")), observed, chance
 
 
 def only(judgments: pd.DataFrame, datasets=None, modalities=None) -> pd.DataFrame:

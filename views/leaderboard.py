@@ -64,8 +64,10 @@ with right:
         st.dataframe(pd.DataFrame(agreement), hide_index=True, key="lb-kappa")
     judged = results.judge_agreement()
     if not judged.empty:
-        st.markdown("**Judge model against the radiologists** (Cohen's kappa and raw agreement on items both scored)")
+        st.markdown("**Judge model against the radiologists** (Cohen's kappa with a 95% bootstrap interval, raw "
+                    "agreement, on items both scored)")
         st.dataframe(judged, hide_index=True, key="lb-judge")
+        arena_board.judge_validation(judged, results.metrics(metric="judge_accuracy"))
 if n_votes:
     who = signed_in()
     arena_board.show(results.arena_scrutiny(chosen_datasets, chosen_modalities, verified_only),

@@ -87,3 +87,24 @@ def _raters(report: pd.DataFrame, admin: str | None) -> None:
                 st.error(escaped(exc))
             else:
                 st.rerun()
+
+
+def judge_validation(judged: pd.DataFrame, judge_metrics: pd.DataFrame) -> None:
+    """A warning for each judge no radiologist validates, and the judges' accuracy, greyed while unvalidated."""
+    validated = judged.groupby("judge").validated.any()
+    for name, ok in validated.items():
+        if ok:
+            continue
+        best = judged[judged.judge == name].sort_values("kappa", ascending=False, na_position="last").iloc[0]
+        st.warning(escaped(f"{name} is not validated: kappa {best.kappa:.2f} against {best.rater} on {best['items']} "
+                           f"items (it needs {results.JUDGE_MIN_KAPPA} or more on {results.JUDGE_MIN_ITEMS} items "
+                           "or more). Its accuracy is shown greyed: treat it as unchecked."), icon=":material/gavel:")
+    if judge_metrics.empty:
+        return
+    shown = judge_metrics[judge_metrics.ablation == "none"][["model", "dataset", "value", "ci_low", "ci_high", "n"]]
+    trusted = bool(validated.any())
+    styled = shown.style.format({c: "{:.3f}" for c in ("value", "ci_low", "ci_high")}, na_rep=MISSING)
+    if not trusted:
+        styled = styled.set_properties(color="#9e9e9e")
+    st.markdown("**Judge accuracy on open answers**" + ("" if trusted else " (unvalidated)"))
+    st.dataframe(styled, hide_index=True, key="lb-judge-accuracy")

@@ -35,17 +35,25 @@ def require_store() -> Store:
         st.stop()
 
 
+# A judge's accuracy counts as validated only when it agrees with a radiologist at least this well, on this many
+# items both scored (Landis and Koch's "substantial" agreement starts at 0.6)
+JUDGE_MIN_KAPPA, JUDGE_MIN_ITEMS = 0.6, 50
+
+
 def _judge_agreement(db: Store) -> pd.DataFrame:
     from .. import judge, ratings
 
+    columns = ["judge", "rater", "kappa", "ci_low", "ci_high", "observed", "items", "validated"]
     grades = db.grades()
     verdicts = judge.judge_grades(db)
     if grades.empty or verdicts.empty:
-        return pd.DataFrame(columns=["judge", "rater", "kappa", "observed", "items"])
+        return pd.DataFrame(columns=columns)
     both = pd.concat([grades[["rater", "sample_id", "model", "verdict"]], verdicts], ignore_index=True)
-    rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j)}
+    rows = [{"judge": j, "rater": r, **ratings.cohen_kappa(both, r, j, n_resamples=1000)}
             for j in sorted(verdicts.rater.unique()) for r in sorted(grades.rater.unique())]
-    return pd.DataFrame(rows)[["judge", "rater", "kappa", "observed", "items"]]
+    frame = pd.DataFrame(rows)
+    frame["validated"] = (frame.kappa >= JUDGE_MIN_KAPPA) & (frame["items"] >= JUDGE_MIN_ITEMS)
+    return frame[columns]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -198,5 +206,6 @@ def baselines(metric: str, subset: str) -> dict[str, float]:
 
 
 def judge_agreement() -> pd.DataFrame:
-    """Each judge against each radiologist on the items both scored: Cohen's kappa and raw agreement."""
+    """Each judge against each radiologist on the items both scored: Cohen's kappa with a bootstrap interval, raw
+    agreement, the count, and whether that validates the judge (kappa of 0.6 or more on 50 items or more)."""
     return _cached(_judge_agreement)

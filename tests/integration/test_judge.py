@@ -94,6 +94,10 @@ def test_the_leaderboard_shows_the_judges_agreement_with_the_radiologists(judge_
     assert row["items"] == expected["items"] > 0 and row["observed"] == pytest.approx(expected["observed"])
     assert (row["kappa"] == pytest.approx(expected["kappa"])) or (row["kappa"] != row["kappa"] and
                                                                    expected["kappa"] != expected["kappa"])
+    # under 50 shared items the judge is not validated: a warning, and its accuracy greyed as unvalidated
+    assert expected["items"] < 50 and not row["validated"]
+    assert any("is not validated" in w.value and "50 items" in w.value for w in app.warning)
+    assert any("(unvalidated)" in m.value for m in app.markdown)
 
 
 def pd_concat(grades, verdicts):

@@ -141,3 +141,22 @@ def test_answers_that_name_their_model_are_detected():
     assert ratings.reveals_identity("blip2-phantom says yes", "blip2-phantom", "blip2")
     assert not ratings.reveals_identity("the blip on the scan is benign", "blip2-phantom", "blip2")
     assert not ratings.reveals_identity("yes", "vilt-phantom", "vilt")
+
+
+def test_cohen_kappa_has_a_bootstrap_interval_that_narrows_with_more_items():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (40, 400):
+        truth = rng.choice(["correct", "incorrect", "partially correct"], n)
+        other = np.where(rng.random(n) < 0.8, truth, rng.choice(["correct", "incorrect"], n))
+        grades = pd.DataFrame({"rater": ["ann"] * n + ["bob"] * n, "sample_id": [f"s{k}" for k in range(n)] * 2,
+                               "model": "m", "verdict": list(truth) + list(other)})
+        result = ratings.cohen_kappa(grades, "ann", "bob", n_resamples=500)
+        assert result["kappa"] == pytest.approx(cohen_kappa_score(truth, other))
+        assert result["ci_low"] < result["kappa"] < result["ci_high"]
+        widths.append(result["ci_high"] - result["ci_low"])
+    assert widths[1] < widths[0] / 2  # ten times the items: about a third of the width
+    few = ratings.cohen_kappa(grades.groupby("rater").head(5), "ann", "bob", n_resamples=500)
+    assert few["items"] == 5 and few["ci_low"] != few["ci_low"]  # under 10 items: no interval
