@@ -241,9 +241,8 @@ def test_a_battle_whose_answer_names_its_model_is_not_blind(zoo):
 
 
 def test_the_leaderboard_puts_the_arena_under_scrutiny_and_an_admin_voids_a_rater(app, private_store, monkeypatch):
-    from tests.unit.test_arena_stats import planted_arena
-
     from medvqa.identity import Identity
+    from tests.unit.test_arena_stats import planted_arena
 
     votes, _ = planted_arena(0, honest=8, votes_each=30)
     store = Store(private_store)
