@@ -318,3 +318,54 @@ def _repeat_share(mine: pd.DataFrame) -> float | None:
     if not {"image_hash", "question"} <= set(mine.columns):
         return None
     return float(mine.duplicated(["image_hash", "question"]).mean())
+
+
+# Active pairing. The next battle's pair is drawn where a vote shrinks the widest rating interval most: with C the
+# ratings' covariance (the inverse Hessian of the fit) and m the model whose interval is widest, one vote on (i, j)
+# carries p(1 - p) of information on the difference, and removes q (C[m, i] - C[m, j])^2 / (1 + q Var(i - j)) of
+# m's variance (Sherman-Morrison). Pairs are drawn with probability proportional to that gain cubed (nearly greedy,
+# still random), and a fixed share of draws stays uniform, so every pair keeps being sampled and a fit that is wrong
+# about a pair is corrected. benchmarks/arena_sampling.py measures the votes it saves.
+EXPLORE_SHARE = 0.1
+SHARPNESS = 3
+
+
+def pair_state(votes: pd.DataFrame, models: list[str], prior: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(C, p): the ratings' covariance (natural-log scale) and p[i, j] = P(i beats j), from the votes so far."""
+    k = len(models)
+    known = votes[votes.model_a.isin(models) & votes.model_b.isin(models)] if len(votes) else votes
+    if len(known):
+        a, b, score = _encode(_check_votes(known), models)
+        weights = _counts(known)
+        theta = _fit(_pair_wins(a, b, score, k, weights), prior)
+        games = _pair_wins(a, b, np.ones(len(a)), k, weights)
+    else:
+        theta, games = np.zeros(k), np.zeros((k, k))
+    games = games + games.T
+    p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))
+    information = games * p * (1 - p)
+    hessian = np.diag(information.sum(axis=1)) - information + (prior + 1e-9) * np.eye(k)
+    return np.linalg.inv(hessian), p
+
+
+def pair_weights(cov: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """weights[i, j] (i < j, else 0) of drawing models i and j next, before the uniform share."""
+    widest = int(np.argmax(np.diag(cov)))
+    q = p * (1 - p)
+    variance = np.diag(cov)[:, None] + np.diag(cov)[None, :] - 2 * cov
+    shrink = q * (cov[widest][:, None] - cov[widest][None, :]) ** 2 / (1 + q * variance)
+    return np.triu(shrink ** SHARPNESS + 1e-300, 1)
+
+
+def next_pair(votes: pd.DataFrame, models: list[str], rng: np.random.Generator, explore: float = EXPLORE_SHARE,
+              prior: float = 0.1) -> tuple[str, str]:
+    """Two distinct models, in random side order: uniformly with probability `explore`, else by `pair_weights`."""
+    k = len(models)
+    if k < 2:
+        raise ValueError("a battle needs two models")
+    if k == 2 or rng.random() < explore:
+        i, j = rng.choice(k, 2, replace=False)
+    else:
+        weights = pair_weights(*pair_state(votes, models, prior)).ravel()
+        i, j = divmod(int(rng.choice(k * k, p=weights / weights.sum())), k)
+    return (models[i], models[j]) if rng.random() < 0.5 else (models[j], models[i])
