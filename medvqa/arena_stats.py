@@ -350,10 +350,11 @@ def pair_state(votes: pd.DataFrame, models: list[str], prior: float = 0.1) -> tu
 
 def pair_weights(cov: np.ndarray, p: np.ndarray) -> np.ndarray:
     """weights[i, j] (i < j, else 0) of drawing models i and j next, before the uniform share."""
-    widest = int(np.argmax(np.diag(cov)))
+    spread = np.diag(cov)
+    widest = np.flatnonzero(spread >= (1 - 1e-9) * spread.max())  # models tied for the widest share the draw
     q = p * (1 - p)
-    variance = np.diag(cov)[:, None] + np.diag(cov)[None, :] - 2 * cov
-    shrink = q * (cov[widest][:, None] - cov[widest][None, :]) ** 2 / (1 + q * variance)
+    variance = spread[:, None] + spread[None, :] - 2 * cov
+    shrink = sum(q * (cov[m][:, None] - cov[m][None, :]) ** 2 for m in widest) / (1 + q * variance)
     return np.triu(shrink ** SHARPNESS + 1e-300, 1)
 
 

@@ -1,7 +1,6 @@
 """Rater identity, blind arena battles and grading widgets (every judgment is committed to the store at once)."""
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -100,11 +99,17 @@ class Battle:
                    for side, model in zip(("model_a", "model_b"), self.models))
 
 
-def draw_pair(names: list[str], rng: random.Random | None = None) -> tuple[str, str]:
-    """Two distinct models at random, in random order (which side each gets is part of the draw)."""
-    rng = rng or random.SystemRandom()
-    a, b = rng.sample(names, 2)
-    return a, b
+def draw_pair(names: list[str], rng=None, votes=None) -> tuple[str, str]:
+    """Two distinct models in random side order, drawn where a vote tells most (arena_stats.next_pair: the pair that
+    most shrinks the widest rating interval, with a uniform share); `votes` are the standing vote counts (read from
+    the store when not given)."""
+    import numpy as np
+
+    from ..arena_stats import next_pair
+
+    rng = rng if rng is not None else np.random.default_rng()
+    votes = Store().vote_counts() if votes is None else votes
+    return next_pair(votes, list(names), rng)
 
 
 def arena_candidates(specs) -> list[str]:

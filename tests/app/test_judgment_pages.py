@@ -74,16 +74,25 @@ def test_arena_hides_names_until_the_vote_and_stores_a_hash_only(app, private_st
     assert vote.saved_case is None and vote.dataset == "phantom"
 
 
-def test_arena_sides_are_random():
-    import random
+def test_arena_sides_are_random_and_pairs_go_where_a_vote_tells_most():
+    import numpy as np
+    import pandas as pd
 
     from medvqa.ui.judgment import draw_pair
 
-    rng = random.Random(0)
-    pairs = [draw_pair(["a", "b", "c"], rng) for _ in range(300)]
+    rng = np.random.default_rng(0)
+    no_votes = pd.DataFrame(columns=["model_a", "model_b", "winner", "count"])
+    pairs = [draw_pair(["a", "b", "c"], rng, no_votes) for _ in range(300)]
     assert all(x != y for x, y in pairs)
     firsts = [x for x, _ in pairs]
     assert all(60 < firsts.count(m) < 140 for m in "abc")  # every model takes side A about a third of the time
+    # a, b and c have met often; d never: d's interval is the widest, and battles go to it
+    votes = pd.DataFrame({"model_a": ["a", "b", "a"], "model_b": ["b", "c", "c"], "winner": ["model_a"] * 3,
+                          "count": [40, 40, 40]})
+    pairs = [draw_pair(["a", "b", "c", "d"], rng, votes) for _ in range(300)]
+    with_d = sum("d" in pair for pair in pairs)
+    assert with_d > 250  # the uniform tenth alone would give half of those
+    assert len({frozenset(pair) for pair in pairs}) == 6  # and every pair is still drawn
 
 
 def test_leaderboard_counts_votes_and_shows_ratings(app, evaluated, private_store):
