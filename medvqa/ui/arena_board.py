@@ -56,6 +56,7 @@ def show(scrutiny: dict, admin: str | None) -> None:
                              column_config={c: st.column_config.NumberColumn(format="%.0f") for c in board.columns
                                             if c.endswith("rating")})
     _raters(scrutiny["raters"], admin)
+    _voids(results.voids(), admin)
 
 
 def _raters(report: pd.DataFrame, admin: str | None) -> None:
@@ -108,3 +109,24 @@ def judge_validation(judged: pd.DataFrame, judge_metrics: pd.DataFrame) -> None:
         styled = styled.set_properties(color="#9e9e9e")
     st.markdown("**Judge accuracy on open answers**" + ("" if trusted else " (unvalidated)"))
     st.dataframe(styled, hide_index=True, key="lb-judge-accuracy")
+
+
+def _voids(voids: pd.DataFrame, admin: str | None) -> None:
+    """Every void with who, when and why; an admin can undo a standing one."""
+    if voids.empty:
+        return
+    import time
+
+    shown = voids.assign(
+        what=[f"{k} {int(j)}" if pd.notna(j) else f"all {k}s of {r}" for k, j, r in zip(voids.kind, voids.judgment_id,
+                                                                                        voids.rater)],
+        when=[time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in voids.created],
+        status=["undone by " + str(b) if pd.notna(u) else "standing" for u, b in zip(voids.undone, voids.undone_by)])
+    with st.expander(f"Voided judgments ({int(voids.undone.isna().sum())} standing of {len(voids)})"):
+        st.dataframe(shown[["id", "what", "reason", "admin", "when", "status"]], hide_index=True, key="lb-voids")
+        standing = list(voids[voids.undone.isna()].id)
+        if admin is not None and standing:
+            chosen = st.selectbox("Undo void", standing, key="lb-undo-id")
+            if st.button("Undo", key="lb-undo-go", icon=":material/undo:"):
+                results.undo_void(int(chosen), admin)
+                st.rerun()

@@ -124,6 +124,14 @@ def case_html(sample, run_ids: list[int]) -> str:
     return cases.render_html(cases.stored_case(sample, answers, graded, with_maps=True, source="Grade page"))
 
 
+def voids() -> pd.DataFrame:
+    return _cached(Store.voids)
+
+
+def undo_void(void_id: int, admin: str) -> None:
+    store().undo_void(void_id, admin)
+
+
 def void_rater(rater: str, admin: str, reason: str) -> int:
     """An admin voids every standing vote of a rater (the Leaderboard's raters table)."""
     return store().void("vote", admin, reason, rater=rater)

@@ -274,3 +274,8 @@ def test_the_leaderboard_puts_the_arena_under_scrutiny_and_an_admin_voids_a_rate
     app.button(key="lb-void-go").click().run()
     assert store.voids().rater.tolist() == ["always-a0"] and store.voids().admin.tolist() == ["dr-admin"]
     assert app.caption[0].value.startswith(f"{len(votes) - 30} arena votes")
+    assert any("always votes A" in str(f.value.get("reason", "")) for f in app.dataframe if "reason" in f.value)
+    app.selectbox(key="lb-undo-id").set_value(int(store.voids().id.iloc[0]))
+    app.button(key="lb-undo-go").click().run()
+    assert store.voids().undone_by.tolist() == ["dr-admin"]
+    assert app.caption[0].value.startswith(f"{len(votes)} arena votes")
