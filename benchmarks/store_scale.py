@@ -82,7 +82,10 @@ def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000
         store.add_votes([{"rater": f"rater-{i % 40}", "model_a": a, "model_b": b,
                           "winner": rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"]), "question": f"q{i}",
                           "image_hash": f"{i:064x}", "dataset": rng.choice(DATASETS),
-                          "modality": rng.choice(MODALITIES), "created": time.time()}
+                          "modality": rng.choice(MODALITIES), "organ": rng.choice(ORGANS), "created": time.time(),
+                          "answer_a": " ".join(rng.choices(ANSWERS, k=rng.randint(1, 12))),
+                          "answer_b": " ".join(rng.choices(ANSWERS, k=rng.randint(1, 12))),
+                          "shown_s": rng.uniform(1, 30)}
                          for i in range(start, min(votes, start + chunk))
                          for a, b in [rng.sample(MODELS, 2)]])
     for i in range(grades):
@@ -149,6 +152,7 @@ def page_reads(store) -> dict:
         "grading queue (Grade)": lambda: queries.grading_queue(store, graded_runs, "rater-new", limit=1),
         "ratings, 1,000 bootstrap (Leaderboard)": lambda: ratings.bradley_terry(store.vote_counts(),
                                                                                n_bootstrap=1000),
+        "the arena under scrutiny (Leaderboard)": lambda: leaderboard.arena_scrutiny(store),
         "medvqa report": quiet_report,
     }
 

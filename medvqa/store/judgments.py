@@ -67,7 +67,8 @@ class Judgments:
     def add_votes(self, rows: Iterable[dict], chunk: int = 10_000) -> int:
         """Many votes in one transaction (an imported battle log): all or none, inserted `chunk` at a time from any
         iterable (a generator keeps memory bounded); returns how many."""
-        columns = ("rater", "model_a", "model_b", "winner", "question", "image_hash", "dataset", "modality", "created")
+        columns = ("rater", "model_a", "model_b", "winner", "question", "image_hash", "dataset", "modality", "created",
+                   "answer_a", "answer_b", "shown_s", "organ")
         added, rows = 0, iter(rows)
         with self.transaction() as db:
             for batch in iter(lambda: list(itertools.islice(rows, chunk)), []):
