@@ -208,9 +208,10 @@ def arena_scrutiny(store: Store, datasets=(), modalities=(), verified_only: bool
 
 
 def _boards_side_by_side(boards: dict):
-    """One row per model, a rating and a battle count per category ("CT rating", "CT battles")."""
+    """One row per model: per category its rating, 95% bootstrap interval (blank under 10 battles) and battle count
+    ("ct rating", "ct ci_low", "ct ci_high", "ct battles")."""
     import pandas as pd
 
-    parts = [board.set_index("model")[["rating", "battles"]].rename(
-        columns={"rating": f"{name} rating", "battles": f"{name} battles"}) for name, board in sorted(boards.items())]
+    parts = [board.set_index("model")[["rating", "ci_low", "ci_high", "battles"]].rename(columns=lambda c: f"{name} {c}")
+             for name, board in sorted(boards.items())]
     return pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame()

@@ -202,13 +202,21 @@ def _void_args(void: argparse.ArgumentParser) -> None:
     target.add_argument("--rater", default=None, help="every judgment of this kind by this rater")
     target.add_argument("--undo", type=int, metavar="VOID", default=None, help="undo a void (its number)")
     void.add_argument("--reason", default=None, help="why (kept in the audit trail)")
+    void.add_argument("--admin", default=None, help="who voids (default: this account); must be in MEDVQA_ADMINS "
+                                                    "when that is set")
 
 
 def _void(args) -> int:
     from ..interop import _operator
     from ..store import Store
 
-    store, admin = Store(), _operator() or "command line"
+    from .. import config
+    from ..datatypes import MedVQAError
+
+    admin = args.admin or _operator() or "command line"
+    if config.admins() and admin not in config.admins():
+        raise MedVQAError(f"{admin} is not an admin (MEDVQA_ADMINS): only admins void or restore judgments")
+    store = Store()
     if args.undo is not None:
         store.undo_void(args.undo, admin)
         print(f"void {args.undo} undone: its judgments count again")

@@ -54,7 +54,7 @@ def show(scrutiny: dict, admin: str | None) -> None:
             column.markdown(f"*by {name}*")
             column.dataframe(board, hide_index=True, key=f"lb-board-{name}", placeholder=MISSING,
                              column_config={c: st.column_config.NumberColumn(format="%.0f") for c in board.columns
-                                            if c.endswith("rating")})
+                                            if c.endswith(("rating", "ci_low", "ci_high"))})
     _raters(scrutiny["raters"], admin)
     _voids(results.voids(), admin)
 

@@ -84,3 +84,23 @@ def test_the_audit_trail_holds_judgments_voids_undos_and_imports(store_url):
     assert "120 votes from arena-log.json" in set(trail.what)
     assert set(store.audit(limit=100, rater="spammer").query("event == 'vote'").who) == {"spammer"}
     assert len(store.audit(limit=3)) == 3
+
+
+def test_the_command_line_voids_restores_and_prints_the_trail(tmp_path, monkeypatch, capsys):
+    from medvqa.cli import main
+
+    monkeypatch.setenv("MEDVQA_DB", str(tmp_path / "cli.db"))
+    arena(Store())
+    monkeypatch.setenv("MEDVQA_ADMINS", "dr-admin")
+    assert main(["void", "vote", "--rater", "spammer", "--reason", "bot", "--admin", "dr-lee"]) == 2
+    assert "dr-lee is not an admin" in capsys.readouterr().err and Store().count("voids") == 0
+    assert main(["void", "vote", "--rater", "spammer", "--reason", "bot", "--admin", "dr-admin"]) == 0
+    assert Store().vote_summary() == (6, 1)
+    assert main(["void", "vote", "--id", "99999", "--reason", "x", "--admin", "dr-admin"]) == 2
+    assert "no vote 99999" in capsys.readouterr().err
+    assert main(["void", "--undo", "1", "--admin", "dr-admin"]) == 0 and Store().vote_summary() == (14, 2)
+    capsys.readouterr()
+    assert main(["audit", "--limit", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and "undo void" in lines[0] and "dr-admin" in lines[0]
+    assert any("all votes of spammer: bot" in line for line in lines)
