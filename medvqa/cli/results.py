@@ -207,11 +207,10 @@ def _void_args(void: argparse.ArgumentParser) -> None:
 
 
 def _void(args) -> int:
-    from ..interop import _operator
-    from ..store import Store
-
     from .. import config
     from ..datatypes import MedVQAError
+    from ..interop import _operator
+    from ..store import Store
 
     admin = args.admin or _operator() or "command line"
     if config.admins() and admin not in config.admins():
