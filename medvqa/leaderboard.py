@@ -212,6 +212,7 @@ def _boards_side_by_side(boards: dict):
     ("ct rating", "ct ci_low", "ct ci_high", "ct battles")."""
     import pandas as pd
 
-    parts = [board.set_index("model")[["rating", "ci_low", "ci_high", "battles"]].rename(columns=lambda c: f"{name} {c}")
+    columns = ["rating", "ci_low", "ci_high", "battles"]
+    parts = [board.set_index("model")[columns].set_axis([f"{name} {c}" for c in columns], axis=1)
              for name, board in sorted(boards.items())]
     return pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame()
