@@ -186,7 +186,7 @@ def arena_scrutiny(store: Store, datasets=(), modalities=(), verified_only: bool
     with_answers = store.vote_rows(("model_a", "model_b", "winner", "answer_a", "answer_b"), datasets, modalities,
                                    verified_only).dropna(subset=["answer_a", "answer_b"])
     out["styled_votes"] = len(with_answers)
-    if with_answers.model_a.nunique() + with_answers.model_b.nunique() > 2 and len(with_answers) >= 10:
+    if len(set(with_answers.model_a) | set(with_answers.model_b)) >= 2 and len(with_answers) >= 10:
         out["styled"], out["coefficients"] = arena_stats.styled_ratings(with_answers)
     order = list(out["plain"].model)
     rows = []

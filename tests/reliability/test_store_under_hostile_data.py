@@ -142,8 +142,12 @@ def test_two_upgrades_at_once_one_upgrades_and_the_other_says_so(postgres_server
     url = new_postgres_database(postgres_server)
     store = Store(url)
     fill(store)
-    with store.transaction() as db:  # this store as v2 left it: no cards yet
+    with store.transaction() as db:  # this store as v2 left it: no cards, no v4 columns and tables yet
         db.exec_driver_sql("ALTER TABLE runs DROP COLUMN card")
+        for column in ("answer_a", "answer_b", "shown_s", "organ", "verified"):
+            db.exec_driver_sql(f"ALTER TABLE votes DROP COLUMN {column}")
+        db.exec_driver_sql("ALTER TABLE grades DROP COLUMN verified")
+        db.exec_driver_sql("DROP TABLE voids, imports")
         db.exec_driver_sql("UPDATE schema_version SET version = 2")
     env = {**__import__("os").environ, "MEDVQA_DB": url}
     engine = sa.create_engine(normalize_url(url))
