@@ -179,16 +179,13 @@ def votes_to_flip(votes: pd.DataFrame, upper: str, lower: str, limit: int | None
         return theta[i] - theta[j]
 
     limit = int(counts.sum()) if limit is None else limit
-    theta = _fit(_pair_wins(ca, cb, cs, k, counts), prior)
-    start = theta[i] - theta[j]
+    start = gap(np.zeros_like(counts))
     if start <= 0:
         return Flip(0, True, 0)
-    p = 1 / (1 + np.exp(theta[cb] - theta[ca]))
-    x = np.zeros((len(counts), k))
-    x[np.arange(len(counts)), ca], x[np.arange(len(counts)), cb] = 1.0, -1.0
-    hessian = (x * (counts * p * (1 - p))[:, None]).T @ x + (prior + 1e-9) * np.eye(k)
-    direction = np.linalg.solve(hessian, np.eye(k)[i] - np.eye(k)[j])
-    narrowing = (x @ direction) * (cs - p)  # how much removing one vote of each cell narrows the gap, to first order
+    cov, p = pair_state(votes, models, prior)  # the same fit's Hessian, inverted
+    direction = cov[:, i] - cov[:, j]
+    # how much removing one vote of each cell narrows the gap, to first order (one Newton step)
+    narrowing = (direction[ca] - direction[cb]) * (cs - p[ca, cb])
     helpful = [c for c in np.argsort(-narrowing) if narrowing[c] > 0]
     order = np.repeat(helpful, counts[helpful].astype(int))  # each vote, largest effect first
     reach = np.cumsum(narrowing[order])

@@ -24,9 +24,10 @@ VOTE_KEYS = {"model_a": ("a", ":material/arrow_back:"), "model_b": ("b", ":mater
              "tie": ("t", ":material/balance:"), "tie (bothbad)": ("x", ":material/thumb_down:")}
 
 
-def signed_in() -> Identity | None:
+def signed_in(report: bool = False) -> Identity | None:
     """The person signed in for this session (st.login, or a trusted proxy's header with its secret), or None. A
-    trusted header holding a name that cannot be a rater's gets a plain message and no identity."""
+    trusted header holding a name that cannot be a rater's gives no identity, and, with `report` (the sidebar, once
+    a page), a plain message."""
     try:
         headers = dict(st.context.headers)
     except Exception:  # noqa: BLE001 - no request context (a script run outside a server): nobody is signed in
@@ -34,14 +35,15 @@ def signed_in() -> Identity | None:
     try:
         return identity.signed_in(headers, dict(st.user))
     except IdentityError as exc:
-        st.sidebar.error(escaped(f"The signed-in user cannot rate: {exc}."))
+        if report:
+            st.sidebar.error(escaped(f"The signed-in user cannot rate: {exc}."))
         return None
 
 
 def rater_sidebar() -> None:
     """Who is rating: the signed-in person (no box to type in), or a typed name kept for the browser session (the
     entry point draws it on every page, so its state lives on)."""
-    who = signed_in()
+    who = signed_in(report=True)
     if who is not None:
         st.sidebar.markdown(f"Signed in as **{escaped(who.name)}**" + (" (admin)" if who.admin else ""))
         return

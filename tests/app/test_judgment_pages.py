@@ -267,7 +267,7 @@ def test_the_leaderboard_puts_the_arena_under_scrutiny_and_an_admin_voids_a_rate
     assert any("votes to flip" in f for f in frames.values())
     assert not app.form  # a typed name (or nobody) is no admin: no void form
     monkeypatch.setenv("MEDVQA_ADMINS", "dr-admin")
-    monkeypatch.setattr("medvqa.ui.judgment.signed_in", lambda: Identity("dr-admin", True, "proxy"))
+    monkeypatch.setattr("medvqa.ui.judgment.signed_in", lambda report=False: Identity("dr-admin", True, "proxy"))
     app.run()
     app.selectbox(key="lb-void-rater").set_value("always-a0")
     app.text_input(key="lb-void-reason").input("always votes A")
