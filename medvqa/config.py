@@ -4,7 +4,7 @@ generated from it and checked against it by the tests)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,13 @@ VARIABLES = (
     Variable("MEDVQA_VLLM_PYTHON", "$MEDVQA_HOME/.venv-vllm/bin/python when present", "the Python that runs vLLM "
              "for `medvqa serve --engine vllm` (scripts/build_vllm_env.py builds that environment); without one, "
              "`vllm` on PATH"),
+    Variable("MEDVQA_DICOMWEB_URL", "unset", "a PACS's DICOMweb root (e.g. http://pacs:8042/dicom-web): adds the PACS "
+             "image source to Ask, Compare and Arena, and Send to PACS", forwarded=False),
+    Variable("MEDVQA_DICOMWEB_USER", "unset", "the PACS account for basic authentication (with "
+             "MEDVQA_DICOMWEB_PASSWORD)", forwarded=False),
+    Variable("MEDVQA_DICOMWEB_PASSWORD", "unset", "its password (never stored or logged)", forwarded=False),
+    Variable("MEDVQA_DICOMWEB_TOKEN", "unset", "a bearer token for the PACS instead of a user and password (never "
+             "stored or logged)", forwarded=False),
     Variable("HF_HOME", "~/.cache/huggingface", "Hugging Face's cache (hub checkpoints and datasets)"),
     Variable("HF_HUB_OFFLINE", "unset", "1: never contact the model hub (either switch turns both off)"),
     Variable("HF_DATASETS_OFFLINE", "unset", "1: never contact the dataset hub"),
@@ -123,6 +130,24 @@ def vllm_python() -> Path | None:
     setting = os.environ.get("MEDVQA_VLLM_PYTHON", "").strip()
     interpreter = Path(setting).expanduser() if setting else home() / ".venv-vllm" / "bin" / "python"
     return interpreter if interpreter.exists() else None
+
+
+@dataclass(frozen=True)
+class DicomWeb:
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of reprs, logs and tracebacks' locals
+    token: str | None = field(default=None, repr=False)
+
+
+def dicomweb(url: str | None = None) -> DicomWeb | None:
+    """The PACS's DICOMweb root and credentials (MEDVQA_DICOMWEB_*); `url` overrides the address (the command
+    line's --dicomweb), the credentials still come from the environment. None when no address is set."""
+    url = (url or os.environ.get("MEDVQA_DICOMWEB_URL", "")).strip().rstrip("/")
+    if not url:
+        return None
+    return DicomWeb(url, os.environ.get("MEDVQA_DICOMWEB_USER") or None,
+                    os.environ.get("MEDVQA_DICOMWEB_PASSWORD") or None, os.environ.get("MEDVQA_DICOMWEB_TOKEN") or None)
 
 
 def offline() -> bool:

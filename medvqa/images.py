@@ -195,6 +195,7 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
         "frames": frames,
         "frame": index,
         "photometric": photometric,
+        "burned_in": str(ds.get("BurnedInAnnotation", "") or "").upper(),  # text in the pixels: YES, NO or unknown
         "width": int(pixels.shape[1]),
         "height": int(pixels.shape[0]),
     }
@@ -286,6 +287,26 @@ def _automatic(values) -> tuple[float, float]:
         return 0.5, 1.0
     lo, hi = np.percentile(finite, [0.5, 99.5])
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
+# Modalities whose pictures usually carry text in their pixels (ultrasound and angiography screens, secondary
+# captures and screenshots): what a model sees there is what a reader sees, a name or date included.
+BURNED_IN_MODALITIES = {"US": "ultrasound", "SC": "a secondary capture", "XA": "angiography", "OT": "a screenshot",
+                        "ES": "endoscopy video"}
+
+
+def burned_in_text(metadata: dict) -> str | None:
+    """Why a DICOM image may show identifying text in its pixels, or None: its BurnedInAnnotation says YES, or its
+    modality usually carries such text (unless the file says NO)."""
+    if metadata.get("format") != "DICOM":
+        return None
+    flag, modality = metadata.get("burned_in", ""), metadata.get("modality", "")
+    if flag == "YES":
+        return "its DICOM header says text is burned into the pixels (BurnedInAnnotation = YES)"
+    if flag != "NO" and modality in BURNED_IN_MODALITIES:
+        return (f"it is {BURNED_IN_MODALITIES[modality]} ({modality}), which usually carries text such as a name or "
+                "date in its pixels")
+    return None
 
 
 def pixel_hash(image) -> str:

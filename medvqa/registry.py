@@ -156,6 +156,25 @@ def demo_notice(name: str) -> str | None:
         return None
 
 
+def external_host(name: str) -> str | None:
+    """The host a served model's images go to when that is another machine (None for local families, engines on
+    this machine and unknown names): what the burned-in-text guard asks before sending."""
+    import ipaddress
+
+    try:
+        spec = get_spec(name)
+    except MedVQAError:
+        return None
+    if not is_remote(spec.family):
+        return None
+    host = urlsplit(spec.base).hostname or ""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host.lower() in ("localhost", "localhost.localdomain")
+    return None if local else host
+
+
 def model_table(loaded: set[str] = frozenset()) -> tuple[list[dict], list[SpecProblem]]:
     """One row per registered model (what `medvqa models` prints and the dashboard shows), plus skipped specs.
     Sizes come from safetensors headers: no torch."""

@@ -199,8 +199,10 @@ def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:
     for number, (_uid, members) in enumerate(sorted(groups.items(), key=lambda kv: -len(kv[1])), start=1):
         first = members[0][0]
         positions = _positions(members)
+        order = order_along_normal(getattr(first, "ImageOrientationPatient", None),
+                                   [getattr(ds, "ImagePositionPatient", None) for ds, _, _ in members],
+                                   [ds.get("InstanceNumber", 0) for ds, _, _ in members])
         if positions is not None:
-            order = np.argsort(positions)
             gaps = np.diff(np.asarray(positions)[order])
             if len(gaps) >= 2:
                 typical = float(np.median(gaps))
@@ -210,8 +212,6 @@ def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:
                                      f"{gaps[worst]:.1f} mm between slices {worst} and {worst + 1} where the others "
                                      f"are {typical:.1f} mm apart: a slice is missing. Add it, or zip the series "
                                      "again.")
-        else:
-            order = np.argsort([int(ds.get("InstanceNumber", 0) or 0) for ds, _, _ in members])
         label = (f"{first.get('Modality', 'DICOM')} series {first.get('SeriesNumber', number)}, "
                  f"{len(members)} slice{'s' if len(members) > 1 else ''}")
         out[label] = Series(label, [members[i][1] for i in order])
@@ -219,15 +219,38 @@ def series_of(files: list[tuple[str, bytes]]) -> dict[str, Series]:
 
 
 def _positions(members) -> list[float] | None:
-    """Each slice's position along the series' normal, or None where a slice lacks its geometry."""
+    return along_normal(getattr(members[0][0], "ImageOrientationPatient", None),
+                        [getattr(ds, "ImagePositionPatient", None) for ds, _, _ in members])
+
+
+def along_normal(orientation, positions) -> list[float] | None:
+    """Each slice's position along the series' normal (ImagePositionPatient projected on the cross product of
+    ImageOrientationPatient's directions), or None where a slice lacks its geometry."""
     import numpy as np
 
     try:
-        orientation = np.asarray([float(v) for v in members[0][0].ImageOrientationPatient])
-        normal = np.cross(orientation[:3], orientation[3:])
-        return [float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient])) for ds, _, _ in members]
-    except (AttributeError, ValueError, TypeError):
+        direction = np.asarray([float(v) for v in orientation], dtype=float)
+        normal = np.cross(direction[:3], direction[3:])
+        return [float(np.dot(normal, [float(v) for v in position])) for position in positions]
+    except (ValueError, TypeError, IndexError):
         return None
+
+
+def order_along_normal(orientation, positions, instance_numbers) -> list[int]:
+    """The slices' order along the normal; by InstanceNumber where the geometry is missing (an upload's files and a
+    PACS series' instances are ordered the same way)."""
+    import numpy as np
+
+    along = along_normal(orientation, positions)
+    if along is not None:
+        return [int(i) for i in np.argsort(along, kind="stable")]
+    numbers = []
+    for value in instance_numbers:
+        try:
+            numbers.append(int(value or 0))
+        except (ValueError, TypeError):
+            numbers.append(0)
+    return [int(i) for i in np.argsort(numbers, kind="stable")]
 
 
 def _nifti(data: bytes, filename: str) -> Series:

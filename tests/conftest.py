@@ -285,3 +285,29 @@ def store_url(request, tmp_path, monkeypatch) -> str:
         url = new_postgres_database(request.getfixturevalue("postgres_server"))
     monkeypatch.setenv("MEDVQA_DB", url)
     return url
+
+
+@pytest.fixture(scope="session")
+def pacs_server():
+    """A throwaway Orthanc with DICOMweb for the test session (tests/orthanc.py), filled over STOW-RS with pydicom's
+    real CT and MR series, compressed files and a report-only study; yields (server, accession -> study UID)."""
+    from tests.orthanc import client, fill, throwaway_orthanc
+
+    try:
+        with throwaway_orthanc() as server:
+            yield server, fill(client(server))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def pacs_env(pacs_server, monkeypatch):
+    """MEDVQA_DICOMWEB_* pointing at the session's PACS as its registered user."""
+    from tests.orthanc import PASSWORD, USER
+
+    server, studies = pacs_server
+    monkeypatch.setenv("MEDVQA_DICOMWEB_URL", server.url)
+    monkeypatch.setenv("MEDVQA_DICOMWEB_USER", USER)
+    monkeypatch.setenv("MEDVQA_DICOMWEB_PASSWORD", PASSWORD)
+    monkeypatch.delenv("MEDVQA_DICOMWEB_TOKEN", raising=False)
+    return server, studies

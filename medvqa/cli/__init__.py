@@ -1,4 +1,4 @@
-"""The `medvqa` command: eighteen subcommands, each parser beside its handler in one of this package's modules
+"""The `medvqa` command: nineteen subcommands, each parser beside its handler in one of this package's modules
 (setup, answering, results, decisions); `COMMANDS` lists them:
 
   medvqa dashboard    the dashboard, with the demo-zoo build started beside it when nothing is registered
@@ -13,9 +13,10 @@
   medvqa power        the questions needed to detect a difference between two models, from the stored runs
   medvqa export       one run's predictions as CSV or JSONL, or the arena votes as a FastChat battle log
   medvqa import       a FastChat battle log into the votes, or lmms-eval / VLMEvalKit predictions as runs
-  medvqa audit        the trail of judgments (signed in or typed), voids and imports, newest first
+  medvqa audit        the trail of judgments (signed in or typed), voids, imports and PACS reads, newest first
   medvqa void         void a vote or grade, or all of a rater's, with a reason; undo with --undo
   medvqa judge        a run's open answers judged by a model behind an OpenAI-compatible endpoint (cached)
+  medvqa anonymize    de-identified copies of DICOM files (DICOM PS3.15 basic profile), for evaluation sets
   medvqa serve        start an OpenAI-compatible engine for a local checkpoint and register it as NAME@served
   medvqa db           the results database: info, upgrade (schema migrations), copy --to URL, backup
   medvqa convert      turn a checkpoint of another format into one of ours (open-clip-tower: an open_clip ViT + an LM)
@@ -26,7 +27,7 @@ import argparse
 import sys
 
 from ..datatypes import MedVQAError
-from .answering import _ask, _ask_args, _serve, _serve_args
+from .answering import _anonymize, _anonymize_args, _ask, _ask_args, _serve, _serve_args
 from .arguments import _Parser
 from .decisions import _calibrate, _calibrate_args, _power, _power_args, _report, _report_args
 from .results import (
@@ -104,10 +105,12 @@ COMMANDS = {  # name -> (help, arguments, handler)
               _power_args, _power),
     "export": ("write one run's predictions, or the arena votes as a FastChat battle log", _export_args, _export),
     "import": ("read a FastChat battle log, or other tools' predictions as runs", _import_args, _import),
-    "audit": ("the trail of judgments, voids and imports, newest first", _audit_args, _audit),
+    "audit": ("the trail of judgments, voids, imports and PACS reads, newest first", _audit_args, _audit),
     "void": ("void a vote or grade, or all of a rater's, with a reason (nothing is deleted; undo with --undo)",
              _void_args, _void),
     "judge": ("judge a run's open answers with a model behind an OpenAI-compatible endpoint", _judge_args, _judge),
+    "anonymize": ("de-identified copies of DICOM files (DICOM PS3.15 basic profile), for evaluation sets",
+                  _anonymize_args, _anonymize),
     "serve": ("serve a local checkpoint through an OpenAI-compatible engine, registered as NAME@served", _serve_args,
               _serve),
     "db": ("the results database: info, upgrade, copy, backup", _db_args, _db),

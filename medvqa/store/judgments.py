@@ -198,12 +198,22 @@ class Judgments:
             return db.execute(schema.imports.insert().values(kind=kind, source=source, rows=rows, by=by,
                                                              created=time.time())).inserted_primary_key[0]
 
+    def record_access(self, who: str, study_hash: str, action: str, server: str, detail: str | None = None,
+                      verified: bool = False) -> int:
+        """A study read from a PACS (or a report written to it): its UID's hash only, never the UID or a patient
+        tag."""
+        with self.transaction() as db:
+            return db.execute(schema.accesses.insert().values(
+                who=who, verified=verified, study_hash=study_hash, action=action, detail=detail, server=server,
+                created=time.time())).inserted_primary_key[0]
+
     def audit(self, limit: int = 50, rater: str | None = None):
         """The latest `limit` events, newest first: votes and grades (who, what, verified or typed), voids and their
-        undoing, imports. Each part is limited in SQL, so a store of 100k votes reads a few hundred rows."""
+        undoing, imports, studies read from a PACS. Each part is limited in SQL, so a store of 100k votes reads a few
+        hundred rows."""
         import pandas as pd
 
-        v, g, vd, im = schema.votes, schema.grades, schema.voids, schema.imports
+        v, g, vd, im, ac = schema.votes, schema.grades, schema.voids, schema.imports, schema.accesses
 
         def latest(query, column, who=None):
             query = query.where(who == rater) if rater is not None and who is not None else query
@@ -225,6 +235,10 @@ class Judgments:
             latest(sa.select(im.c.created.label("time"), sa.literal("import").label("event"), im.c.by.label("who"),
                              im.c.id.label("id"), (sa.cast(im.c.rows, sa.String) + " " + im.c.kind + " from "
                                                    + im.c.source).label("what")), im.c.created),
+            latest(sa.select(ac.c.created.label("time"), sa.literal("pacs").label("event"), ac.c.who.label("who"),
+                             ac.c.id.label("id"), ac.c.verified,
+                             (ac.c.action + " study " + ac.c.study_hash + " at " + ac.c.server
+                              + sa.func.coalesce(": " + ac.c.detail, "")).label("what")), ac.c.created, ac.c.who),
         ]
         voided, undone = parts[2], parts[3]
         voided["what"] = [f"{k} {int(j)}: {r}" if pd.notna(j) else f"all {k}s of {who}: {r}"

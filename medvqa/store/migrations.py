@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from .schema import grades, imports, predictions, runs, schema_version, voids, votes
+from .schema import accesses, grades, imports, predictions, runs, schema_version, voids, votes
 
 
 def _v2(conn: sa.Connection, progress: Callable[[str], None]) -> None:
@@ -65,5 +65,10 @@ def _v4(conn: sa.Connection, progress: Callable[[str], None]) -> None:
     imports.create(conn, checkfirst=True)
 
 
+def _v5(conn: sa.Connection, progress: Callable[[str], None]) -> None:
+    """v4 -> v5: the access records of studies read from a PACS."""
+    accesses.create(conn, checkfirst=True)
+
+
 # version reached -> the step that reaches it from the one before
-MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2, 3: _v3, 4: _v4}
+MIGRATIONS: dict[int, Callable[[sa.Connection, Callable[[str], None]], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from ..datatypes import Prediction
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StoredText(sa.types.TypeDecorator):
@@ -116,7 +116,19 @@ imports = sa.Table(
     sa.Column("by", StoredText), sa.Column("created", sa.Float, nullable=False),
 )
 
+# Studies read from a PACS: who, when, which study (a hash of its UID, never the UID or a patient tag), what for
+# (opened a series, a question asked, a report sent back) and from which server (host and port).
+accesses = sa.Table(
+    "accesses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True), sa.Column("who", StoredText, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("study_hash", StoredText, nullable=False), sa.Column("action", StoredText, nullable=False),
+    sa.Column("detail", StoredText), sa.Column("server", StoredText, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("accesses_created", "created"), sa.Index("accesses_who", "who", "created"),
+)
+
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 # Copy order for `medvqa db copy`: parents before the rows that refer to them.
-TABLES = (runs, predictions, metrics, training_logs, grades, judge_verdicts, votes, voids, imports)
+TABLES = (runs, predictions, metrics, training_logs, grades, judge_verdicts, votes, voids, imports, accesses)

@@ -29,14 +29,29 @@ def one_per_family() -> list[str]:
     return list(chosen.values())
 
 
-def ask(names: list[str], image, question: str, expert: bool = False) -> dict:
+def external_models(names: list[str], burned_in: str | None) -> dict[str, str]:
+    """name -> host for the chosen models that answer on another machine, when the image may show identifying text
+    in its pixels (an image without that risk goes to any model)."""
+    if not burned_in:
+        return {}
+    return {name: host for name in names if (host := registry.external_host(name))}
+
+
+def withheld_message(name: str, host: str, reason: str) -> str:
+    return (f"Not sent to {name} at {host}: this image may show identifying text ({reason}). Confirm above to send "
+            "this image to external models.")
+
+
+def ask(names: list[str], image, question: str, expert: bool = False, withheld: dict[str, str] | None = None) -> dict:
     """name -> Answer or an error message, in the order asked; a failing model never stops the others. Models
     already in memory answer first and the others load one at a time after them, so when the set exceeds the memory
     budget a load only evicts a model that has already answered (asking in the given order reloaded every model on
     every question once the budget was one model short)."""
     resident = set(loaded_models())
-    out = {}
+    out = dict(withheld or {})  # name -> why the image was not sent to it
     for name in sorted(names, key=lambda n: n not in resident):  # stable: resident ones first, each in its order
+        if name in out:
+            continue
         try:
             with st.spinner(f"{name}..."):
                 out[name] = load_model(name).answer(image, question, prompt_strategy="expert" if expert else None)

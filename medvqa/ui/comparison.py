@@ -7,10 +7,11 @@ from functools import partial
 import streamlit as st
 
 from .. import cases, maps
+from ..datatypes import MedVQAError
 from ..images import pixel_hash
 from ..metrics import correct
-from . import escaped
-from .answers import answer_card, ask, majority_answer
+from . import escaped, reading_room
+from .answers import answer_card, ask, external_models, majority_answer, withheld_message
 from .image_input import Picked
 
 
@@ -31,11 +32,15 @@ CARDS_PER_ROW = 4
 def show_answers(page_key: str, picked: Picked, names: list[str], question: str, expert: bool, go: bool) -> None:
     """Ask on `go`; then, on this and later reruns while image, question and models stay, show the answer cards,
     the "where each model looked" toggle and the case export."""
-    key = (pixel_hash(picked.image), question, tuple(names), expert)
+    image_hash = pixel_hash(picked.image)
+    withheld = _privacy_guard(page_key, picked, names, image_hash)
+    key = (image_hash, question, tuple(names), expert, tuple(withheld))
     state_key = f"{page_key}-asked"
     if go:
+        if picked.pacs is not None:
+            reading_room.record(picked.pacs.ref.study_uid, "ask", f"{', '.join(names)}: {question}")
         st.session_state[state_key] = Asked(key, picked, question, list(names), expert,
-                                            ask(names, picked.image, question, expert))
+                                            ask(names, picked.image, question, expert, withheld))
     asked: Asked | None = st.session_state.get(state_key)
     if asked is None or asked.key != key:
         return
@@ -72,10 +77,46 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
                 elif relevance is not None:
                     column.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
                                  width="stretch")
+    if picked.pacs is not None:
+        _send_button(page_key, asked, opacity if show_maps else None)
     case = _case(asked, page_key.capitalize())
     st.download_button("Export case", partial(cases.render_html, case, opacity), file_name=cases.file_name(case),
                        mime="text/html", icon=":material/download:", key=f"{page_key}-export", on_click="ignore",
                        help="One self-contained HTML file: image, question, answers, maps shown, ground truth.")
+
+
+def _privacy_guard(page_key: str, picked: Picked, names: list[str], image_hash: str) -> dict[str, str]:
+    """name -> why not sent, for external models while an image that may show identifying text is not confirmed
+    for them (the confirmation holds for this image only)."""
+    risky = external_models(names, picked.burned_in)
+    if not risky:
+        return {}
+    hosts = ", ".join(sorted(set(risky.values())))
+    st.warning(escaped(f"This image may show identifying text: {picked.burned_in}. "
+                       f"{', '.join(risky)} answer{'s' if len(risky) == 1 else ''} on another machine ({hosts}), so "
+                       "the image is not sent there unless you confirm for this image."),
+               icon=":material/visibility_off:")
+    if st.checkbox(f"Send this image to {hosts} anyway", key=f"{page_key}-external-{image_hash[:16]}"):
+        return {}
+    return {name: withheld_message(name, host, picked.burned_in) for name, host in risky.items()}
+
+
+def _send_button(page_key: str, asked: Asked, opacity: float | None) -> None:
+    """Send to PACS: the answers as a DICOM SR into the slice's study, with the maps shown as images."""
+    if not st.button("Send to PACS", key=f"{page_key}-send-pacs", icon=":material/upload:",
+                     help="Stores a DICOM structured report of these answers (question, models, versions, answers, "
+                          "confidence, the not-for-clinical-use notice) in this study, referring to this slice; the "
+                          "maps shown go as images in the same study."):
+        return
+    overlays = ({name: maps.overlay(asked.picked.image, relevance, opacity) for name, relevance in asked.maps.items()
+                 if relevance is not None and not isinstance(relevance, str)} if opacity is not None else {})
+    try:
+        with st.spinner("Storing in the PACS..."):
+            sent = reading_room.send(asked.picked.pacs, asked.question, asked.answers, overlays)
+    except MedVQAError as exc:
+        st.error(escaped(str(exc)))
+    else:
+        st.success(f"Stored in the PACS, in this study: {sent}.", icon=":material/check:")
 
 
 def _compute_maps(asked: Asked) -> None:

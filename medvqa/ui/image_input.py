@@ -1,4 +1,5 @@
-"""The image picker shared by Ask and Compare: upload (PNG/JPEG/TIFF/BMP/DICOM), the gallery, or a dataset sample."""
+"""The image picker shared by Ask, Compare and Arena: upload (PNG/JPEG/TIFF/BMP/DICOM, a study), the gallery, a dataset
+sample, or a study in the PACS (reading_room)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,8 @@ import streamlit as st
 
 from .. import data, gallery, images, list_models, studies
 from ..datatypes import MedVQAError
+from . import reading_room
+from .window_picker import pick_window
 
 
 @dataclass
@@ -21,6 +24,8 @@ class Picked:
     modality: str | None = None
     note: str = ""  # the caption without a file name (an upload's name may name the patient): what case reports say
     organ: str | None = None  # a dataset sample's organ, a DICOM's body part: the arena's organ boards
+    burned_in: str | None = None  # why the pixels may show identifying text (images.burned_in_text), or None
+    pacs: object = None  # reading_room.PacsSlice: where the slice lives in the PACS (Send to PACS)
 
     def __post_init__(self):
         self.note = self.note or self.caption
@@ -88,7 +93,19 @@ def pick_image(key: str) -> Picked | None:
                 st.rerun()
             return _from_sample(sample)
         st.session_state.pop(f"{key}-preset", None)
-    source = st.radio("Image", ["Phantom sample", "Gallery (real DICOM)", "Upload"], horizontal=True, key=f"{key}-src")
+    sources = ["Phantom sample", "Gallery (real DICOM)", "Upload"]
+    if reading_room.configured() or reading_room.follow_link(key):
+        reading_room.follow_link(key)
+        sources.append("PACS")
+    source = st.radio("Image", sources, horizontal=True, key=f"{key}-src")
+    if source == "PACS":
+        shown = reading_room.pick(key)
+        if shown is None:
+            return None
+        decoded, caption, note, where = shown
+        meta = decoded.metadata
+        return Picked(decoded.image, caption, dataset="pacs", modality=meta.get("modality") or None, note=note,
+                      organ=meta.get("body_part") or None, burned_in=images.burned_in_text(meta), pacs=where)
     if source == "Upload":
         # no extension filter: scanners write DICOM slices without one; each file is read by its content
         uploads = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: the DICOM files of a series (several "
@@ -146,7 +163,7 @@ def pick_image(key: str) -> Picked | None:
     shown_window = f", window {window if isinstance(window, str) else 'custom' if window else 'file default'}"
     return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
                   modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})",
-                  organ=meta.get("body_part") or None)
+                  organ=meta.get("body_part") or None, burned_in=images.burned_in_text(meta))
 
 
 MAX_OPEN_STUDY_BYTES = 1 << 30  # every session's open study together (a 2,000-slice CT series is about 1 GiB)
@@ -189,12 +206,7 @@ def _pick_slice(key: str, files: tuple[tuple[str, bytes], ...], name: str) -> Pi
     index = st.slider("Slice", 0, count - 1, count // 2, key=f"{key}-slice") if count > 1 else 0
     choices = (images.window_choices(series.slices[0], "slice.dcm") if series.volume is None
                else ["automatic", "custom"])
-    preset = st.selectbox("Window", choices, key=f"{key}-study-win")
-    window = None if preset == "file default" else preset
-    if preset == "custom":
-        c1, c2 = st.columns(2)
-        window = (c1.number_input("Centre", value=40.0, key=f"{key}-study-c"),
-                  c2.number_input("Width", value=400.0, min_value=1.0, key=f"{key}-study-w"))
+    preset, window = pick_window(choices, f"{key}-study")
     try:
         decoded = series.slice(index, plane, window)
     except images.ImageDecodeError as exc:
@@ -202,4 +214,5 @@ def _pick_slice(key: str, files: tuple[tuple[str, bytes], ...], name: str) -> Pi
         return None
     where = f"{series.label}, {plane} slice {index} of {count}"
     return Picked(decoded.image, f"{name}: {where}", dataset="upload", modality=decoded.metadata.get("modality"),
-                  note=f"uploaded study: {where}, window {preset}", organ=decoded.metadata.get("body_part") or None)
+                  note=f"uploaded study: {where}, window {preset}", organ=decoded.metadata.get("body_part") or None,
+                  burned_in=images.burned_in_text(decoded.metadata))

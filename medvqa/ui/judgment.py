@@ -122,9 +122,13 @@ def arena_candidates(specs) -> list[str]:
 
 
 def start_battle(picked, question: str) -> Battle | None:
-    from .answers import ask
+    from .answers import ask, external_models
 
     names = arena_candidates(list_models())
+    if external := external_models(names, picked.burned_in):  # a blind battle cannot ask to confirm a model by name
+        names = [name for name in names if name not in external]
+        st.caption(escaped(f"This image may show identifying text ({picked.burned_in}): models on other machines "
+                           "are left out of this battle."))
     if len(names) < 2:
         st.warning("The arena needs at least two registered models.")
         return None
