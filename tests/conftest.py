@@ -1,3 +1,5 @@
+"""Long (every shared fixture: the zoos, the phantom data, PostgreSQL, the PACS, the hang guards): what the whole suite
+shares."""
 import os
 
 # Nothing in the tests may wait on the network: hub ids must fail at once.
