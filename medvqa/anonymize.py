@@ -16,11 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .datatypes import MedVQAError
 from .extras import require
 
 PROFILE_EDITION = "dicomfields_2026c"
 METHOD = "DICOM PS3.15 Basic Application Level Confidentiality Profile (dicom-anonymizer, 2026c table)"
 MAX_FILES = 100_000
+
+
+class AnonymizeError(MedVQAError):
+    """Nothing to read where named, or copies that would land among the originals."""
 
 
 @dataclass
@@ -54,12 +59,12 @@ def anonymize(source: Path, target: Path, progress: Callable[[int, int], None] |
 
     source, target = Path(source), Path(target)
     if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist")
+        raise AnonymizeError(f"{source} does not exist")
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     if len(files) > MAX_FILES:
-        raise ValueError(f"{source} holds {len(files)} files; anonymize at most {MAX_FILES} at once")
+        raise AnonymizeError(f"{source} holds {len(files)} files; anonymize at most {MAX_FILES} at once")
     if target.resolve() == source.resolve() or source.resolve() in target.resolve().parents:
-        raise ValueError("write the copies outside the folder being read")
+        raise AnonymizeError(f"write the copies outside the folder being read ({source})")
     anonymizer.dictionary.clear()  # UIDs consistent within this call, unrelated to any earlier one
     out = Anonymized()
     for done, path in enumerate(files, start=1):

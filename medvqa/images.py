@@ -162,7 +162,7 @@ def load_path(path: str, **options) -> DecodedImage:
 def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int | None) -> DecodedImage:
     import numpy as np
     from PIL import Image
-    from pydicom.pixels import apply_modality_lut, convert_color_space, pixel_array
+    from pydicom.pixels import apply_modality_lut, pixel_array
 
     from .dicom_read import check_pixel_budget, read
 
@@ -200,8 +200,8 @@ def _decode_dicom(data: bytes, filename: str, window, invert: bool, frame: int |
         "height": int(pixels.shape[0]),
     }
     if colour:
-        if photometric.startswith("YBR"):
-            pixels = convert_color_space(pixels, photometric, "RGB")
+        # pydicom 3 already returns YBR_FULL, YBR_FULL_422 and JPEG 2000's YBR_ICT/RCT as RGB (converting again
+        # turned red into green)
         bits = int(ds.get("BitsStored", 8) or 8)
         rgb = pixels.astype(np.float32) / float(2**bits - 1)  # colour is shown as stored, never stretched
         if invert:

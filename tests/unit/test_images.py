@@ -210,3 +210,16 @@ def test_hounsfield_presets_are_offered_and_applied_to_ct_only():
     shown = images.decode(mr, "mr.dcm", window="automatic").metadata["window"]
     assert shown["source"] == "auto" and shown["width"] > 0
     assert images.decode(ct, "ct.dcm", window="lung").metadata["window"]["source"] == "lung"
+
+
+def test_colour_dicom_in_ybr_shows_the_colours_of_its_rgb_original():
+    """pydicom's SC_rgb files hold red, green and blue bands; their JPEG (YBR_FULL_422), uncompressed YBR_FULL and
+    RLE copies must show the same colours (decoding converts YBR to RGB once, not twice)."""
+    def shown(name):
+        return np.asarray(images.decode(open(get_testdata_file(name), "rb").read(), name).image).astype(int)
+
+    original = shown("SC_rgb.dcm")
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "SC_ybr_full_uncompressed.dcm", "SC_rgb_rle.dcm"):
+        assert np.abs(shown(name) - original).max() <= 8, name  # JPEG is lossy by a few levels
+    ultrasound = shown("US1_J2KR.dcm")  # JPEG 2000 in YBR_RCT: reversible, so exactly its uncompressed twin
+    assert np.array_equal(ultrasound, shown("US1_UNCR.dcm"))
