@@ -129,7 +129,7 @@ def _search(key: str) -> None:
 
 
 def _close(key: str) -> None:
-    for suffix in ("open", "slice", "slice-wanted", "series", "opened"):
+    for suffix in ("open", "slice", "slice-wanted", "series", "opened", "listed"):
         st.session_state.pop(f"{key}-pacs-{suffix}", None)
     for name in ("study", "series", "slice"):
         st.query_params.pop(name, None)
@@ -137,9 +137,13 @@ def _close(key: str) -> None:
 
 def _slice(key: str, study_uid: str, series_uid: str | None):
     service = current_server()
-    listed = [s for s in service.series(study_uid) if s.has_images]
-    if not listed:  # the study holds reports or notes only: open_series says which
-        service.open_series(study_uid)
+    held = st.session_state.get(f"{key}-pacs-listed")
+    if held is None or held[0] != study_uid:  # listed once per opened study, not on every rerun
+        held = (study_uid, [s for s in service.series(study_uid) if s.has_images])
+        if not held[1]:  # the study holds reports or notes only: open_series says which
+            service.open_series(study_uid)
+        st.session_state[f"{key}-pacs-listed"] = held
+    listed = held[1]
     labels = {f"{s.modality} series {s.number or '?'}: {s.description or '(no description)'} ({s.instances} "
               f"images)": s.series_uid for s in listed}
     if series_uid is None or series_uid not in labels.values():

@@ -116,3 +116,22 @@ def test_text_in_the_pixels_is_not_sent_to_another_machine_unless_confirmed(app,
     assert confirm.label == "Send this image to 10.255.255.1 anyway" and not confirm.value
     app.radio(key="compare-src").set_value("Phantom sample").run()  # a phantom image carries no such risk
     assert not any("identifying text" in w.value for w in app.warning)
+
+
+def test_the_pacs_stopping_mid_series_is_named_on_the_page(app, monkeypatch):
+    from tests.orthanc import client, real_series_files, throwaway_orthanc
+
+    with throwaway_orthanc() as server:
+        client(server).store_instances([pydicom.dcmread(p) for p in real_series_files("98892001/CT5N")])
+        for name, value in (("URL", server.url), ("USER", USER), ("PASSWORD", PASSWORD)):
+            monkeypatch.setenv(f"MEDVQA_DICOMWEB_{name}", value)
+        open_by_accession(app, "ask", "")
+        assert "slice 2 of 5" in app.image[0].proto.imgs[0].caption
+        server.stop()
+        app.slider(key="ask-pacs-slice").set_value(3).run()
+        assert [e.value for e in app.error][0].startswith(
+            escaped(f"the PACS at 127.0.0.1:{server.http_port} is unreachable (fetch instance"))
+        app.slider(key="ask-pacs-slice").set_value(2).run()  # a slice already fetched still shows
+        assert not app.error and "slice 2 of 5" in app.image[0].proto.imgs[0].caption
+        app.radio(key="ask-src").set_value("Phantom sample").run()  # and the other sources work
+        assert not app.error and not app.exception and app.image

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 # the README's screenshots, refreshed by `python -m pytest tests/e2e --docs-images`
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-README_SHOTS = ("compare", "metrics", "leaderboard")
+README_SHOTS = ("compare", "metrics", "leaderboard", "pacs-compare")
 WAIT_MS = hang_guard(10) * 1000  # for something the page shows within 10 s on 2 idle cores
 
 
