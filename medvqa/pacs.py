@@ -118,9 +118,15 @@ class Pacs:
     """One DICOMweb server; thread-safe (the dashboard shares one per address across its sessions)."""
 
     def __init__(self, settings: DicomWeb, cache_bytes: int = CACHE_BYTES):
-        self.url, self.host = settings.url, host_of(settings.url)
-        if urlsplit(self.url).scheme not in ("http", "https") or not urlsplit(self.url).hostname:
-            raise PacsError(f"MEDVQA_DICOMWEB_URL must be an http(s) address of a DICOMweb root, not '{self.url}'")
+        self.url = settings.url
+        try:
+            parts = urlsplit(self.url)
+            self.host = host_of(self.url)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PacsError("MEDVQA_DICOMWEB_URL must be the http(s) address of a DICOMweb root, such as "
+                            f"http://pacs:8042/dicom-web, not '{self.url[:100]}'")
         self._client = _client(settings)
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_bytes, self._cached, self._lock = cache_bytes, 0, threading.Lock()

@@ -23,6 +23,9 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
                           "its SeriesInstanceUID with --study (default: the largest image series)")
     ask.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial", help="a volume's plane")
     ask.add_argument("--expert-prompt", action="store_true", help="prefix the expert-radiologist instruction")
+    ask.add_argument("--send-burned-in", action="store_true",
+                     help="send an image that may show identifying text in its pixels (BurnedInAnnotation, "
+                          "ultrasound, screen captures) to a model on another machine anyway")
     ask.add_argument("--max-new-tokens", type=_count, default=None)
     ask.add_argument("--window", default=None, type=_window,
                      help="window: automatic, a CT preset (lung, soft tissue, bone, brain, liver) or CENTRE,WIDTH")
@@ -32,6 +35,7 @@ def _ask_args(ask: argparse.ArgumentParser) -> None:
 def _ask(args) -> int:
 
     from .. import images, load_model, ood, recalibration, registry, studies
+    from ..datatypes import MedVQAError
     from ..models._requests import check_question
 
     check_question(args.question)  # before the model loads (seconds): an empty question is refused at once
@@ -46,6 +50,10 @@ def _ask(args) -> int:
             print(f"series:     {number} of {'; '.join(listing)} (choose with --series N)")
     else:
         decoded = images.decode(raw, args.image, **({"window": args.window} if args.window else {}))
+    reason, host = images.burned_in_text(decoded.metadata), registry.external_host(args.model)
+    if reason and host and not args.send_burned_in:
+        raise MedVQAError(f"not sent to {args.model} at {host}: this image may show identifying text ({reason}). "
+                          "Ask a model on this machine, or add --send-burned-in to send it anyway")
     model = load_model(args.model)
     generation = {"prompt_strategy": "expert" if args.expert_prompt else None, "max_new_tokens": args.max_new_tokens}
     answer = model.answer(decoded.image, args.question, **generation)
@@ -78,7 +86,7 @@ def _series_number(value: str | None) -> int:
 
 def _from_pacs(args):
     """The slice to ask about, from the PACS (its access recorded, with the question)."""
-    from .. import config, images, pacs
+    from .. import config, pacs
     from ..datatypes import MedVQAError
     from ..interop import _operator
 
@@ -92,8 +100,6 @@ def _from_pacs(args):
     pacs.record_access(_operator() or "command line", False, series.study_uid, "ask", server.host,
                        f"{series.label}, slice {index}: {args.question}")
     print(f"study:      {series.label} in the PACS at {server.host}, slice {index} of {series.count()}")
-    if reason := images.burned_in_text(decoded.metadata):
-        print(f"warning:    this slice may show identifying text: {reason}")
     return decoded
 
 

@@ -94,18 +94,12 @@ def pick_image(key: str) -> Picked | None:
             return _from_sample(sample)
         st.session_state.pop(f"{key}-preset", None)
     sources = ["Phantom sample", "Gallery (real DICOM)", "Upload"]
-    if reading_room.configured() or reading_room.follow_link(key):
-        reading_room.follow_link(key)
+    if reading_room.follow_link(key) or reading_room.configured():
         sources.append("PACS")
     source = st.radio("Image", sources, horizontal=True, key=f"{key}-src")
     if source == "PACS":
-        shown = reading_room.pick(key)
-        if shown is None:
-            return None
-        decoded, caption, note, where = shown
-        meta = decoded.metadata
-        return Picked(decoded.image, caption, dataset="pacs", modality=meta.get("modality") or None, note=note,
-                      organ=meta.get("body_part") or None, burned_in=images.burned_in_text(meta), pacs=where)
+        return _from_pacs(key)
+    reading_room.unlink()  # the address no longer names a PACS slice once another source is shown
     if source == "Upload":
         # no extension filter: scanners write DICOM slices without one; each file is read by its content
         uploads = st.file_uploader("PNG, JPEG, TIFF, BMP or DICOM; a study: the DICOM files of a series (several "
@@ -164,6 +158,16 @@ def pick_image(key: str) -> Picked | None:
     return Picked(image, f"{name} ({details})", dataset="upload" if source == "Upload" else "gallery",
                   modality=meta.get("modality"), note=f"{origin} ({details}{shown_window if choices else ''})",
                   organ=meta.get("body_part") or None, burned_in=images.burned_in_text(meta))
+
+
+def _from_pacs(key: str) -> Picked | None:
+    shown = reading_room.pick(key)
+    if shown is None:
+        return None
+    decoded, caption, note, where = shown
+    meta = decoded.metadata
+    return Picked(decoded.image, caption, dataset="pacs", modality=meta.get("modality") or None, note=note,
+                  organ=meta.get("body_part") or None, burned_in=images.burned_in_text(meta), pacs=where)
 
 
 MAX_OPEN_STUDY_BYTES = 1 << 30  # every session's open study together (a 2,000-slice CT series is about 1 GiB)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from .. import config, images, pacs
+from ..datatypes import MedVQAError
 from . import escaped
 from .window_picker import pick_window
 
@@ -72,7 +73,7 @@ def pick(key: str):
         return None
     try:
         current_server()
-    except pacs.PacsError as exc:
+    except MedVQAError as exc:  # a malformed address, or the pacs extra not installed
         st.error(escaped(str(exc)))
         return None
     _search(key)
@@ -131,6 +132,10 @@ def _search(key: str) -> None:
 def _close(key: str) -> None:
     for suffix in ("open", "slice", "slice-wanted", "series", "opened", "listed"):
         st.session_state.pop(f"{key}-pacs-{suffix}", None)
+    unlink()
+
+
+def unlink() -> None:
     for name in ("study", "series", "slice"):
         st.query_params.pop(name, None)
 

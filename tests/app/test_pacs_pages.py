@@ -90,12 +90,7 @@ def test_a_study_link_without_a_pacs_says_what_to_set(app, monkeypatch):
 
 
 def test_text_in_the_pixels_is_not_sent_to_another_machine_unless_confirmed(app, scratch_zoo):
-    from medvqa import serving
-    from medvqa.datatypes import ModelSpec
-
-    far = "http://10.255.255.1:9"  # never contacted: the image is withheld from it
-    serving.register([ModelSpec(name="far@served", family="served", base=far,
-                                extra={"served_model": "llava", "retries": 0})], scratch_zoo)
+    register_far_model(scratch_zoo)  # never contacted: the image is withheld from it
     ultrasound = open(get_testdata_file("US1_J2KR.dcm"), "rb").read()
     assert pydicom.dcmread(get_testdata_file("US1_J2KR.dcm")).Modality == "US"
     app.switch_page("views/compare.py").run()
@@ -135,3 +130,37 @@ def test_the_pacs_stopping_mid_series_is_named_on_the_page(app, monkeypatch):
         assert not app.error and "slice 2 of 5" in app.image[0].proto.imgs[0].caption
         app.radio(key="ask-src").set_value("Phantom sample").run()  # and the other sources work
         assert not app.error and not app.exception and app.image
+
+
+def register_far_model(root) -> str:
+    from medvqa import serving
+    from medvqa.datatypes import ModelSpec
+
+    serving.register([ModelSpec(name="far@served", family="served", base="http://10.255.255.1:9",
+                                extra={"served_model": "llava", "retries": 0})], root)
+    return "far@served"
+
+
+def test_the_arena_leaves_models_on_other_machines_out_of_a_burned_in_battle(app, scratch_zoo):
+    far = register_far_model(scratch_zoo)
+    app.switch_page("views/arena.py").run()
+    app.text_input(key="rater-name").set_value("dr-lee").run()
+    app.radio(key="arena-src").set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(("us.dcm", open(get_testdata_file("US1_J2KR.dcm"), "rb").read(),
+                                           "application/dicom")).run()
+    app.text_input(key="arena-question").set_value("Is there a mass?").run()
+    drawn = set()
+    for _ in range(6):
+        app.button(key="arena-go").click().run()
+        drawn |= set(app.session_state["arena-battle"].models)
+    assert far not in drawn and len(drawn) >= 2
+    assert any("models on other machines are left out" in c.value for c in app.caption)
+
+
+def test_the_command_line_refuses_a_burned_in_image_for_a_far_model(scratch_zoo, capsys):
+    from medvqa.cli import main
+
+    far = register_far_model(scratch_zoo)
+    assert main(["ask", "--model", far, "--image", get_testdata_file("US1_J2KR.dcm"), "What is shown?"]) == 2
+    assert ("not sent to far@served at 10.255.255.1: this image may show identifying text (it is ultrasound (US)"
+            in capsys.readouterr().err)

@@ -245,3 +245,13 @@ def test_access_records_survive_in_the_store(store_url):
     row = trail[trail.id == number].iloc[0]
     assert row.event == "pacs" and row.who == "dr-lee" and bool(row.verified)
     assert row.what == f"open study {pacs.study_hash('1.2.840.1')} at pacs:8042: CT series 3, 120 slices"
+
+
+def test_a_malformed_pacs_address_is_refused_with_an_example():
+    for url in ("ftp://pacs/dicom-web", "pacs:8042", "http://pacs:notaport/dicom-web"):
+        try:
+            pacs.Pacs(config.DicomWeb(url))
+        except pacs.PacsError as exc:
+            assert "must be the http(s) address of a DICOMweb root" in str(exc)
+        else:
+            raise AssertionError(f"{url} was accepted")
