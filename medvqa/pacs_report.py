@@ -89,22 +89,25 @@ def structured_report(source, question: str, answers: list[ReportedAnswer], fram
         content_date=now.date(), content_time=now.time())
 
 
-def map_capture(source, overlay, model: str, instance_number: int = 1):
-    """A relevance map (the RGB overlay shown on the page) as a Secondary Capture in a new series of the source's
-    study."""
+def map_captures(source, overlays: dict) -> list:
+    """The relevance maps shown (model -> the RGB overlay as on the page) as Secondary Captures, one series of the
+    source's study, each image naming its model in ImageComments."""
     hd = require("highdicom", "pacs", "a DICOM image of a relevance map")
     import numpy as np
     from pydicom.uid import generate_uid
 
-    pixels = np.asarray(overlay.convert("RGB"), dtype=np.uint8)
-    capture = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=source, pixel_array=pixels, photometric_interpretation="RGB", bits_allocated=8,
-        coordinate_system="PATIENT", patient_orientation=_orientation(source),
-        series_instance_uid=generate_uid(), sop_instance_uid=generate_uid(), series_number=MAP_SERIES_NUMBER,
-        instance_number=instance_number, manufacturer=MANUFACTURER,
-        series_description=f"Where {model[:40]} looked (MedVQA, not for clinical use)"[:64])
-    capture.BurnedInAnnotation = "NO"  # the overlay adds colour, never text
-    return capture
+    series_uid, captures = generate_uid(), []
+    for number, (model, overlay) in enumerate(overlays.items(), start=1):
+        capture = hd.sc.SCImage.from_ref_dataset(
+            ref_dataset=source, pixel_array=np.asarray(overlay.convert("RGB"), dtype=np.uint8),
+            photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
+            patient_orientation=_orientation(source), series_instance_uid=series_uid, sop_instance_uid=generate_uid(),
+            series_number=MAP_SERIES_NUMBER, instance_number=number, manufacturer=MANUFACTURER,
+            series_description="Where the models looked (MedVQA, not for clinical use)")
+        capture.ImageComments = _text(f"where {model} looked (relevance map over the source slice)")
+        capture.BurnedInAnnotation = "NO"  # the overlay adds colour, never text
+        captures.append(capture)
+    return captures
 
 
 def _orientation(source) -> tuple[str, str]:

@@ -229,8 +229,7 @@ def send(where: PacsSlice, question: str, answers: dict, maps: dict) -> str:
     frames = int(source.get("NumberOfFrames", 1) or 1)
     documents = [pacs_report.structured_report(source, question, reported, frame=ref.index + 1 if frames > 1
                                                else None)]
-    documents += [pacs_report.map_capture(source, overlay, name, instance_number=number)
-                  for number, (name, overlay) in enumerate(maps.items(), start=1)]
+    documents += pacs_report.map_captures(source, maps)
     service.store(documents, ref.study_uid)
     record(ref.study_uid, "send", f"SR of {len(reported)} answers" + (f" and {len(maps)} maps" if maps else "")
            + f": {question}")

@@ -40,9 +40,15 @@ def test_compare_on_a_pacs_slice_then_send_the_answers_back(app, pacs_env):
     service = pacs.Pacs(config.DicomWeb(server.url, USER, PASSWORD))
     reports = [s for s in service.series(made[COMPARE_ACCESSION]) if s.modality == "SR"]
     assert reports, "the re-query finds the report"
+    app.toggle(key="compare-maps").set_value(True).run()  # the maps shown go too, as images
+    app.button(key="compare-send-pacs").click().run()
+    assert [s.value for s in app.success] == [
+        "Stored in the PACS, in this study: a structured report of 2 answers and 2 map images."]
+    captures = [s for s in service.series(made[COMPARE_ACCESSION]) if s.modality == "OT"]
+    assert [c.instances for c in captures] == [2]  # one series holding both models' maps
     trail = Store().audit()
     pacs_rows = trail[trail.event == "pacs"]
-    assert [w.split(" study ")[0] for w in pacs_rows.what][::-1] == ["open", "ask", "send"]
+    assert [w.split(" study ")[0] for w in pacs_rows.what][::-1] == ["open", "ask", "send", "send"]
     assert all(made[COMPARE_ACCESSION] not in w for w in pacs_rows.what)
 
 

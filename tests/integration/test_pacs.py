@@ -196,7 +196,7 @@ def test_the_answers_go_back_as_an_sr_that_pydicom_and_dsrdump_read(pacs_server,
 
     overlay = Image.new("RGB", source.pixel_array.shape[::-1], (250, 200, 0))
     report = pacs_report.structured_report(source, "Is there a mass?", answers)
-    capture = pacs_report.map_capture(source, overlay, "vilt-tiny")
+    (capture,) = pacs_report.map_captures(source, {"vilt-tiny": overlay})
     service.store([report, capture], study)
 
     listed = {s.modality: s for s in service.series(study)}
@@ -215,6 +215,7 @@ def test_the_answers_go_back_as_an_sr_that_pydicom_and_dsrdump_read(pacs_server,
         assert text in dumped.stdout, text
     capture_back = client(server).retrieve_instance(study, listed["OT"].series_uid, capture.SOPInstanceUID)
     assert capture_back.BurnedInAnnotation == "NO" and capture_back.pixel_array.shape[-1] == 3
+    assert capture_back.ImageComments.startswith("where vilt-tiny looked")
 
 
 def test_ask_from_the_command_line_records_the_access_by_hash(pacs_env, zoo, capsys):
