@@ -10,8 +10,13 @@ from .arguments import _count, _output_file
 
 def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--csv", default=None, type=_output_file,
-                     help="also write the leaderboard here (default data_cache/leaderboard.csv)")
+                     help="also write the leaderboard here (default data_cache/leaderboard.csv); with --diff, the "
+                          "changed samples (default data_cache/diff-A-B.csv)")
     rep.add_argument("--compare", nargs=2, metavar=("A", "B"))
+    rep.add_argument("--diff", nargs=2, type=int, metavar=("RUN_A", "RUN_B"),
+                     help="a baseline run against a candidate run on the same samples: flips (right to wrong, wrong "
+                          "to right) with the exact McNemar test, by question type, answer type, modality and organ; "
+                          "the changed samples written as CSV")
     rep.add_argument("--pairs", action="store_true", help="every pair of models on --dataset/--split: paired "
                      "differences, exact McNemar with Holm's correction, rank intervals and letter groups")
     rep.add_argument("--grounding", action="store_true", help="accuracy with real, swapped and blank images per model "
@@ -30,6 +35,19 @@ def _report_args(rep: argparse.ArgumentParser) -> None:
     rep.add_argument("--limit", type=_count, default=20, help="with --cases: at most this many cases (default 20)")
     rep.add_argument("--no-maps", action="store_true", help="with --cases: skip the relevance maps (a backward pass "
                      "per model and case)")
+
+
+def _report_diff(args) -> int:
+    from .. import config, run_diff, spreadsheet
+
+    baseline, candidate = args.diff
+    diff = run_diff.compare_runs(baseline, candidate)
+    print("\n".join(diff.lines()))
+    path = Path(args.csv or config.data_cache_dir() / f"diff-{baseline}-{candidate}.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spreadsheet.to_csv(run_diff.changed_rows(baseline, candidate), path)
+    print(f"{diff.changed} changed samples written to {path}")
+    return 0
 
 
 def _report_cases(args) -> int:
@@ -158,6 +176,8 @@ def _report(args) -> int:
 
     if args.cases:
         return _report_cases(args)
+    if args.diff:
+        return _report_diff(args)
     if args.compare:
         c = leaderboard.compare(*args.compare, dataset=args.dataset, split=args.split, ablation=args.ablation,
                            bootstrap=args.bootstrap)
