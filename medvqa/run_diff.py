@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .metrics import mcnemar
-from .store import Store
-from .store import diffs
+from .store import Store, diffs
 from .store.diffs import FACETS, KIND_ORDER, DiffError, flip_counts, run_pair
 
 __all__ = ["FACETS", "KIND_ORDER", "DiffError", "RunDiff", "changed_rows", "compare_runs"]

@@ -6,23 +6,25 @@ import streamlit as st
 
 from medvqa import leaderboard as board
 from medvqa import plots, ratings
-from medvqa.ui import MISSING, arena_board, counted, pairs, results
+from medvqa.ui import MISSING, arena_board, counted, links, pairs, results
 from medvqa.ui.judgment import signed_in
 
 st.title("Leaderboard")
 results.require_store()
 datasets, modalities = results.judgment_facets()
 with st.sidebar:
-    chosen_datasets = st.multiselect("Datasets", datasets, key="lb-datasets")
-    chosen_modalities = st.multiselect("Modalities", modalities, key="lb-modalities")
-    verified_only = st.checkbox("Signed-in raters only", key="lb-verified",
-                                help="Leave out judgments by typed names (raters not signed in through the proxy or "
-                                     "st.login).")
+    chosen_datasets = links.multiselect(st, "Datasets", datasets, "lb-datasets", "dataset")
+    chosen_modalities = links.multiselect(st, "Modalities", modalities, "lb-modalities", "modality")
+    verified_only = links.checkbox(st, "Signed-in raters only", "lb-verified", "signed_in",
+                                   help="Leave out judgments by typed names (raters not signed in through the proxy "
+                                        "or st.login).")
 # Votes arrive grouped by (model_a, model_b, winner): a ratings fit over 100k votes reads a few hundred rows.
 votes, (n_votes, n_voters), grades, metrics = results.judgments(chosen_datasets, chosen_modalities, verified_only)
 rated = sorted(set(votes.model_a) | set(votes.model_b))
 with st.sidebar:
-    anchor = st.selectbox("Anchor model (fixed at 1000)", ["(none: mean 1000)", *rated], key="lb-anchor")
+    anchor = links.selectbox(st, "Anchor model (fixed at 1000)", ["(none: mean 1000)", *rated], "lb-anchor",
+                             "anchor")
+links.report()
 arena = ratings.bradley_terry(votes, anchor=None if anchor.startswith("(none") else anchor)
 human = ratings.human_eval_score(grades)
 automatic = ratings.automatic_accuracy(metrics, chosen_datasets, chosen_modalities)

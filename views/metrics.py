@@ -2,7 +2,7 @@
 import streamlit as st
 
 from medvqa import plots, spreadsheet
-from medvqa.ui import confidence, results
+from medvqa.ui import confidence, links, results
 
 st.title("Metrics")
 results.require_store()
@@ -14,13 +14,13 @@ if runs.empty and logs.empty:
     st.stop()
 with st.sidebar:
     st.markdown("**Filters**")
-    datasets = st.multiselect("Datasets", sorted(runs.dataset.unique()), key="metrics-datasets")
-    splits = st.multiselect("Splits", sorted(runs.split.unique()), key="metrics-splits")
-    models = st.multiselect("Models", sorted(runs.model.unique()), key="metrics-models")
+    datasets = links.multiselect(st, "Datasets", sorted(runs.dataset.unique()), "metrics-datasets", "dataset")
+    splits = links.multiselect(st, "Splits", sorted(runs.split.unique()), "metrics-splits", "split")
+    models = links.multiselect(st, "Models", sorted(runs.model.unique()), "metrics-models", "model")
     metric_names = results.metric_names() or ["accuracy"]
-    metric = st.selectbox("Metric", metric_names, index=metric_names.index("accuracy") if "accuracy" in metric_names
-                          else 0, key="metrics-metric")
-    subset = st.selectbox("Questions", ["all", "closed", "open"], key="metrics-subset")
+    metric = links.selectbox(st, "Metric", metric_names, "metrics-metric", "metric", default="accuracy")
+    subset = links.selectbox(st, "Questions", ["all", "closed", "open"], "metrics-subset", "questions")
+links.report()
 # One metric of each (model, dataset, split, ablation)'s newest run, filtered in the database.
 shown = results.metrics((metric, f"delta_{metric}"), datasets, splits, models)
 overview, breakdowns, ablations, trust, training, table = st.tabs(
@@ -31,8 +31,10 @@ with overview:
     st.caption("Bars: plain runs, n questions on each; whiskers: 95% bootstrap intervals (images resampled; none "
                "drawn from fewer than 10 questions); dashed: the text-only baseline, a model that ignores the image.")
 with breakdowns:
+    links.restore("metrics-field", "by", ["answer_type", "question_type", "modality", "organ"])
     field = st.radio("Break down by", ["answer_type", "question_type", "modality", "organ"], horizontal=True,
                      key="metrics-field")
+    links.keep("metrics-field", "by", field, "answer_type")
     st.plotly_chart(plots.breakdown_bars(shown, field, metric), key="metrics-breakdown")
 with ablations:
     st.plotly_chart(plots.ablation_deltas(shown, metric, subset), key="metrics-ablations")
@@ -80,7 +82,7 @@ with table:
         st.markdown("**Evaluation card**: everything needed to trust or reproduce a run")
         run_labels = {int(r.run_id): f"run {r.run_id}: {r.model} · {r.dataset}/{r.split} · {r.ablation}"
                       for r in wide.itertuples()}
-        picked = st.selectbox("Run", list(run_labels), format_func=run_labels.get, key="metrics-card-run")
+        picked = links.selectbox(st, "Run", list(run_labels), "metrics-card-run", "run", format_func=run_labels.get)
         st.dataframe(results.run_card(picked), hide_index=True, width="stretch", key="metrics-card")
         st.caption(f"`medvqa export --card {picked} --out card.md` writes it as Markdown; `medvqa eval --reproduce "
                    f"{picked}` repeats the run and compares every metric.")

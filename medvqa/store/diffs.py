@@ -82,8 +82,9 @@ def flip_counts(store: Store, run_a: int, run_b: int, by: str | None = None) -> 
 
 
 def diff_page(store: Store, run_a: int, run_b: int, only_changed: bool = False, page: int = 1, page_size: int = 25,
-              kind: str | None = None) -> tuple[pd.DataFrame, int]:
-    """One page of shared samples with both answers, flips first; and how many rows match."""
+              kind: str | None = None, subset: tuple[tuple[str, str], ...] = ()) -> tuple[pd.DataFrame, int]:
+    """One page of shared samples with both answers, flips first; and how many rows match. `subset`: (facet,
+    value) pairs the samples must have (a slice the slice finder found)."""
     a, b, kinds, rank, source, where = _joined(run_a, run_b)
     query = sa.select(a.c.sample_id, a.c.question, a.c.answer, a.c.question_type, a.c.answer_type, a.c.modality,
                       a.c.organ, a.c.prediction.label("answer_a"), a.c.correct.label("correct_a"),
@@ -93,6 +94,10 @@ def diff_page(store: Store, run_a: int, run_b: int, only_changed: bool = False, 
         query = query.where(kinds.not_in(SAME))
     if kind is not None:
         query = query.where(kinds == kind)
+    for facet, value in subset:
+        if facet not in FACETS:
+            raise DiffError(f"a diff is filtered by {', '.join(FACETS)}, not '{facet}'")
+        query = query.where(sa.func.coalesce(a.c[facet], "") == value)
     inner = query.subquery()
     with store.connect() as db:
         matching = db.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
@@ -108,3 +113,15 @@ def changed_rows(store: Store, run_a: int, run_b: int) -> pd.DataFrame:
     changed = int(total["n"].sum() - total[list(SAME)].sum(axis=1).sum()) if not total.empty else 0
     rows, _ = diff_page(store, run_a, run_b, only_changed=True, page=1, page_size=max(1, changed))
     return rows
+
+
+def paired_outcomes(store: Store, run_a: int, run_b: int) -> pd.DataFrame:
+    """Per shared sample: its image, its facets and whether each run was right (the slice finder's input)."""
+    a, b, _, _, source, where = _joined(run_a, run_b)
+    query = sa.select(a.c.sample_id, a.c.image_id, *(sa.func.coalesce(a.c[f], "").label(f) for f in FACETS),
+                      (a.c.correct >= 0.5).label("correct_a"), (b.c.correct >= 0.5).label("correct_b")
+                      ).select_from(source).where(where)
+    frame = store.frame(query)
+    for column in ("correct_a", "correct_b"):
+        frame[column] = frame[column].fillna(False).astype(int)
+    return frame

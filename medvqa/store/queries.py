@@ -29,6 +29,7 @@ class SampleFilter:
     modalities: tuple[str, ...] = ()
     wrong_model: str | None = None  # samples this model got wrong
     models_disagree: bool = False  # the models gave more than one distinct (normalised) answer
+    sample_id: str | None = None  # one sample only (its permalink)
 
 
 @dataclass
@@ -66,6 +67,8 @@ def _matching_samples(run_ids, chosen: SampleFilter):
                            (p.c.modality, chosen.modalities)):
         if values:
             query = query.where(column.in_(list(values)))
+    if chosen.sample_id is not None:
+        query = query.where(p.c.sample_id == chosen.sample_id)
     if chosen.wrong_model:
         of_model = sa.select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.model == chosen.wrong_model)
         query = query.where(p.c.sample_id.in_(sa.select(p.c.sample_id).where(p.c.run_id.in_(of_model),
@@ -176,6 +179,18 @@ def grading_queue(store: Store, run_ids: list[int], rater: str, limit: int | Non
         items = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     items["disagreement"] = items["disagreement"].astype(bool)
     return items, left
+
+
+def grading_item(store: Store, run_id: int, sample_id: str) -> pd.DataFrame:
+    """One stored answer with the grading queue's columns (a Grade item's permalink), graded or not; empty if absent.
+    Its `disagreement` is False: a link names one answer, not a set of models to compare."""
+    p = predictions
+    query = (sa.select(*(p.c[f] for f in SAMPLE_FIELDS), p.c.prediction, p.c.correct, p.c.run_id, runs.c.model,
+                       sa.false().label("disagreement"))
+             .join(runs, runs.c.id == p.c.run_id).where(p.c.run_id == int(run_id), p.c.sample_id == sample_id))
+    items = store.frame(query)
+    items["disagreement"] = items["disagreement"].astype(bool)
+    return items
 
 
 def headline_metric_rows(store: Store, pairs: list[tuple[str, str]]) -> pd.DataFrame:

@@ -114,6 +114,10 @@ def grading_queue(run_ids: list[int], rater: str, limit: int) -> tuple[pd.DataFr
     return _cached(queries.grading_queue, sorted(int(i) for i in run_ids), rater, limit)
 
 
+def grading_item(run_id: int, sample_id: str) -> pd.DataFrame:
+    return _cached(queries.grading_item, int(run_id), str(sample_id))
+
+
 def case_html(sample, run_ids: list[int]) -> str:
     """A case report of one sample: every chosen run's stored answer, the grades so far and maps computed now."""
     from .. import cases
@@ -217,3 +221,38 @@ def judge_agreement() -> pd.DataFrame:
     """Each judge against each radiologist on the items both scored: Cohen's kappa with a bootstrap interval, raw
     agreement, the count, and whether that validates the judge (kappa of 0.6 or more on 50 items or more)."""
     return _cached(_judge_agreement)
+
+
+def finished_runs(dataset: str, split: str) -> pd.DataFrame:
+    """Every finished run on one dataset/split, newest first (the diff's choices)."""
+    frame = runs()
+    frame = frame[(frame.status == "done") & (frame.dataset == dataset) & (frame.split == split)]
+    return frame.sort_values("id", ascending=False)
+
+
+def _run_diff(db: Store, baseline: int, candidate: int):
+    from .. import run_diff
+
+    return run_diff.compare_runs(baseline, candidate, db)
+
+
+def run_diff(baseline: int, candidate: int):
+    return _cached(_run_diff, baseline, candidate)
+
+
+def run_diff_page(baseline: int, candidate: int, only_changed: bool, page: int, page_size: int,
+                  kind: str | None, subset: tuple[tuple[str, str], ...] = ()) -> tuple[pd.DataFrame, int]:
+    from ..store import diffs
+
+    return _cached(diffs.diff_page, baseline, candidate, only_changed, page, page_size, kind, subset)
+
+
+def _slices(db: Store, baseline: int, candidate: int, min_n: int) -> pd.DataFrame:
+    from ..slice_finder import differing_slices
+    from ..store.diffs import paired_outcomes
+
+    return differing_slices(paired_outcomes(db, baseline, candidate), min_n=min_n)
+
+
+def differing_slices(baseline: int, candidate: int, min_n: int) -> pd.DataFrame:
+    return _cached(_slices, baseline, candidate, min_n)

@@ -30,7 +30,7 @@ def add_run(store, model: str, answers: dict, dataset: str = "phantom", only=Non
     run_id, _ = store.open_run({"model": model, "spec_hash": model, "dataset": dataset, "split": "test",
                                 "ablation": "none", "prompt": "plain", "generation": {}})
     rows = []
-    for sample_id, (truth, answer_a, answer_b, modality) in WORKED.items():
+    for sample_id, (truth, _, _, modality) in WORKED.items():
         if only is not None and sample_id not in only:
             continue
         answer = answers[sample_id]
@@ -102,8 +102,47 @@ def test_report_diff_prints_the_summary_and_writes_the_changed_samples(two_runs,
     out = tmp_path / "changed.csv"
     assert main(["report", "--diff", str(a), str(b), "--csv", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "11 shared samples of phantom/test; 8 changed" in printed and f"8 changed samples written to {out}" in printed
+    assert "11 shared samples of phantom/test; 8 changed" in printed
+    assert f"8 changed samples written to {out}" in printed
     written = pd.read_csv(out)
     assert len(written) == 8 and list(written.kind[:2]) == ["right to wrong", "right to wrong"]
     assert main(["report", "--diff", str(a), "12345"]) == 2
     assert "no run 12345" in capsys.readouterr().err
+
+
+def test_the_slice_finder_ranks_subsets_by_the_difference_with_image_resampled_intervals(two_runs):
+    from medvqa.metrics import paired_bootstrap
+    from medvqa.slice_finder import differing_slices
+    from medvqa.store.diffs import paired_outcomes
+
+    store, a, b = two_runs
+    outcomes = paired_outcomes(store, a, b)
+    assert len(outcomes) == 11 and outcomes.correct_a.sum() == 4 and outcomes.correct_b.sum() == 7
+    found = differing_slices(outcomes, min_n=5)
+    # question type, answer type and organ have one value each here: only the modalities form subsets
+    assert list(found.subset) == ["modality = MR", "modality = CT"]
+    assert list(found.n) == [6, 5]
+    assert found.difference.tolist() == pytest.approx([5 / 6, -2 / 5])
+    mr = outcomes[outcomes.modality == "MR"]
+    expected = paired_bootstrap(mr.correct_b, mr.correct_a, 1000, 0, clusters=mr.image_id)
+    assert (found.ci_low[0], found.ci_high[0]) == pytest.approx((expected["ci_low"], expected["ci_high"]))
+    assert found.ci_low[0] <= found.difference[0] <= found.ci_high[0]
+    assert differing_slices(outcomes, min_n=7).empty  # no subset holds seven questions
+
+
+def test_the_slice_finder_resamples_images_not_questions():
+    import pandas as pd
+
+    from medvqa.slice_finder import differing_slices
+
+    # 40 questions on 4 images: B is right on every question of two images, A on none; the image-level interval is
+    # wider than one that treats the 40 questions as independent
+    outcomes = pd.DataFrame({"sample_id": [f"q{i}" for i in range(40)],
+                             "image_id": [f"img{i // 10}" for i in range(40)], "question_type": "PRES",
+                             "answer_type": "closed", "modality": ["CT", "MR"] * 20,
+                             "organ": "chest", "correct_a": 0, "correct_b": [int(i < 20) for i in range(40)]})
+    by_image = differing_slices(outcomes, min_n=10).set_index("subset").loc["modality = CT"]
+    by_question = differing_slices(outcomes.assign(image_id=outcomes.sample_id), min_n=10).set_index(
+        "subset").loc["modality = CT"]
+    assert by_image.difference == by_question.difference == 0.5
+    assert (by_image.ci_high - by_image.ci_low) > (by_question.ci_high - by_question.ci_low)
