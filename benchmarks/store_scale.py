@@ -3,9 +3,10 @@
 Builds synthetic stores through the project's own Store API (20 models, 4 datasets, 2,000 finished runs with ~190
 metric rows each, 100k arena votes, 10k grades) holding 10k, 100k and 1M predictions, then times, uncached, what
 each page reads: the leaderboard (Home and `medvqa report`), the Metrics page's frame, one page of the Samples table
-with each filter, the Grade queue, the arena ratings with 1,000 bootstrap resamples. Backends are interleaved over
-several rounds; each figure is the median and range, with the load average. Measuring runs in a fresh process per
-size, so its peak memory (ru_maxrss) is that of reading, not of building.
+with each filter, the Grade queue, the arena ratings with 1,000 bootstrap resamples, and Samples' run against run
+on two runs sharing 5,000 samples (the summary, a page of changed samples, the slice finder). Backends are
+interleaved over several rounds; each figure is the median and range, with the load average. Measuring runs in a
+fresh process per size, so its peak memory (ru_maxrss) is that of reading, not of building.
 
     python benchmarks/store_scale.py                      # 10k, 100k, 1M on both backends (~20 min on 2 cores)
     python benchmarks/store_scale.py --sizes 10000 --backends sqlite
@@ -38,6 +39,7 @@ QUESTION_TYPES = ["presence", "organ", "position", "count", "size", "colour", "m
 MODALITIES = ["x-ray", "ct", "mri", "ultrasound", "pathology"]
 ORGANS = ["chest", "abdomen", "brain", "liver", "kidney"]
 ANSWERS = ["yes", "no", "left", "right", "liver", "lung", "two", "three", "ct", "mri"]
+DIFF_DATASET, DIFF_SAMPLES = "diff-set", 5000
 
 
 def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000, seed: int = 0) -> None:
@@ -77,6 +79,21 @@ def build(url: str, predictions: int, votes: int = 100_000, grades: int = 10_000
                                               for sub in subsets for m in METRICS])
         print(f"  {dataset}: {store.count('predictions')} predictions ({time.perf_counter() - started:.0f} s)",
               flush=True)
+    for model in MODELS[:2]:  # a baseline and a candidate run on the same 5,000 samples (Samples' Run against run)
+        identity = {"model": model, "spec_hash": f"h-{model}", "dataset": DIFF_DATASET, "split": "test",
+                    "ablation": "none", "prompt": "plain", "generation": {}, "limit": None, "seed": 0}
+        run_id, _ = store.open_run(identity)
+        rows = []
+        for k in range(DIFF_SAMPLES):
+            gold = ANSWERS[k % len(ANSWERS)]
+            answer = gold if rng.random() < 0.6 else rng.choice(ANSWERS)
+            rows.append(Prediction(
+                sample_id=f"diff-{k:05d}", cache_key=f"{run_id}:{k}", question=f"question {k}", answer=gold,
+                prediction=answer, score=0.5, latency_s=0.05, answer_type="closed" if k % 2 else "open",
+                question_type=QUESTION_TYPES[k % 8], modality=MODALITIES[k % 5], organ=ORGANS[(k // 5) % 5],
+                image_id=f"diff-img-{k // 3}", values_json="{}", correct=float(answer == gold), normalized=answer))
+        store.add_predictions(run_id, rows)
+        store.finish_run(run_id, [])
     chunk = 10_000
     for start in range(0, votes, chunk):
         store.add_votes([{"rater": f"rater-{i % 40}", "model_a": a, "model_b": b,
@@ -119,7 +136,20 @@ def page_reads(store) -> dict:
             finally:
                 sys.stdout = stdout
                 os.environ.pop("MEDVQA_DB") if before is None else os.environ.update(MEDVQA_DB=before)
-        assert len(csv.read_text().splitlines()) == 2001  # every run: the command did read this store
+        assert len(csv.read_text().splitlines()) == 2003  # every run: the command did read this store
+
+    diff_runs = store.runs()
+    baseline, candidate = sorted(int(i) for i in diff_runs[diff_runs.dataset == DIFF_DATASET].id)
+
+    def run_against_run():
+        from medvqa import run_diff
+        from medvqa.slice_finder import differing_slices
+        from medvqa.store import diffs
+
+        summary = run_diff.compare_runs(baseline, candidate, store)
+        assert summary.shared == DIFF_SAMPLES
+        diffs.diff_page(store, baseline, candidate, only_changed=True, page=2, page_size=25)
+        differing_slices(diffs.paired_outcomes(store, baseline, candidate))
 
     from medvqa import confidence
 
@@ -154,6 +184,7 @@ def page_reads(store) -> dict:
                                                                                n_bootstrap=1000),
         "the arena under scrutiny (Leaderboard)": lambda: leaderboard.arena_scrutiny(store),
         "medvqa report": quiet_report,
+        "run against run, 5,000 shared samples, with the slice finder (Samples)": run_against_run,
     }
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 from .. import cases, maps
 from ..datatypes import MedVQAError
 from ..images import pixel_hash
-from ..metrics import correct
+from ..metrics import correct, normalize
 from . import escaped, reading_room
 from .answers import answer_card, ask, external_models, majority_answer, withheld_message
 from .image_input import Picked
@@ -63,9 +63,14 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
         st.caption(f":material/science: {escaped(text)} ({', '.join(escaped(m) for m in models)})")
     if show_maps:
         st.image(maps.legend(), caption="relevance to the answer: low (dark blue) to high (yellow)", width=320)
+    as_table = len(names) > 1 and st.segmented_control(
+        "Layout", ["Cards", "Table"], default="Cards", key=f"{page_key}-layout",
+        help="Cards: a grid of four a row; Table: one row per model, every answer in full.") == "Table"
+    if as_table:
+        _answer_table(asked, majority)
     for start in range(0, len(names), CARDS_PER_ROW):  # a grid that wraps: seven models are two rows, not slivers
         row = names[start : start + CARDS_PER_ROW]
-        for column, name in zip(st.columns(CARDS_PER_ROW), row):
+        for column, name in zip(st.columns(CARDS_PER_ROW), [] if as_table else row):
             with column:
                 answer_card(name, asked.answers[name], picked.ground_truth, picked.answer_type, majority,
                             image=picked.image, demo_notice=False)
@@ -77,12 +82,60 @@ def show_answers(page_key: str, picked: Picked, names: list[str], question: str,
                 elif relevance is not None:
                     column.image(maps.overlay(picked.image, relevance, opacity), caption=f"where {name} looked",
                                  width="stretch")
+    if show_maps:
+        _map_pair(page_key, asked, opacity)
     if picked.pacs is not None:
         _send_button(page_key, asked, opacity if show_maps else None)
     case = _case(asked, page_key.capitalize())
     st.download_button("Export case", partial(cases.render_html, case, opacity), file_name=cases.file_name(case),
                        mime="text/html", icon=":material/download:", key=f"{page_key}-export", on_click="ignore",
                        help="One self-contained HTML file: image, question, answers, maps shown, ground truth.")
+
+
+def _answer_table(asked: Asked, majority: str | None) -> None:
+    """One row per model, each answer whole (st.table wraps text and renders no markdown)."""
+    import pandas as pd
+
+    from .. import recalibration
+
+    rows = []
+    for name in asked.names:
+        answer = asked.answers[name]
+        if isinstance(answer, str):
+            rows.append({"model": name, "answer": f"(no answer: {answer})", "confidence": "", "ms": "", "note": ""})
+            continue
+        right = ("" if asked.picked.ground_truth is None else
+                 "right" if correct(answer.text, asked.picked.ground_truth, asked.picked.answer_type) else "wrong")
+        notes = [n for n in (right, "agrees with the majority" if majority and normalize(answer.text) == majority
+                             else "", recalibration.deferral(answer) or "") if n]
+        rows.append({"model": name, "answer": answer.text or "(empty)",
+                     "confidence": recalibration.confidence_text(answer), "ms": f"{answer.latency_s * 1000:.0f}",
+                     "note": "; ".join(notes)})
+    st.table(pd.DataFrame(rows).set_index("model"))
+
+
+def _map_pair(page_key: str, asked: Asked, opacity: float) -> None:
+    """Two models' maps over the image compared directly: side by side at full width, or one slider between them."""
+    shown = [n for n in asked.names if asked.maps.get(n) is not None and not isinstance(asked.maps[n], str)]
+    if len(shown) < 2:
+        return
+    st.markdown("**Compare two maps**")
+    c1, c2, c3 = st.columns([2, 2, 2])
+    first = c1.selectbox("Model", shown, index=0, key=f"{page_key}-map-a")
+    second = c2.selectbox("against", [n for n in shown if n != first], index=0, key=f"{page_key}-map-b")
+    how = c3.segmented_control("As", ["Side by side", "Slider"], default="Side by side", key=f"{page_key}-map-how")
+    image = asked.picked.image
+    left, right = (maps.overlay(image, asked.maps[n], opacity) for n in (first, second))
+    if how == "Slider":
+        mix = st.slider(f"{first} ← → {second}", 0.0, 1.0, 0.5, 0.05, key=f"{page_key}-map-mix")
+        from PIL import Image
+
+        st.image(Image.blend(left, right.resize(left.size), mix), width="stretch",
+                 caption=f"{(1 - mix) * 100:.0f}% {first}, {mix * 100:.0f}% {second}")
+    else:
+        a, b = st.columns(2)
+        a.image(left, width="stretch", caption=f"where {first} looked")
+        b.image(right, width="stretch", caption=f"where {second} looked")
 
 
 def _privacy_guard(page_key: str, picked: Picked, names: list[str], image_hash: str) -> dict[str, str]:

@@ -286,3 +286,24 @@ def test_an_answer_under_the_models_threshold_defers_to_a_radiologist(app):
         assert any(f"confidence {expected.calibrated:.2f} calibrated" in c.value.replace("\\", "") for c in app.caption)
     finally:
         recalibration.path_for(spec).unlink()
+
+
+def test_compare_as_a_table_and_two_maps_side_by_side_or_on_a_slider(app):
+    sample = first_sample()
+    app.switch_page("views/compare.py").run()
+    names = app.multiselect(key="compare-models").value
+    assert len(names) >= 7  # one per family: seven models, still readable
+    app.button(key="compare-go").click().run()
+    app.get("button_group")[0].set_value("Table").run()
+    table = app.table[0].value
+    assert list(table.index) == names and not answers_shown(app)  # one row per model instead of the cards
+    expected = [medvqa.load_model(n).answer(sample.image, sample.question).text or "(empty)" for n in names]
+    assert list(table.answer) == expected  # every answer whole
+    app.toggle(key="compare-maps").set_value(True).run()
+    assert not app.exception
+    first, second = app.selectbox(key="compare-map-a").value, app.selectbox(key="compare-map-b").value
+    assert first != second
+    assert [i.proto.imgs[0].caption for i in app.image][-2:] == [f"where {first} looked", f"where {second} looked"]
+    next(g for g in app.get("button_group") if "Slider" in str(g.proto)).set_value("Slider").run()
+    app.slider(key="compare-map-mix").set_value(0.25).run()
+    assert app.image[-1].proto.imgs[0].caption == f"75% {first}, 25% {second}"
