@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from medvqa import leaderboard as board
-from medvqa import plots, ratings
-from medvqa.ui import MISSING, arena_board, counted, links, pairs, results
+from medvqa import paper_tables, plots, ratings
+from medvqa.ui import MISSING, arena_board, counted, links, pairs, paper_export, results
 from medvqa.ui.judgment import signed_in
 
 st.title("Leaderboard")
@@ -44,6 +44,7 @@ st.dataframe(table, hide_index=True, width="stretch", key="lb-table", placeholde
                                for c in ("arena rating", "arena ci_low", "arena ci_high")},
                             **{c: st.column_config.NumberColumn(format="%.2f")
                                for c in table.columns if c.startswith(("human", "accuracy"))}})
+paper_export.offer(table, "model", paper_tables.leaderboard_columns(table), "lb", "medvqa-leaderboard")
 left, right = st.columns(2)
 with left:
     st.subheader("Arena rating")

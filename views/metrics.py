@@ -1,8 +1,8 @@
 """Evaluation results from the store: metrics with confidence intervals, breakdowns, ablations and loss curves."""
 import streamlit as st
 
-from medvqa import plots, spreadsheet
-from medvqa.ui import confidence, links, results
+from medvqa import paper_tables, plots, spreadsheet
+from medvqa.ui import confidence, links, paper_export, results
 
 st.title("Metrics")
 results.require_store()
@@ -78,6 +78,9 @@ with table:
     st.dataframe(wide, hide_index=True, width="stretch", key="metrics-table")
     st.download_button("Download CSV", spreadsheet.to_csv(wide).encode(), "medvqa-metrics.csv", "text/csv",
                        key="metrics-csv")
+    if not wide.empty:
+        paper, columns = paper_tables.metrics_table(wide, metric)
+        paper_export.offer(paper, "model", columns, "metrics", f"medvqa-{metric}-{subset}")
     if not wide.empty:
         st.markdown("**Evaluation card**: everything needed to trust or reproduce a run")
         run_labels = {int(r.run_id): f"run {r.run_id}: {r.model} · {r.dataset}/{r.split} · {r.ablation}"

@@ -119,3 +119,13 @@ def test_metrics_and_leaderboard_filters_are_links(app, evaluated):
     app.query_params.update({"signed_in": "1"})
     app.switch_page("views/leaderboard.py").run()
     assert not app.exception and app.checkbox(key="lb-verified").value
+
+
+def test_the_metrics_table_for_a_paper(app, evaluated):
+    app.switch_page("views/metrics.py").run()
+    markdown = app.code[0].value
+    assert markdown.startswith("| model | phantom/test (none) | phantom/test (swap-images) |")
+    assert "**" in markdown  # the best of each column in bold
+    next(g for g in app.get("button_group") if "LaTeX" in str(g.proto)).set_value("LaTeX").run()
+    latex = app.code[0].value
+    assert latex.startswith("\\begin{tabular}{lcc}\n\\toprule") and "\\textbf{" in latex
