@@ -45,6 +45,8 @@ VARIABLES = (
     Variable("MEDVQA_DICOMWEB_PASSWORD", "unset", "its password (never stored or logged)", forwarded=False),
     Variable("MEDVQA_DICOMWEB_TOKEN", "unset", "a bearer token for the PACS instead of a user and password (never "
              "stored or logged)", forwarded=False),
+    Variable("MLFLOW_TRACKING_URI", "unset", "the MLflow server `medvqa train --report-to mlflow` logs to (MLflow's "
+             "own variable; `medvqa export --mlflow URI` names its server itself)", forwarded=False),
     Variable("HF_HOME", "~/.cache/huggingface", "Hugging Face's cache (hub checkpoints and datasets)"),
     Variable("HF_HUB_OFFLINE", "unset", "1: never contact the model hub (either switch turns both off)"),
     Variable("HF_DATASETS_OFFLINE", "unset", "1: never contact the dataset hub"),
@@ -148,6 +150,10 @@ def dicomweb(url: str | None = None) -> DicomWeb | None:
         return None
     return DicomWeb(url, os.environ.get("MEDVQA_DICOMWEB_USER") or None,
                     os.environ.get("MEDVQA_DICOMWEB_PASSWORD") or None, os.environ.get("MEDVQA_DICOMWEB_TOKEN") or None)
+
+
+def mlflow_uri() -> str | None:
+    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or None
 
 
 def offline() -> bool:

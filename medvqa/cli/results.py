@@ -99,13 +99,35 @@ def _reproduce(run_id: int, backend) -> int:
 
 def _export_args(exp: argparse.ArgumentParser) -> None:
     what = exp.add_mutually_exclusive_group(required=True)
-    what.add_argument("--run", type=int, help="one run's predictions (.csv or .jsonl)")
+    what.add_argument("--run", type=int, help="one run's predictions (.csv or .jsonl); with --mlflow, that run")
+    what.add_argument("--all", action="store_true", help="with --mlflow: every finished run")
     what.add_argument("--votes", action="store_true", help="every arena vote as a FastChat battle log (.json/.jsonl)")
     what.add_argument("--card", type=int, metavar="RUN", help="one run's evaluation card as Markdown (.md)")
-    exp.add_argument("--out", required=True, type=_output_file, help="the file to write")
+    exp.add_argument("--out", type=_output_file, help="the file to write (not with --mlflow)")
+    exp.add_argument("--mlflow", metavar="URI", default=None,
+                     help="an MLflow tracking server (http://host:5000) or store: each run becomes an MLflow run with "
+                          "its settings, metrics and intervals, predictions and training losses; exporting again "
+                          "makes no duplicates")
+    exp.add_argument("--experiment", default="medvqa", help="with --mlflow: the experiment (default medvqa)")
 
 
 def _export(args) -> int:
+    from ..datatypes import MedVQAError
+
+    if args.mlflow:
+        if args.run is None and not args.all:
+            raise MedVQAError("--mlflow exports runs: give --run N or --all")
+        from ..tracking import export_runs
+
+        done = export_runs(args.mlflow, None if args.all else [args.run], args.experiment, progress=print)
+        counts = {kind: sum(1 for *_, k in done if k == kind) for kind in ("created", "updated", "unchanged")}
+        print(f"{len(done)} runs in MLflow experiment {args.experiment}: {counts['created']} created, "
+              f"{counts['updated']} updated, {counts['unchanged']} already there")
+        return 0
+    if args.all:
+        raise MedVQAError("--all goes with --mlflow; a file holds one run (--run N)")
+    if args.out is None:
+        raise MedVQAError("give --out FILE: where to write")
     if args.votes:
         from ..interop import export_votes
 

@@ -102,7 +102,8 @@ class Results:
         r = schema.runs
         return self.frame(sa.select(r.c.id, r.c.model, r.c.dataset, r.c.split, r.c.ablation, r.c.prompt,
                                     r.c.generation, r.c.sample_limit, r.c.ood, r.c.status, r.c.created,
-                                    r.c.finished).order_by(r.c.id))
+                                    r.c.finished, r.c.spec_hash, r.c.seed, r.c.updated, r.c.identity)
+                          .order_by(r.c.id))
 
     def predictions(self, run_id: int):
         """One run's predictions, each per-sample metric value as a column."""

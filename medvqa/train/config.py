@@ -65,6 +65,8 @@ class TrainConfig:
     eval_every: int = setting(25, "steps between validation losses")
     save_every: int = setting(50, "steps between resume points")
     description: str = setting("", "description shown in the registry")
+    report_to: str = setting("none", "also log the losses as they happen to: mlflow (the server in "
+                             "MLFLOW_TRACKING_URI)", ("none", "mlflow"))
 
     def __post_init__(self):
         for name in ("family", "base", "output"):

@@ -57,6 +57,7 @@ def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True, on_
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
     model.train()
+    tracker = _tracker(cfg) if main else None
     bar = tqdm(total=total, initial=start, desc=f"train {cfg.name}", unit="step", disable=not (progress and main))
     for step in range(start, total):
         for micro in range(cfg.grad_accum):
@@ -74,21 +75,39 @@ def run(cfg: TrainConfig, store: Store | None = None, progress: bool = True, on_
         optimizer.zero_grad(set_to_none=True)
         if main:
             store.add_training_log(cfg.name, step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
+            if tracker:
+                tracker.log(step + 1, "train", loss * cfg.grad_accum, schedule.get_last_lr()[0])
             bar.update(1)
             bar.set_postfix(loss=f"{loss * cfg.grad_accum:.3f}")
             if on_step:
                 on_step(f"train {cfg.name}", step + 1, total)
             if val_rows and ((step + 1) % cfg.eval_every == 0 or step + 1 == total):
-                store.add_training_log(cfg.name, step + 1, "validation", _validation_loss(
-                    accelerator.unwrap_model(model), collate, val_rows, cfg, device, accelerator.autocast()))
+                validation = _validation_loss(accelerator.unwrap_model(model), collate, val_rows, cfg, device,
+                                              accelerator.autocast())
+                store.add_training_log(cfg.name, step + 1, "validation", validation)
+                if tracker:
+                    tracker.log(step + 1, "validation", validation)
             if (step + 1) % cfg.save_every == 0 and step + 1 < total:
                 _save_resume(out, cfg, accelerator.unwrap_model(model), optimizer, schedule, step + 1)
         accelerator.wait_for_everyone()
     bar.close()
+    if tracker:
+        tracker.finish()
     if main:
         spec = _save_final(cfg, accelerator.unwrap_model(model), processor, out, total, [r[0] for r in train_rows])
     accelerator.wait_for_everyone()
     return spec if main else registry.parse_spec(out / "medvqa.json")
+
+
+def _tracker(cfg: TrainConfig):
+    """MLflow, when asked for, before the first step (an unreachable server stops the training at once)."""
+    if cfg.report_to != "mlflow":
+        return None
+    import dataclasses
+
+    from ..tracking import TrainingTracker
+
+    return TrainingTracker(config.mlflow_uri(), cfg.name, dataclasses.asdict(cfg))
 
 
 def _examples(cfg: TrainConfig, split: str, limit: int | None) -> list[tuple]:
