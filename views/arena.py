@@ -3,7 +3,7 @@ import streamlit as st
 
 from medvqa.datatypes import MedVQAError
 from medvqa.images import pixel_hash
-from medvqa.ui import escaped, results
+from medvqa.ui import escaped, reading_room, results
 from medvqa.ui.answers import answer_card
 from medvqa.ui.image_input import pick_image
 from medvqa.ui.judgment import VOTE_KEYS, VOTES, record_vote, require_rater, start_battle
@@ -21,6 +21,8 @@ if picked is not None:
     if st.button("New battle", type="primary", key="arena-go", icon=":material/swords:",
                  disabled=not question or who is None):
         st.session_state["arena-battle"] = start_battle(picked, question)
+        if picked.pacs is not None:  # a PACS slice asked about is an access record
+            reading_room.record(picked.pacs.ref.study_uid, "ask", f"arena battle: {question}")
     battle = st.session_state.get("arena-battle")
     if battle is not None and (battle.question != question or battle.image_hash != pixel_hash(picked.image)):
         battle = st.session_state["arena-battle"] = None  # another image or question: that battle is over

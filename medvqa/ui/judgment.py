@@ -133,10 +133,6 @@ def start_battle(picked, question: str) -> Battle | None:
         st.warning("The arena needs at least two registered models.")
         return None
     pair = draw_pair(names)
-    if picked.pacs is not None:
-        from .reading_room import record
-
-        record(picked.pacs.ref.study_uid, "ask", f"arena battle: {question}")
     answers = ask(list(pair), picked.image, question)
     return Battle(pair, question, pixel_hash(picked.image), picked.dataset, picked.modality,
                   {"model_a": answers[pair[0]], "model_b": answers[pair[1]]}, organ=picked.organ)

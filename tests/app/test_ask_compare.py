@@ -1,4 +1,5 @@
-"""Ask and Compare pages: the answers shown are the models' answers; nothing reloads between questions."""
+"""Long (every way of asking, and the layouts of many answers): Ask and Compare pages: the answers shown are the
+models' answers; nothing reloads between questions."""
 import re
 
 import medvqa
