@@ -115,7 +115,8 @@ CODECS = {  # accession number -> a pydicom test file in that transfer syntax (M
     "JPEG-2000": "MR_small_jp2klossless.dcm", "RLE": "MR_small_RLE.dcm",
 }
 REPORT_ONLY = "SR-ONLY"  # a study holding a structured report and no image series
-COMPARE_ACCESSION = "MEDVQA-0001"  # the study the browser test finds by accession
+COMPARE_ACCESSION = "MEDVQA-0001"  # the study the browser test finds by accession (reports are sent into it)
+SEARCH_ACCESSION = "MEDVQA-0002"  # the same series in a study nothing writes into (what a search lists, exactly)
 
 
 def real_series_files(name: str) -> list[Path]:
@@ -151,10 +152,10 @@ def fill(pacs_client) -> dict:
         studies[accession] = generate_uid()
         ds = renamed(pydicom.dcmread(get_testdata_file(file)), accession, studies[accession], generate_uid())
         pacs_client.store_instances([ds])
-    studies[COMPARE_ACCESSION] = generate_uid()
-    series = generate_uid()
-    pacs_client.store_instances([renamed(pydicom.dcmread(p), COMPARE_ACCESSION, studies[COMPARE_ACCESSION], series)
-                                 for p in real_series_files("98892001/CT5N")])
+    for accession in (COMPARE_ACCESSION, SEARCH_ACCESSION):
+        studies[accession], series = generate_uid(), generate_uid()
+        pacs_client.store_instances([renamed(pydicom.dcmread(p), accession, studies[accession], series)
+                                     for p in real_series_files("98892001/CT5N")])
     studies[REPORT_ONLY] = generate_uid()
     pacs_client.store_instances([report_only(studies[REPORT_ONLY])])
     return studies

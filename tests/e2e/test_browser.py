@@ -1,6 +1,7 @@
 """Long (every page in one browser session, beside the fixtures that start it): a real `streamlit run Home.py`
 driven by Playwright in Debian's Chromium; screenshots go to test-output/."""
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -237,6 +238,48 @@ def test_metrics_samples_and_models_pages(page, dashboard):
     page.get_by_role("button", name="Load").first.click()
     page.get_by_text("Resident MiB").first.wait_for(timeout=WAIT_MS)
     shot(page, "models")
+
+
+def test_a_copied_address_shows_the_same_view_in_a_fresh_browser(page, dashboard, browser):
+    """Filters set by hand on Samples and Metrics live in the address; a new browser context opening it (no cookies,
+    no session) shows the same rows."""
+    page.goto(f"{dashboard}/samples")
+    page.get_by_text("16 of 16 samples").wait_for(timeout=WAIT_MS)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Models disagree").click()
+    page.wait_for_url("**disagree=1**", timeout=WAIT_MS)
+    sidebar.get_by_role("combobox", name="Model got it wrong").click()
+    page.get_by_role("option", name="vilt-tiny").click()
+    page.wait_for_url("**wrong=vilt-tiny**", timeout=WAIT_MS)
+    counted = page.get_by_text(re.compile(r"^\d+ of 16 samples"))
+    counted.wait_for(timeout=WAIT_MS)
+    shown, address = counted.inner_text(), page.url
+    fresh = browser.new_context(viewport={"width": 1400, "height": 900})
+    other = fresh.new_page()
+    other.set_default_timeout(WAIT_MS)
+    other.goto(address)
+    other.get_by_text(shown, exact=True).wait_for(timeout=WAIT_MS)  # the same rows, counted the same
+    assert other.locator('[data-testid="stSidebar"]').get_by_role("checkbox", name="Models disagree").is_checked()
+
+    page.goto(f"{dashboard}/metrics")
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=WAIT_MS)  # drawn: the run has ended
+    questions = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Questions")
+    questions.click()
+    questions.type("closed")  # the list filters to the one option as it is typed
+    questions.press("Enter")
+    page.wait_for_url("**questions=closed**", timeout=WAIT_MS)
+
+    def paper_table(tab) -> str:
+        tab.get_by_role("tab", name="Table").click()
+        tab.get_by_text("For a paper: Markdown or LaTeX").click()
+        code = tab.locator('[data-testid="stCode"] code').first
+        code.wait_for(timeout=WAIT_MS)
+        return code.inner_text()
+
+    table = paper_table(page)
+    other.goto(page.url)
+    assert paper_table(other) == table and "| model |" in table
+    fresh.close()
 
 
 def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
