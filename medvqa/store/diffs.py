@@ -19,8 +19,8 @@ FACETS = ("question_type", "answer_type", "modality", "organ")
 KIND_ORDER = ("right to wrong", "wrong to right", "changed, both right", "changed, both wrong", "same, right",
               "same, wrong")
 SAME = KIND_ORDER[4:]
-ROW_FIELDS = ["sample_id", "question", "answer", "question_type", "answer_type", "modality", "organ", "answer_a",
-              "correct_a", "answer_b", "correct_b", "kind"]
+ROW_FIELDS = ["sample_id", "question", "answer", "answer_a", "correct_a", "answer_b", "correct_b", "kind",
+              "question_type", "answer_type", "modality", "organ"]
 
 
 class DiffError(MedVQAError):

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 # the README's screenshots, refreshed by `python -m pytest tests/e2e --docs-images`
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-README_SHOTS = ("compare", "metrics", "leaderboard", "pacs-compare")
+README_SHOTS = ("compare", "metrics", "leaderboard", "pacs-compare", "samples-diff")
 WAIT_MS = hang_guard(10) * 1000  # for something the page shows within 10 s on 2 idle cores
 
 
@@ -280,6 +280,13 @@ def test_a_copied_address_shows_the_same_view_in_a_fresh_browser(page, dashboard
     other.goto(page.url)
     assert paper_table(other) == table and "| model |" in table
     fresh.close()
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the whole diff view in the README's screenshot
+    page.goto(f"{dashboard}/samples?view=Run+against+run&baseline=1&candidate=3&min_n=4&changed=1")
+    page.get_by_text("Exact McNemar p").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Where do they differ most?").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(800)  # the grids paint their canvas just after their accessible tables
+    shot(page, "samples-diff")
+    page.set_viewport_size({"width": 1400, "height": 900})
 
 
 def test_grade_then_arena_vote_shows_on_the_leaderboard(page, dashboard):
