@@ -134,8 +134,8 @@ def _map_pair(page_key: str, asked: Asked, opacity: float) -> None:
                  caption=f"{(1 - mix) * 100:.0f}% {first}, {mix * 100:.0f}% {second}")
     else:
         a, b = st.columns(2)
-        a.image(left, width="stretch", caption=f"where {first} looked")
-        b.image(right, width="stretch", caption=f"where {second} looked")
+        a.image(left, width="stretch", caption=first)  # under "Compare two maps": the model's name says it all
+        b.image(right, width="stretch", caption=second)
 
 
 def _privacy_guard(page_key: str, picked: Picked, names: list[str], image_hash: str) -> dict[str, str]:
