@@ -1,6 +1,5 @@
 """Grade stored predictions: one click per item; open questions and model disagreements come first."""
 from functools import partial
-from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -59,8 +58,7 @@ with right:
     st.markdown(f"**Answer of {escaped(item.model)}:** {escaped(item.prediction) if item.prediction else '(empty)'}")
     if item.disagreement:
         st.caption("The chosen models disagree on this sample.")
-    permalink = "?" + urlencode({"dataset": dataset, "split": split, "item": f"{item.run_id}:{item.sample_id}"})
-    st.markdown(f"[:material/link: permalink to this item]({permalink})")
+    links.permalink("permalink to this item", dataset=dataset, split=split, item=f"{item.run_id}:{item.sample_id}")
     comment = st.text_input("Comment (optional)", key=f"grade-comment-{item.run_id}-{item.sample_id}-{item.model}")
     # one verdict a row: three side by side in half the page cut "Partially correct" and its shortcut
     for verdict, label in VERDICTS.items():

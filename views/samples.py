@@ -1,7 +1,5 @@
 """Browse evaluated samples and errors (every model's answer per sample, filters, a permalink each, open in Compare),
 or one run against another; every view is a link."""
-from urllib.parse import urlencode
-
 import streamlit as st
 
 from medvqa.store.queries import SampleFilter
@@ -67,8 +65,7 @@ for start in range(0, len(rows), 4):
             st.markdown("  \n".join(f"{RIGHT if correct == 1 else WRONG} {escaped(m)}: "
                                      f"{escaped(answer) if answer else '(empty)'}"
                                      for m, (answer, correct) in row["answers"].items()))
-            permalink = "?" + urlencode({"dataset": dataset, "split": split, "sample": row["sample_id"]})
-            st.markdown(f"[:material/link: permalink]({permalink})")
+            links.permalink("permalink", dataset=dataset, split=split, sample=row["sample_id"])
             if has_image and st.button("Open in Compare", key=f"samples-open-{row['sample_id']}"):
                 open_in("compare", dataset, split, row["sample_id"], list(row["answers"]))
                 st.switch_page("views/compare.py")

@@ -78,6 +78,14 @@ def keep(key: str, param: str, value, default=None) -> None:
         written[key] = text
 
 
+def permalink(label: str, **params) -> None:
+    """A link to this page showing exactly one thing (a sample, a Grade item): its parameters URL-encoded, so no
+    value can break out of the link."""
+    from urllib.parse import urlencode
+
+    st.markdown(f"[:material/link: {label}](?{urlencode(params)})")
+
+
 def report() -> None:
     """Say, once, which values of the link were not found (after the page drew its widgets)."""
     problems = st.session_state.pop(_PROBLEMS, [])
