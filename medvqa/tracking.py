@@ -92,7 +92,7 @@ def export_runs(uri: str, run_ids: list[int] | None = None, experiment: str = EX
 
 
 def _log_run(client, experiment_id: str, store, row, identity: str, updated: str) -> str:
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     tags = {IDENTITY_TAG: identity, UPDATED_TAG: updated, "mlflow.runName": f"{row.model} · {row.dataset}/"
             f"{row.split} · {row.ablation} (run {row.id})", "medvqa.store_run": str(row.id)}
@@ -112,23 +112,23 @@ def _log_run(client, experiment_id: str, store, row, identity: str, updated: str
             value = getattr(m, end)
             if value is not None and value == value:
                 metrics.append(Metric(f"{key}.{end}", float(value), now, 0))
-    for start in range(0, len(metrics), 900):  # MLflow takes at most 1,000 metrics a batch
-        client.log_batch(run_id, metrics=metrics[start:start + 900],
-                         params=[Param(k, str(v)[:6000]) for k, v in params.items()] if start == 0 else [],
-                         tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [])
-    if not metrics:
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    _log_metrics(client, run_id, metrics)
     predictions = store.predictions(int(row.id))
     keep = [c for c in ("sample_id", "question", "answer", "prediction", "correct", "score", "answer_type",
                         "question_type", "modality", "organ", "image_id") if c in predictions]
     client.log_table(run_id, data=predictions[keep], artifact_file="predictions.json")
     logs = store.training_logs(row.model)
     if not logs.empty:
-        losses = [Metric(f"training.{r.split}_loss", float(r.loss), now, int(r.step)) for r in logs.itertuples()]
-        for start in range(0, len(losses), 900):
-            client.log_batch(run_id, metrics=losses[start:start + 900])
+        _log_metrics(client, run_id, [Metric(f"training.{r.split}_loss", float(r.loss), now, int(r.step))
+                                      for r in logs.itertuples()])
     client.set_terminated(run_id, "FINISHED", end_time=now or None)
     return run_id
+
+
+def _log_metrics(client, run_id: str, metrics: list) -> None:
+    for start in range(0, len(metrics), 900):  # MLflow takes at most 1,000 metrics a batch
+        client.log_batch(run_id, metrics=metrics[start:start + 900])
 
 
 class TrainingTracker:

@@ -134,9 +134,8 @@ def number(container, label: str, low: int, high: int, key: str, param: str, def
     the address."""
     default = low if default is None else default
     restore(key, param, kind=int, low=low, high=high)
-    if not low <= int(st.session_state.get(key, default)) <= high:
+    if key not in st.session_state or not low <= int(st.session_state[key]) <= high:
         st.session_state[key] = default
-    st.session_state.setdefault(key, default)
     value = int(container.number_input(label, low, high, key=key, **kwargs))
     keep(key, param, value, default)
     return value
